@@ -1,0 +1,4 @@
+//! `/opt/resource/out <source>`: pushes an image (not implemented yet).
+fn main() -> std::process::ExitCode {
+    image_resource::commands::main(image_resource::commands::Executable::Out)
+}

@@ -1,0 +1,15 @@
+//! Our own thin client for the [OCI distribution API](https://github.com/opencontainers/distribution-spec/blob/main/spec.md).
+//!
+//! Why not `oci-client` (formerly `oci-distribution`): it has no per-registry client
+//! certificates, per-registry CAs or CIDR-matched insecure registries, and its cross-repository
+//! mount asks for the wrong token scope. Each registry gets its own [`transport::Transport`]
+//! (TLS roots, identity, insecure rules), its own [`auth`] state, and a [`Client`] on top.
+
+pub mod auth;
+pub mod challenge;
+pub mod client;
+pub mod error;
+pub mod transport;
+
+pub use client::{Client, Descriptor};
+pub use error::Error;

@@ -1,0 +1,543 @@
+//! [`Transport`]: one HTTP client per registry host, built from the source's TLS options:
+//! system roots plus matching `ca_certs` (adding, never replacing), a matching `client_certs`
+//! identity for mutual TLS, and `insecure_registries` (`host:port` or CIDR) / `insecure`, which
+//! skip certificate verification and allow plain HTTP for that registry only. No global state.
+//! Also owns the `debug: true` trace (secrets redacted) and the mapping of low-level failures
+//! to [`Error::Tls`] / [`Error::Connect`] / [`Error::Transport`].
+
+use super::error::Error;
+use crate::resource::{CaCert, ClientCert};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A rule from `insecure_registries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsecureRule {
+    /// `host` or `host:port`.
+    Host(String),
+    /// A network such as `10.0.0.0/8`, matched against the registry's resolved addresses.
+    Cidr(IpNet),
+}
+
+impl InsecureRule {
+    /// Parses one `insecure_registries` entry.
+    pub fn parse(entry: &str) -> Result<InsecureRule, Error> {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            return Err(Error::Config(
+                "insecure_registries: empty entry; give host:port or a CIDR such as 10.0.0.0/8"
+                    .into(),
+            ));
+        }
+        if entry.contains('/') {
+            return entry.parse::<IpNet>().map(InsecureRule::Cidr).map_err(|e| {
+                Error::Config(format!(
+                    "insecure_registries: {entry:?} is not a valid CIDR ({e}); give host:port or a network such as 10.0.0.0/8"
+                ))
+            });
+        }
+        Ok(InsecureRule::Host(entry.to_ascii_lowercase()))
+    }
+}
+
+/// What a registry's transport is built from. `Default` is: system roots only, nothing
+/// insecure, no client certificate, no trace.
+#[derive(Debug, Clone, Default)]
+pub struct TransportOptions {
+    /// Extra CAs; an entry without a domain applies to every registry.
+    pub ca_certs: Vec<CaCert>,
+    /// Client certificates, by domain.
+    pub client_certs: Vec<ClientCert>,
+    /// Registries allowed plain HTTP and unverified TLS.
+    pub insecure: Vec<InsecureRule>,
+    /// Print an HTTP trace on stderr.
+    pub debug: bool,
+    /// Timeout for establishing a connection (default 30 s when zero).
+    pub connect_timeout: Duration,
+}
+
+/// Splits `host[:port]` (also `[v6]:port`) into host and optional port.
+pub fn split_host_port(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some(end) = rest.find(']') {
+            let port = rest[end + 1..].strip_prefix(':');
+            return (&rest[..end], port);
+        }
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, Some(p)),
+        _ => (host, None),
+    }
+}
+
+/// True when an option's `domain` names this registry host: exactly, or by host name when the
+/// domain has no port (`registry.local` matches `registry.local:5000`). Case-insensitive.
+pub fn domain_matches(domain: &str, host: &str) -> bool {
+    let domain = domain.trim().to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
+    if domain == host {
+        return true;
+    }
+    let (dh, dp) = split_host_port(&domain);
+    let (hh, _) = split_host_port(&host);
+    dp.is_none() && dh == hh
+}
+
+/// True for `localhost` and loopback addresses, where plain HTTP is allowed as Docker does.
+pub fn is_loopback(host: &str) -> bool {
+    let (name, _) = split_host_port(host);
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The HTTP client for one registry host.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    host: String,
+    http: reqwest::Client,
+    insecure: bool,
+    has_identity: bool,
+    debug: bool,
+}
+
+impl Transport {
+    /// Builds the client for `host` (`host[:port]`). Resolves the host only when CIDR rules
+    /// need it.
+    pub async fn new(host: &str, options: &TransportOptions) -> Result<Transport, Error> {
+        let insecure = is_insecure(host, &options.insecure).await;
+        let connect_timeout = if options.connect_timeout.is_zero() {
+            Duration::from_secs(30)
+        } else {
+            options.connect_timeout
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .user_agent(concat!("image-resource/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            // Redirects (blob downloads to object storage) are followed; reqwest drops
+            // Authorization when the redirect leaves the host.
+            .redirect(reqwest::redirect::Policy::limited(10));
+        for (i, ca) in options.ca_certs.iter().enumerate() {
+            if let Some(domain) = &ca.domain {
+                if !domain_matches(domain, host) {
+                    continue;
+                }
+            }
+            for cert in parse_ca_bundle(&ca.cert, i, ca.domain.as_deref())? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let mut has_identity = false;
+        if let Some((i, cc)) = options
+            .client_certs
+            .iter()
+            .enumerate()
+            .find(|(_, cc)| domain_matches(&cc.domain, host))
+        {
+            let mut pem = cc.cert.trim_end().to_string();
+            pem.push('\n');
+            pem.push_str(cc.key.expose());
+            let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
+                Error::Config(format!(
+                    "client_certs[{i}] (domain {}): the cert/key pair is not a usable PEM certificate and private key: {}",
+                    cc.domain,
+                    error_chain(&e)
+                ))
+            })?;
+            builder = builder.identity(identity);
+            has_identity = true;
+        }
+        if insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder.build().map_err(|e| {
+            Error::Config(format!(
+                "building the HTTP client for registry {host}: {}",
+                error_chain(&e)
+            ))
+        })?;
+        Ok(Transport {
+            host: host.to_string(),
+            http,
+            insecure,
+            has_identity,
+            debug: options.debug,
+        })
+    }
+
+    /// The registry host this transport talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// True when `insecure_registries`/`insecure` matched this host.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// Schemes to try, in order: HTTPS always first; HTTP too for insecure and loopback
+    /// registries (as Docker does).
+    pub fn schemes(&self) -> &'static [&'static str] {
+        if self.insecure || is_loopback(&self.host) {
+            &["https", "http"]
+        } else {
+            &["https"]
+        }
+    }
+
+    /// The underlying client, for building requests.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends a request, tracing it when `debug` is on and mapping failures to [`Error`].
+    pub async fn send(&self, request: reqwest::Request) -> Result<reqwest::Response, Error> {
+        let started = Instant::now();
+        let (method, url) = (request.method().clone(), redact_url(request.url()));
+        if self.debug {
+            let auth = match request.headers().get(reqwest::header::AUTHORIZATION) {
+                Some(value) => {
+                    let scheme = value
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.split_whitespace().next())
+                        .unwrap_or("?");
+                    format!(" [Authorization: {scheme} <redacted>]")
+                }
+                None => String::new(),
+            };
+            eprintln!("debug: --> {method} {url}{auth}");
+        }
+        let result = self.http.execute(request).await;
+        match result {
+            Ok(response) => {
+                if self.debug {
+                    let headers = response.headers();
+                    let mut extra = String::new();
+                    for name in ["docker-content-digest", "content-type", "content-length"] {
+                        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+                            extra.push_str(&format!(" {name}={v}"));
+                        }
+                    }
+                    if let Some(v) = headers
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        extra.push_str(&format!(" www-authenticate={v}"));
+                    }
+                    eprintln!(
+                        "debug: <-- {} {method} {url} ({} ms, {:?}){extra}",
+                        response.status().as_u16(),
+                        started.elapsed().as_millis(),
+                        response.version()
+                    );
+                }
+                Ok(response)
+            }
+            Err(e) => {
+                let https = url.starts_with("https:");
+                let err = classify(&self.host, &e, https, self.has_identity);
+                if self.debug {
+                    eprintln!(
+                        "debug: <-- failed {method} {url} ({} ms): {err}",
+                        started.elapsed().as_millis()
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Parses one `ca_certs` entry into certificates, with an error naming the entry.
+fn parse_ca_bundle(
+    pem: &str,
+    index: usize,
+    domain: Option<&str>,
+) -> Result<Vec<reqwest::Certificate>, Error> {
+    let name = match domain {
+        Some(d) => format!("ca_certs[{index}] (domain {d})"),
+        None => format!("ca_certs[{index}]"),
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+        Error::Config(format!(
+            "{name}: not a PEM certificate: {}",
+            error_chain(&e)
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!(
+            "{name}: holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(certs)
+}
+
+async fn is_insecure(host: &str, rules: &[InsecureRule]) -> bool {
+    if rules.is_empty() {
+        return false;
+    }
+    let lowered = host.to_ascii_lowercase();
+    if rules
+        .iter()
+        .any(|r| matches!(r, InsecureRule::Host(h) if domain_matches(h, &lowered)))
+    {
+        return true;
+    }
+    let networks: Vec<&IpNet> = rules
+        .iter()
+        .filter_map(|r| match r {
+            InsecureRule::Cidr(net) => Some(net),
+            InsecureRule::Host(_) => None,
+        })
+        .collect();
+    if networks.is_empty() {
+        return false;
+    }
+    let (name, port) = split_host_port(host);
+    let addresses: Vec<IpAddr> = match name.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => {
+            let port: u16 = port.and_then(|p| p.parse().ok()).unwrap_or(443);
+            match tokio::net::lookup_host((name, port)).await {
+                Ok(found) => found.map(|a| a.ip()).collect(),
+                Err(_) => Vec::new(),
+            }
+        }
+    };
+    addresses
+        .iter()
+        .any(|ip| networks.iter().any(|net| net.contains(ip)))
+}
+
+/// Renders an error and its sources as one line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// Maps a reqwest failure to a TLS, connect or transport error naming the host.
+fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool) -> Error {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return tls_error(host, tls);
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return Error::Connect {
+                    host: host.to_string(),
+                    detail: "connection refused (is the registry running on that port?)".into(),
+                };
+            }
+            // io::Error's source() skips the error it wraps: step into it instead.
+            if let Some(inner) = io.get_ref() {
+                current = Some(inner);
+                continue;
+            }
+        }
+        current = e.source();
+    }
+    let chain = error_chain(error);
+    // Some layers (h2) keep a TLS alert only as text.
+    if let Some(alert) = chain
+        .split("received fatal alert: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next())
+    {
+        return tls_error(host, &rustls::Error::AlertReceived(alert_named(alert)));
+    }
+    if https && (chain.contains("connection closed") || chain.contains("reset by peer")) {
+        let hint = if has_identity {
+            format!("check that the registry trusts the certificate given in `client_certs` for domain {host}")
+        } else {
+            format!("if the registry requires client certificates, give one in `client_certs` with domain {host}")
+        };
+        return Error::Transport {
+            host: host.to_string(),
+            detail: format!("{chain}; the registry closed the TLS connection: {hint}"),
+        };
+    }
+    if error.is_connect() {
+        let detail = if chain.contains("dns error") || chain.contains("failed to lookup") {
+            format!("the host name does not resolve ({chain})")
+        } else {
+            chain
+        };
+        return Error::Connect {
+            host: host.to_string(),
+            detail,
+        };
+    }
+    if error.is_timeout() {
+        return Error::Transport {
+            host: host.to_string(),
+            detail: format!("timed out ({chain})"),
+        };
+    }
+    Error::Transport {
+        host: host.to_string(),
+        detail: chain,
+    }
+}
+
+/// A TLS failure with the option that fixes it: the server's certificate (ca_certs,
+/// insecure_registries) or ours (client_certs).
+fn tls_error(host: &str, error: &rustls::Error) -> Error {
+    use rustls::AlertDescription as Alert;
+    let client_side = matches!(
+        error,
+        rustls::Error::AlertReceived(
+            Alert::BadCertificate
+                | Alert::CertificateRequired
+                | Alert::UnknownCA
+                | Alert::CertificateUnknown
+                | Alert::UnsupportedCertificate
+                | Alert::CertificateExpired
+                | Alert::CertificateRevoked
+                | Alert::AccessDenied
+        )
+    );
+    let hint = if client_side {
+        format!("The registry rejected our client certificate (or wants one): give a certificate it trusts in `client_certs` with domain {host}")
+    } else {
+        format!("If the registry uses a private CA, add it with `ca_certs` (domain {host}); if it has no valid certificate, list it in `insecure_registries` (or set `insecure: true`)")
+    };
+    Error::Tls {
+        host: host.to_string(),
+        detail: error.to_string(),
+        hint,
+    }
+}
+
+/// The alert a server sent, from its name in rustls' `Debug` output.
+fn alert_named(name: &str) -> rustls::AlertDescription {
+    use rustls::AlertDescription as Alert;
+    match name {
+        "BadCertificate" => Alert::BadCertificate,
+        "CertificateRequired" => Alert::CertificateRequired,
+        "UnknownCA" => Alert::UnknownCA,
+        "CertificateUnknown" => Alert::CertificateUnknown,
+        "UnsupportedCertificate" => Alert::UnsupportedCertificate,
+        "CertificateExpired" => Alert::CertificateExpired,
+        "CertificateRevoked" => Alert::CertificateRevoked,
+        "AccessDenied" => Alert::AccessDenied,
+        "HandshakeFailure" => Alert::HandshakeFailure,
+        "ProtocolVersion" => Alert::ProtocolVersion,
+        _ => Alert::Unknown(0),
+    }
+}
+
+/// A URL for traces and errors, with secret-looking query parameters redacted.
+pub fn redact_url(url: &url::Url) -> String {
+    const SECRET_KEYS: [&str; 6] = [
+        "token",
+        "access_token",
+        "refresh_token",
+        "password",
+        "secret",
+        "signature",
+    ];
+    let mut url = url.clone();
+    let _ = url.set_password(None);
+    if url.query().is_none() {
+        return url.to_string();
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let lower = k.to_ascii_lowercase();
+            if SECRET_KEYS.iter().any(|s| lower.contains(s)) {
+                (k.into_owned(), "<redacted>".to_string())
+            } else {
+                (k.into_owned(), v.into_owned())
+            }
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_splitting() {
+        assert_eq!(split_host_port("a:5000"), ("a", Some("5000")));
+        assert_eq!(split_host_port("a"), ("a", None));
+        assert_eq!(split_host_port("[::1]:5000"), ("::1", Some("5000")));
+        assert_eq!(split_host_port("::1"), ("::1", None));
+    }
+
+    #[test]
+    fn domains_match_exactly_or_by_host_name() {
+        assert!(domain_matches("reg.local:5000", "reg.local:5000"));
+        assert!(domain_matches("reg.local", "reg.local:5000"));
+        assert!(domain_matches("REG.local", "reg.local"));
+        assert!(!domain_matches("reg.local:5001", "reg.local:5000"));
+        assert!(!domain_matches("other.local", "reg.local"));
+        assert!(!domain_matches("reg.local:5000", "reg.local"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("127.3.2.1"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+        assert!(!is_loopback("registry.example.com"));
+    }
+
+    #[test]
+    fn insecure_rules_parse() {
+        assert_eq!(
+            InsecureRule::parse("Reg:5000").ok(),
+            Some(InsecureRule::Host("reg:5000".into()))
+        );
+        assert!(matches!(
+            InsecureRule::parse("10.0.0.0/8"),
+            Ok(InsecureRule::Cidr(_))
+        ));
+        assert!(InsecureRule::parse("10.0.0.0/99").is_err());
+        assert!(InsecureRule::parse(" ").is_err());
+    }
+
+    #[tokio::test]
+    async fn insecure_matching_by_host_and_cidr() {
+        let rules = vec![
+            InsecureRule::parse("reg.local:5000").unwrap(),
+            InsecureRule::parse("10.1.0.0/16").unwrap(),
+        ];
+        assert!(is_insecure("reg.local:5000", &rules).await);
+        assert!(!is_insecure("reg.local:5001", &rules).await);
+        assert!(is_insecure("10.1.2.3:443", &rules).await);
+        assert!(!is_insecure("10.2.2.3:443", &rules).await);
+        let loopback = vec![InsecureRule::parse("127.0.0.0/8").unwrap()];
+        assert!(is_insecure("localhost:5000", &loopback).await);
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        let url =
+            url::Url::parse("https://u:p@a/token?service=x&access_token=abc&scope=s").unwrap();
+        let shown = redact_url(&url);
+        assert!(!shown.contains("abc") && !shown.contains(":p@"), "{shown}");
+        assert!(
+            shown.contains("service=x") && shown.contains("scope=s"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! [`Settings`]: the validated form of a request's `source`, built once: the image
+//! [`Reference`], the transport options every registry client is built from, credentials by
+//! registry, and the Docker Hub mirror. Also where the mirror-then-origin order lives.
+
+use crate::reference::{Reference, DOCKER_HUB_API};
+use crate::registry::auth::Credentials;
+use crate::registry::transport::{InsecureRule, TransportOptions};
+use crate::registry::Client;
+use crate::resource::{RegistryMirror, Source};
+use anyhow::Context as _;
+
+/// Environment variable that replaces Docker Hub's API host (`registry-1.docker.io`), for
+/// air-gapped setups and tests that stand a local registry in for Docker Hub.
+pub const DOCKER_HUB_HOST_ENV: &str = "IMAGE_RESOURCE_DOCKER_HUB_HOST";
+
+/// Validated settings from `source`.
+#[derive(Debug)]
+pub struct Settings {
+    /// The image.
+    pub reference: Reference,
+    /// TLS and trace options for every registry client.
+    pub transport: TransportOptions,
+    credentials: Option<Credentials>,
+    mirror: Option<RegistryMirror>,
+}
+
+/// Where to read an image from: a registry client and the repository path on it.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The client.
+    pub client: Client,
+    /// Repository path on that registry.
+    pub repository: String,
+    /// `mirror HOST` or `registry HOST`, for messages.
+    pub label: String,
+}
+
+impl Settings {
+    /// Validates `source`.
+    pub fn from_source(source: &Source) -> anyhow::Result<Settings> {
+        let reference = source.reference()?;
+        let mut insecure = source
+            .insecure_registries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                InsecureRule::parse(entry).with_context(|| format!("insecure_registries[{i}]"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if source.insecure {
+            insecure.push(InsecureRule::Host(
+                reference.registry().to_ascii_lowercase(),
+            ));
+            insecure.push(InsecureRule::Host(
+                api_host(&reference).to_ascii_lowercase(),
+            ));
+        }
+        let credentials = match (&source.username, &source.password) {
+            (Some(user), Some(password)) if !user.is_empty() => {
+                Some(Credentials::basic(user.clone(), password.clone()))
+            }
+            (Some(user), None) if !user.is_empty() => {
+                anyhow::bail!("source.username is set but source.password is not; give both")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("source.password is set but source.username is not; give both")
+            }
+            _ => None,
+        };
+        Ok(Settings {
+            reference,
+            transport: TransportOptions {
+                ca_certs: source.ca_certs.clone(),
+                client_certs: source.client_certs.clone(),
+                insecure,
+                debug: source.debug,
+                connect_timeout: std::time::Duration::ZERO,
+            },
+            credentials,
+            mirror: source.registry_mirror.clone(),
+        })
+    }
+
+    /// The API host of the repository's own registry.
+    pub fn origin_host(&self) -> String {
+        api_host(&self.reference)
+    }
+
+    /// A client for the repository's own registry, with the source's credentials.
+    pub async fn origin(&self) -> anyhow::Result<Endpoint> {
+        let host = self.origin_host();
+        let client = Client::new(&host, self.credentials.clone(), &self.transport)
+            .await
+            .with_context(|| format!("setting up the client for registry {host}"))?;
+        Ok(Endpoint {
+            client,
+            repository: self.reference.repository().to_string(),
+            label: format!("registry {host}"),
+        })
+    }
+
+    /// Where to read from, in order: the mirror (Docker Hub repositories only), then the
+    /// repository's own registry.
+    pub async fn pull_endpoints(&self) -> anyhow::Result<Vec<Endpoint>> {
+        let mut endpoints = Vec::with_capacity(2);
+        if let (Some(mirror), true) = (&self.mirror, self.reference.is_docker_hub()) {
+            let credentials = match (&mirror.username, &mirror.password) {
+                (Some(u), Some(p)) if !u.is_empty() => {
+                    Some(Credentials::basic(u.clone(), p.clone()))
+                }
+                _ => None,
+            };
+            let mut transport = self.transport.clone();
+            if mirror.scheme.as_deref() == Some("http") {
+                // A mirror given as http:// URL is meant to be spoken to in plain HTTP.
+                transport
+                    .insecure
+                    .push(InsecureRule::Host(mirror.host.to_ascii_lowercase()));
+            }
+            let client = Client::new(&mirror.host, credentials, &transport)
+                .await
+                .with_context(|| {
+                    format!("setting up the client for registry_mirror {}", mirror.host)
+                })?;
+            endpoints.push(Endpoint {
+                client,
+                repository: self.reference.repository().to_string(),
+                label: format!("mirror {}", mirror.host),
+            });
+        }
+        endpoints.push(self.origin().await?);
+        Ok(endpoints)
+    }
+}
+
+/// The API host for a reference, honouring [`DOCKER_HUB_HOST_ENV`].
+fn api_host(reference: &Reference) -> String {
+    if reference.is_docker_hub() {
+        match std::env::var(DOCKER_HUB_HOST_ENV) {
+            Ok(host) if !host.trim().is_empty() => host.trim().to_string(),
+            _ => DOCKER_HUB_API.to_string(),
+        }
+    } else {
+        reference.api_host().to_string()
+    }
+}
+
+/// Runs `operation` against each endpoint in turn until one succeeds; a failure on a mirror
+/// is reported on stderr and the next endpoint is tried. The last error is returned with the
+/// earlier ones named in its context.
+pub async fn first_success<T>(
+    endpoints: &[Endpoint],
+    operation: impl AsyncFn(&Endpoint) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut failures: Vec<String> = Vec::new();
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        match operation(endpoint).await {
+            Ok(value) => return Ok(value),
+            Err(e) if i + 1 < endpoints.len() => {
+                eprintln!(
+                    "{} failed, falling back to {}: {e:#}",
+                    endpoint.label,
+                    endpoints[i + 1].label
+                );
+                failures.push(format!("{}: {e:#}", endpoint.label));
+            }
+            Err(e) if failures.is_empty() => return Err(e),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "{e:#} (before that, {})",
+                    failures.join("; ")
+                ));
+            }
+        }
+    }
+    anyhow::bail!("no registry endpoint to try")
+}

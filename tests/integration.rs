@@ -1,0 +1,8 @@
+//! Integration tests: our built executables against real registries started by the
+//! harness in `util/`. One test binary (`autotests = false`).
+
+mod util;
+
+mod check;
+mod check_access;
+mod harness;
