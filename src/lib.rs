@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`resource`]: the wire contract (request/response JSON), raw and validated.
-//! - [`reference`]: image reference parsing and Docker's normalisation; pure, no I/O.
+//! - [`mod@reference`]: image reference parsing and Docker's normalisation; pure, no I/O.
 //! - [`secret`]: a string that never prints.
 //! - [`registry`]: our own thin distribution client: per-registry transport (TLS, client
 //!   certificates, insecure rules, mirrors), auth (challenge, Basic, Bearer tokens) and the
@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod image;
 pub mod reference;
 pub mod registry;
 pub mod resource;

@@ -332,7 +332,7 @@ pub struct PutParams {
     pub tag_as_latest: bool,
     /// A file of whitespace-separated extra tags.
     pub additional_tags: Option<String>,
-    /// R: a path to a file holding a semver version to tag with.
+    /// R: a version number to push as a tag (a JSON number is kept as written).
     #[serde(default, deserialize_with = "string_or_number")]
     pub version: Option<String>,
     /// R: with `version`, also move the `major` and `major.minor` aliases.
@@ -461,20 +461,20 @@ impl Source {
     /// The normalised reference from `repository`, with `tag` applied when set.
     pub fn reference(&self) -> anyhow::Result<Reference> {
         let parsed =
-            Reference::parse(&self.repository).map_err(|e| anyhow!("`source.repository`: {e}"))?;
+            Reference::parse(&self.repository).map_err(|e| anyhow!("source.repository: {e}"))?;
         let Some(tag) = &self.tag else {
             return Ok(parsed);
         };
         if parsed.tag().is_some() || parsed.digest().is_some() {
             bail!(
-                "`source.repository` ({}) carries a tag/digest, and `source.tag` is set too; \
-                 use one",
+                "source: `repository` carries a tag/digest, and `tag` is set too; use one \
+                 (repository: {:?}, tag: {tag:?})",
                 self.repository
             );
         }
         parsed
             .with_tag(tag)
-            .map_err(|e| anyhow!("`source.tag`: invalid tag {tag:?}: {}", e.reason))
+            .map_err(|e| anyhow!("source.tag: invalid tag {tag:?}: {}", e.reason))
     }
 }
 
@@ -574,9 +574,9 @@ fn describe(error: serde_path_to_error::Error<serde_json::Error>) -> anyhow::Err
             Segment::Unknown => path.push_str(".?"),
         }
     }
-    let place = match path.as_str() {
-        "" => "the request".to_string(),
-        _ => format!("`{path}`"),
+    let place = match path.is_empty() {
+        true => "the request".to_string(),
+        false => path,
     };
     anyhow!(
         "invalid request on stdin: {} ({position})",
@@ -909,4 +909,494 @@ fn mirror_from_url(text: &str) -> Result<RegistryMirror, String> {
         username: None,
         password: None,
     })
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// A check request whose source is `repository: golang` plus `fields`.
+    fn with_source(fields: &str) -> String {
+        match fields {
+            "" => r#"{"source": {"repository": "golang"}}"#.to_string(),
+            _ if fields.contains("\"repository\"") => format!(r#"{{"source": {{{fields}}}}}"#),
+            _ => format!(r#"{{"source": {{"repository": "golang", {fields}}}}}"#),
+        }
+    }
+
+    fn source(fields: &str) -> Source {
+        match parse_request::<CheckRequest>(with_source(fields).as_bytes()) {
+            Ok(request) => request.source,
+            Err(e) => panic!("{fields}: {e:#}"),
+        }
+    }
+
+    /// The error for a request of kind `c`heck, `g`et or `p`ut; `DIGEST` is replaced.
+    fn error(kind: char, text: &str) -> String {
+        let text = text.replace("DIGEST", DIGEST);
+        let bytes = text.as_bytes();
+        let result = match kind {
+            'c' => parse_request::<CheckRequest>(bytes).map(|r| format!("{r:?}")),
+            'g' => parse_request::<GetRequest>(bytes).map(|r| format!("{r:?}")),
+            _ => parse_request::<PutRequest>(bytes).map(|r| format!("{r:?}")),
+        };
+        match result {
+            Ok(parsed) => panic!("{text} parsed: {parsed}"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    #[rustfmt::skip]
+    const SOURCE_ERRORS: &[(&str, &str)] = &[
+        (r#""repositry": "x""#, "unknown key `repositry` in source; did you mean `repository`?"),
+        (r#""insecure_registry": ["x"]"#, "in source; did you mean `insecure_registries`?"),
+        (r#""tag-regex": "x""#, "did you mean `tag_regex`?"),
+        (r#""zzzzzzzz": 1"#, "unknown key `zzzzzzzz` in source; known keys: `repository`, `tag`, `username`"),
+        (r#""platform": {"arch": "arm64"}"#, "unknown key `arch` in source.platform; did you mean `architecture`?"),
+        (r#""platform": "linux/amd64""#, "source.platform: expected an object, got a string"),
+        (r#""registry_extension": {"endpoint": "e", "token": "t", "skipverify": true}"#,
+            "unknown key `skipverify` in source.registry_extension; did you mean `skip_verify`?"),
+        (r#""registry_extension": {"endpoint": "e"}"#, "source.registry_extension is missing the required key `token`"),
+        (r#""additional_private_registries": [{"registry": "r", "username": "u"}]"#,
+            "source.additional_private_registries[0] is missing the required key `password`"),
+        (r#""insecure": "yes""#, "source.insecure: expected a boolean, got a string"),
+        (r#""debug": 1"#, "source.debug: expected a boolean, got a number"),
+        (r#""username": 1"#, "source.username: expected a string, got a number"),
+        (r#""insecure_registries": "r:5000""#, "source.insecure_registries: expected a list, got a string"),
+        (r#""max_concurrent_downloads": 0"#, "source.max_concurrent_downloads: must be at least 1"),
+        (r#""max_concurrent_uploads": -1"#, "source.max_concurrent_uploads: expected a positive integer"),
+        (r#""repository": """#, "source.repository: must not be empty"),
+        (r#""repository": null"#, "source.repository: expected a string, got null"),
+        (r#""tag": 1, "tag": 2"#, "source: the key `tag` is given twice"),
+        (r#""tag": true"#, "source.tag: expected a string or a number, got a boolean"),
+        (r#""tag": {"a": 1}"#, "source.tag: expected a string or a number, got an object"),
+        (r#""docker_config": "{nope""#, "source.docker_config: the string is not valid JSON"),
+        (r#""docker_config": "[1]""#, "source.docker_config: the string must hold a JSON object, not a list"),
+        (r#""docker_config": 5"#, "source.docker_config: expected an object or a string holding one, got a number"),
+        (r#""ca_certs": ["P", {"domain": "d", "cert": "c", "dmain": "x"}]"#,
+            "unknown key `dmain` in source.ca_certs[1]; did you mean `domain`?"),
+        (r#""ca_certs": [{"domain": "d", "cert": "c", "foo": 1}]"#, "source.ca_certs[0]; known keys: `domain`, `cert`"),
+        (r#""ca_certs": [{"domain": "d"}]"#, "source.ca_certs[0] is missing the required key `cert`"),
+        (r#""ca_certs": [{"domain": "", "cert": "c"}]"#, "source.ca_certs[0]: `domain` and `cert` must not be empty"),
+        (r#""ca_certs": [5]"#, "source.ca_certs[0]: expected a PEM string or an object"),
+        (r#""ca_certs": [1.5]"#, "source.ca_certs[0]: expected a string or an object with keys `domain`, `cert`, got a number"),
+        (r#""ca_certs": [true]"#, "source.ca_certs[0]: expected a PEM string or an object with `domain` and `cert`, got a boolean"),
+        (r#""ca_certs": [" "]"#, "source.ca_certs[0]: the certificate is empty"),
+        (r#""ca_certs": "PEM""#, "source.ca_certs: expected a list, got a string"),
+        (r#""client_certs": [{"domain": "d", "cert": "c", "key": "k", "ky": 1}]"#, "unknown key `ky` in source.client_certs[0]"),
+        (r#""client_certs": [{"domain": "d", "cert": "c"}]"#, "source.client_certs[0] is missing the required key `key`"),
+        (r#""registry_mirror": "https://m/v2""#, "source.registry_mirror: a mirror URL has no path"),
+        (r#""registry_mirror": "https://m/?q=1""#, "source.registry_mirror: a mirror URL has no path, query"),
+        (r#""registry_mirror": "https://m#f""#, "a mirror URL has no path, query or fragment"),
+        (r#""registry_mirror": "ftp://m""#, "source.registry_mirror: unsupported scheme `ftp`"),
+        (r#""registry_mirror": "mirror:5000""#, "source.registry_mirror: the URL has no `http://` or `https://`"),
+        (r#""registry_mirror": "https://""#, "source.registry_mirror: not a valid URL"),
+        (r#""registry_mirror": "https://u:mirror-pw-42@m""#, "source.registry_mirror: credentials in the URL"),
+        (r#""registry_mirror": {"host": "https://m"}"#, "source.registry_mirror: `host` must be `host[:port]`"),
+        (r#""registry_mirror": {"hst": "m"}"#, "unknown key `hst` in source.registry_mirror; did you mean `host`?"),
+        (r#""registry_mirror": ["m"]"#, "source.registry_mirror: expected a URL string or an object"),
+        (r#""registry_mirror": 1.5"#, "source.registry_mirror: expected a string or an object with keys `host`"),
+    ];
+
+    #[test]
+    fn source_errors() {
+        for (fields, expected) in SOURCE_ERRORS {
+            let e = error('c', &with_source(fields));
+            assert!(e.starts_with("invalid request on stdin: "), "{e}");
+            assert!(
+                e.contains(expected),
+                "{fields}:\n  {e}\nlacks\n  {expected}"
+            );
+            assert!(!e.contains("mirror-pw-42"), "{e}");
+        }
+    }
+
+    #[rustfmt::skip]
+    const REQUEST_ERRORS: &[(char, &str, &str)] = &[
+        ('c', "", "stdin was empty"),
+        ('c', " \n\t", "stdin was empty"),
+        ('c', r#"{"source": {"repository": "x",}}"#, "the request on stdin is not valid JSON: trailing comma (line 1, column 31)"),
+        ('c', "{\n  \"source\": \n", "not valid JSON: EOF while parsing a value (line 3, column 0)"),
+        ('c', r#"{"source": {"repository": "x"}} x"#, "not valid JSON: trailing characters"),
+        ('c', r#"{"source": {}}"#, "source is missing the required key `repository`"),
+        ('c', r#"{}"#, "the request is missing the required key `source`"),
+        ('c', r#"[]"#, "the request: expected an object, got a list"),
+        ('c', r#"{"source": 1.5}"#, "source: expected an object, got a number"),
+        ('c', r#"{"sauce": {}}"#, "unknown key `sauce` in the request; did you mean `source`?"),
+        ('c', r#"{"source": {"repository": "x"}, "params": {}}"#, "unknown key `params` in the request; known keys: `source`, `version`"),
+        ('c', r#"{"source": {"repository": "x"}, "version": {"digest": "DIGEST", "tga": "1"}}"#,
+            "unknown key `tga` in version; did you mean `tag`?"),
+        ('c', r#"{"source": {"repository": "x"}, "version": {"tag": "1"}}"#, "version is missing the required key `digest`"),
+        ('g', r#"{"source": {"repository": "x"}, "version": {"digest": "sha256:abc"}}"#,
+            "version.digest: a sha256 digest is 64 lowercase hex digits"),
+        ('g', r#"{"source": {"repository": "x"}}"#, "the request is missing the required key `version`"),
+        ('g', r#"{"source": {"repository": "x"}, "version": {"digest": "DIGEST"}, "params": {"format": "tarball"}}"#,
+            "params.format: unknown format \"tarball\"; use `rootfs` (the default), `oci` or `oci-layout`"),
+        ('g', r#"{"source": {"repository": "x"}, "version": {"digest": "DIGEST"}, "params": {"formt": "oci"}}"#,
+            "unknown key `formt` in params; did you mean `format`?"),
+        ('g', r#"{"source": {"repository": "x"}, "version": {"digest": "DIGEST"}, "params": {"platform": {"os": 1}}}"#,
+            "params.platform.os: expected a string, got a number"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"build_args": {"E": null}}}"#,
+            "params.build_args.E: expected a string, number or boolean, got null"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"build_args": {"E": [1]}}}"#, "got a list"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"labels": {"k": 1}}}"#, "params.labels.k: expected a string, got a number"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"secrets": {"s": {"env": "E", "source": "f"}}}}"#,
+            "params.secrets.s: give exactly one of `env` (a variable) or `source` (a file)"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"secrets": {"s": {}}}}"#, "params.secrets.s: give exactly one"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"secrets": {"s": {"file": "f"}}}}"#,
+            "unknown key `file` in params.secrets.s; known keys: `env`, `source`"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"tag_as_latest": "true"}}"#,
+            "params.tag_as_latest: expected a boolean, got a string"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"cache_from": "dir"}}"#, "params.cache_from: expected a list, got a string"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"load_tags": "t"}}"#, "did you mean `load_tag`?"),
+        ('p', r#"{"source": {"repository": "x"}, "params": {"get_params": {}}}"#, "unknown key `get_params` in params"),
+    ];
+
+    #[test]
+    fn request_errors() {
+        for (kind, text, expected) in REQUEST_ERRORS {
+            let e = error(*kind, text);
+            assert!(e.contains(expected), "{text}:\n  {e}\nlacks\n  {expected}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        let check = |version: &str| {
+            let text = format!(r#"{{"source": {{"repository": "x"}}, "version": {version}}}"#);
+            match parse_request::<CheckRequest>(text.replace("DIGEST", DIGEST).as_bytes()) {
+                Ok(request) => request.version,
+                Err(e) => panic!("{e:#}"),
+            }
+        };
+        assert_eq!(check("null"), None);
+        let d_form = Version {
+            digest: DIGEST.into(),
+            tag: None,
+        };
+        assert_eq!(check(r#"{"digest": "DIGEST"}"#), Some(d_form.clone()));
+        let r_form = Version {
+            tag: Some("1.7".into()),
+            ..d_form.clone()
+        };
+        assert_eq!(
+            check(r#"{"digest": "DIGEST", "tag": "1.7"}"#),
+            Some(r_form.clone())
+        );
+        let json = |v: &Version| serde_json::to_string(v).unwrap_or_default();
+        assert_eq!(json(&d_form), format!(r#"{{"digest":"{DIGEST}"}}"#));
+        assert_eq!(
+            json(&r_form),
+            format!(r#"{{"digest":"{DIGEST}","tag":"1.7"}}"#)
+        );
+        let request = parse_request::<CheckRequest>(with_source("").as_bytes());
+        assert_eq!(request.ok().and_then(|r| r.version), None);
+    }
+
+    #[test]
+    fn get_params() {
+        let get = |params: &str| {
+            let text = format!(
+                r#"{{"source": {{"repository": "x"}}, "version": {{"digest": "{DIGEST}"}}{params}}}"#
+            );
+            match parse_request::<GetRequest>(text.as_bytes()) {
+                Ok(request) => request.params,
+                Err(e) => panic!("{params}: {e:#}"),
+            }
+        };
+        assert_eq!(get(""), GetParams::default());
+        assert_eq!(get(r#", "params": null"#), GetParams::default());
+        assert_eq!(get(r#", "params": {}"#), GetParams::default());
+        for format in ["rootfs", "oci", "oci-layout"] {
+            let params = get(&format!(r#", "params": {{"format": "{format}"}}"#));
+            assert_eq!(params.format.as_deref(), Some(format));
+        }
+        let all = get(
+            r#", "params": {"save": true, "rootfs": true, "skip_download": true,
+            "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}"#,
+        );
+        assert!(all.save && all.rootfs && all.skip_download);
+        let platform = Platform {
+            os: Some("linux".into()),
+            architecture: Some("arm64".into()),
+            variant: Some("v8".into()),
+        };
+        assert_eq!(all.platform, Some(platform));
+    }
+
+    #[test]
+    fn put_params() {
+        let text = r#"{"source": {"repository": "x"}, "params": {
+            "build": "src", "dockerfile": "src/Containerfile", "target_name": "final",
+            "build_args": {"A": 1, "B": true, "C": "x", "D": 1.50}, "build_args_file": "args.json",
+            "labels": {"k": "v"}, "labels_file": "l.json", "cache": true, "cache_tag": 2,
+            "cache_from": ["c1"], "load_base": "b", "load_bases": ["b1", "b2"],
+            "secrets": {"s1": {"env": "E"}, "s2": {"source": "f"}}, "load": "img",
+            "load_file": "f.tar", "load_repository": "r", "load_tag": "t", "import_file": "rootfs.tgz",
+            "pull_repository": "p", "pull_tag": 3, "image": "i/*.tar", "tag_file": "tf",
+            "tag": "version/number", "tag_prefix": "v", "tag_as_latest": true,
+            "additional_tags": "tags", "version": 1.20, "bump_aliases": true}}"#;
+        let p = match parse_request::<PutRequest>(text.as_bytes()) {
+            Ok(request) => request.params,
+            Err(e) => panic!("{e:#}"),
+        };
+        let args: Vec<(&str, &str)> = p
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(args, [("A", "1"), ("B", "true"), ("C", "x"), ("D", "1.50")]);
+        assert_eq!(p.secrets["s1"], BuildSecret::Env("E".into()));
+        assert_eq!(p.secrets["s2"], BuildSecret::Source("f".into()));
+        let tags = [&p.cache_tag, &p.pull_tag, &p.load_tag, &p.version].map(|t| t.as_deref());
+        assert_eq!(tags, [Some("2"), Some("3"), Some("t"), Some("1.20")]);
+        assert_eq!(
+            (p.tag.as_deref(), p.labels["k"].as_str()),
+            (Some("version/number"), "v")
+        );
+        assert!(p.cache && p.tag_as_latest && p.bump_aliases);
+        assert_eq!((p.load_bases.len(), p.cache_from.len()), (2, 1));
+        let empty =
+            parse_request::<PutRequest>(br#"{"source": {"repository": "x"}, "params": null}"#);
+        assert_eq!(empty.ok().map(|r| r.params), Some(PutParams::default()));
+    }
+
+    #[test]
+    fn source_forms() {
+        assert_eq!(source(r#""tag": 1.10"#).tag.as_deref(), Some("1.10"));
+        assert_eq!(source(r#""tag": 7"#).tag.as_deref(), Some("7"));
+        assert_eq!(
+            source(r#""tag": "1.7-alpine""#).tag.as_deref(),
+            Some("1.7-alpine")
+        );
+        assert_eq!(source(r#""tag": """#).tag, None);
+        assert_eq!(source(r#""tag": null"#).tag, None);
+        let nulls = source(
+            r#""insecure_registries": null, "insecure": null, "ca_certs": null, "debug": null"#,
+        );
+        assert_eq!(
+            nulls,
+            Source {
+                repository: "golang".into(),
+                ..Source::default()
+            }
+        );
+        let config = r#"{"auths": {"r.io": {"auth": "c2VjcmV0"}}}"#;
+        let from_string = source(&format!(r#""docker_config": {:?}"#, config));
+        assert_eq!(
+            from_string,
+            source(&format!(r#""docker_config": {config}"#))
+        );
+        let shown = format!("{from_string:?}");
+        assert!(
+            shown.contains(r#"DockerConfigJson { keys: ["auths"], .. }"#),
+            "{shown}"
+        );
+        let s = source(r#""ca_certs": [{"domain": "r:5000", "cert": "PEM1"}, "PEM2"]"#);
+        assert_eq!(
+            s.ca_certs[0],
+            CaCert {
+                domain: Some("r:5000".into()),
+                cert: "PEM1".into()
+            }
+        );
+        assert_eq!(
+            s.ca_certs[1],
+            CaCert {
+                domain: None,
+                cert: "PEM2".into()
+            }
+        );
+        let mirror =
+            |value: &str| source(&format!(r#""registry_mirror": {value}"#)).registry_mirror;
+        let m = mirror(r#""https://mirror.example.com:5000""#).unwrap_or_else(|| panic!());
+        assert_eq!(
+            (m.scheme.as_deref(), m.host.as_str()),
+            (Some("https"), "mirror.example.com:5000")
+        );
+        let m = mirror(r#""http://10.0.0.1/""#).unwrap_or_else(|| panic!());
+        assert_eq!(
+            (m.scheme.as_deref(), m.host.as_str()),
+            (Some("http"), "10.0.0.1")
+        );
+        assert_eq!(
+            mirror(r#""http://[::1]:5000""#).map(|m| m.host).as_deref(),
+            Some("[::1]:5000")
+        );
+        let m = mirror(r#"{"host": "mirror:5000", "username": "u", "password": "p"}"#)
+            .unwrap_or_else(|| panic!());
+        assert_eq!(
+            (m.scheme, m.host.as_str(), m.username.as_deref()),
+            (None, "mirror:5000", Some("u"))
+        );
+        assert_eq!(m.password.as_ref().map(Secret::expose), Some("p"));
+    }
+
+    /// Every option of D and R, with these secret values.
+    const SECRETS: [&str; 10] = [
+        "pw-0", "ext-1", "aws-2", "sess-3", "git-4", "ckey-5", "mpw-6", "notary-7", "dcauth-8",
+        "apr-9",
+    ];
+    const EVERY_OPTION: &str = r#""username": "u", "password": "pw-0", "docker_config": {"auths": {"r": {"auth": "dcauth-8"}}},
+        "additional_private_registries": [{"registry": "r.io", "username": "u", "password": "apr-9"}],
+        "registry_extension": {"endpoint": "https://ext", "token": "ext-1"}, "aws_access_key_id": "a",
+        "aws_secret_access_key": "aws-2", "aws_session_token": "sess-3", "aws_region": "eu-west-1",
+        "aws_role_arn": "arn1", "aws_role_arns": ["arn2"], "aws_account_id": "1",
+        "insecure_registries": ["r:5000", "10.0.0.0/8"], "ca_certs": ["PEM"],
+        "client_certs": [{"domain": "r:5000", "cert": "C", "key": "ckey-5"}],
+        "registry_mirror": {"host": "m", "password": "mpw-6"}, "platform": {"os": "linux"},
+        "tag_regex": "^1", "created_at_sort": true, "semver_constraint": "~1", "variant": "alpine",
+        "pre_releases": true, "pre_release_prefixes": ["rc"], "git_repo": "g", "git_private_key": "git-4",
+        "git_branch": "main", "fail_when_missing": true, "max_concurrent_downloads": 3,
+        "max_concurrent_uploads": 4, "debug": true, "content_trust": {"repository_key": "notary-7"}"#;
+
+    #[test]
+    fn every_option_parses_and_secrets_never_print() {
+        let s = source(EVERY_OPTION);
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("pw-0"));
+        assert_eq!(s.client_certs[0].key.expose(), "ckey-5");
+        assert!(s
+            .registry_extension
+            .as_ref()
+            .is_some_and(|e| !e.skip_verify));
+        assert_eq!(
+            (s.max_concurrent_downloads, s.max_concurrent_uploads),
+            (Some(3), Some(4))
+        );
+        assert!(
+            s.debug && s.fail_when_missing && s.created_at_sort && s.pre_releases && !s.insecure
+        );
+        let debug = format!("{s:?}");
+        let bad = error(
+            'c',
+            &with_source(&format!(r#"{EVERY_OPTION}, "insecure": "not-a-bool""#)),
+        );
+        assert!(
+            bad.contains("source.insecure: expected a boolean, got a string"),
+            "{bad}"
+        );
+        for secret in SECRETS {
+            assert!(!debug.contains(secret), "{debug}");
+            assert!(!bad.contains(secret), "{bad}");
+        }
+        let e = error('c', &with_source(r#""password": 987654321"#));
+        assert!(
+            e.contains("source.password: expected a string, got a number")
+                && !e.contains("987654321"),
+            "{e}"
+        );
+        let e = error('c', &with_source(r#""insecure": "s3cr3t-value""#));
+        assert!(!e.contains("s3cr3t-value"), "{e}");
+    }
+
+    #[test]
+    fn reject_unsupported_names_each_option() {
+        let all = [Command::Check, Command::Get, Command::Put];
+        let accepted = source(
+            r#""additional_private_registries": [{"registry": "r", "username": "u", "password": "p"}],
+            "platform": {"os": "linux"}, "max_concurrent_downloads": 2, "insecure_registries": ["r"],
+            "registry_mirror": "https://m", "debug": true, "insecure": true, "ca_certs": ["P"]"#,
+        );
+        for command in all {
+            assert!(accepted.reject_unsupported(command).is_ok());
+        }
+        for (option, commands, _) in UNSUPPORTED {
+            let value = match *option {
+                "created_at_sort" | "pre_releases" | "fail_when_missing" => "true",
+                "aws_role_arns" | "pre_release_prefixes" => r#"["x"]"#,
+                "docker_config" | "content_trust" => "{}",
+                "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
+                _ => r#""x""#,
+            };
+            let s = source(&format!(r#""{option}": {value}"#));
+            assert_eq!(s.is_set(option), Some(true), "{option}");
+            for command in all {
+                match s.reject_unsupported(command) {
+                    Err(e) if commands.contains(&command) => {
+                        let e = e.to_string();
+                        assert!(
+                            e.starts_with(&format!("not supported yet: {option} (in `source`): ")),
+                            "{e}"
+                        );
+                    }
+                    Ok(()) if !commands.contains(&command) => {}
+                    other => panic!("{option} {command:?}: {other:?}"),
+                }
+            }
+        }
+        let s = source(r#""tag_regex": "x", "semver_constraint": "1", "aws_region": "r""#);
+        let e = s
+            .reject_unsupported(Command::Check)
+            .map_err(|e| e.to_string());
+        let expected = "not supported yet: aws_region (in `source`): this way of getting credentials is not built; \
+                        use `username` and `password`; also not supported yet: tag_regex, semver_constraint";
+        assert_eq!(e, Err(expected.to_string()));
+        assert!(s.is_set("no_such_option").is_none());
+    }
+
+    #[test]
+    fn source_reference() {
+        let shown = |fields: &str| {
+            source(fields)
+                .reference()
+                .map(|r| r.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            shown(r#""tag": 1.10"#),
+            Ok("docker.io/library/golang:1.10".into())
+        );
+        assert_eq!(shown(""), Ok("docker.io/library/golang:latest".into()));
+        assert_eq!(
+            shown(r#""repository": "r.io/a/b:7""#),
+            Ok("r.io/a/b:7".into())
+        );
+        let digest = format!("golang@{DIGEST}");
+        assert_eq!(
+            shown(&format!(r#""repository": "{digest}""#)),
+            Ok(format!("docker.io/library/{digest}"))
+        );
+        let both = "source: `repository` carries a tag/digest, and `tag` is set too; use one \
+                    (repository: \"golang:1\", tag: \"2\")";
+        assert_eq!(
+            shown(r#""repository": "golang:1", "tag": "2""#),
+            Err(both.into())
+        );
+        assert!(shown(&format!(r#""repository": "{digest}", "tag": "2""#))
+            .is_err_and(|e| e.contains("carries")));
+        let upper = shown(r#""repository": "Golang""#).unwrap_err();
+        assert!(
+            upper.starts_with("source.repository: invalid image reference")
+                && upper.contains("lowercase")
+        );
+        let tag = shown(r#""tag": "bad tag!""#).unwrap_err();
+        assert!(
+            tag.starts_with("source.tag: invalid tag \"bad tag!\""),
+            "{tag}"
+        );
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            [
+                edit_distance("kitten", "sitting"),
+                edit_distance("", "abc"),
+                edit_distance("a", "a")
+            ],
+            [3, 3, 0]
+        );
+        let known = ["repository", "tag", "tag_regex", "username"];
+        let cases = [
+            ("Repository", Some("repository")),
+            ("tags", Some("tag")),
+            ("tag_regexp", Some("tag_regex")),
+            ("user", Some("username")),
+            ("completely_else", None),
+        ];
+        for (typo, expected) in cases {
+            assert_eq!(closest(typo, &known), expected, "{typo}");
+        }
+    }
 }

@@ -232,6 +232,60 @@ fn token_auth_fetches_one_token_per_scope() {
 }
 
 #[test]
+fn token_refused_by_the_registry_is_fetched_again_once() {
+    let server = TokenServer::start(TokenConfig::new().user(USER, PASSWORD));
+    let registry = Registry::start(RegistryConfig::new().token(&server));
+    let digest = push_random(&registry, "token/retry:latest");
+    let source = json!({ "repository": format!("{}/token/retry", registry.host()),
+        "username": USER, "password": PASSWORD });
+
+    // The first token is already expired: 401, a fresh token, success.
+    server.clear_requests();
+    server.expire_next(1);
+    assert_eq!(digest_of(&check(&source)), digest);
+    assert_eq!(server.tokens_issued(), 2, "{:?}", server.requests());
+
+    // Only once: when every token is bad, the error says the credentials were refused.
+    server.clear_requests();
+    server.expire_next(10);
+    let err = check(&source).expect_failure().to_string();
+    assert!(err.contains("refused the credentials"), "{err}");
+    assert_eq!(server.tokens_issued(), 2, "{:?}", server.requests());
+}
+
+#[test]
+fn debug_trace_shows_requests_without_secrets() {
+    let registry = Registry::start(RegistryConfig::new().htpasswd(USER, PASSWORD));
+    push_random(&registry, "trace/app:latest");
+    let source = json!({ "repository": format!("{}/trace/app", registry.host()),
+        "username": USER, "password": PASSWORD, "debug": true });
+    let out = check(&source);
+    out.expect_success();
+    let head = format!(
+        "HEAD http://{}/v2/trace/app/manifests/latest",
+        registry.host()
+    );
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("<-- 200") && l.contains(&head))
+        .unwrap_or_else(|| panic!("no response line for {head} in:\n{}", out.stderr));
+    assert!(line.contains(" ms"), "{line}");
+    assert!(
+        out.stderr.contains(&format!("--> {head}")),
+        "{}",
+        out.stderr
+    );
+    assert_no_secret(&out, &[PASSWORD, "Y2ktdXNlcjpzM2NyZXQtUGE1NXdvcmQ="]);
+    // Without debug: nothing of it.
+    let mut quiet = source.clone();
+    quiet["debug"] = json!(false);
+    let out = check(&quiet);
+    out.expect_success();
+    assert!(!out.stderr.contains("debug:"), "{}", out.stderr);
+}
+
+#[test]
 fn token_auth_anonymous_pull_and_access_token_only() {
     let server = TokenServer::start(
         TokenConfig::new()

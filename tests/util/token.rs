@@ -139,6 +139,8 @@ struct Shared {
     cert_der_b64: String,
     requests: Mutex<Vec<TokenRequest>>,
     serial: AtomicU64,
+    /// How many of the next tokens to issue already expired (see [`TokenServer::expire_next`]).
+    expire_next: AtomicU64,
 }
 
 impl TokenServer {
@@ -171,6 +173,7 @@ impl TokenServer {
             cert_der_b64: STANDARD.encode(cert.der()),
             requests: Mutex::new(Vec::new()),
             serial: AtomicU64::new(0),
+            expire_next: AtomicU64::new(0),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -229,6 +232,12 @@ impl TokenServer {
     /// How many tokens were issued (requests answered 200).
     pub fn tokens_issued(&self) -> usize {
         self.requests().iter().filter(|r| r.status == 200).count()
+    }
+
+    /// The next `count` tokens are issued already expired (while `expires_in` still claims
+    /// they are good), so a client must notice the registry's 401 and fetch a fresh one.
+    pub fn expire_next(&self, count: u64) {
+        self.shared.expire_next.store(count, Ordering::SeqCst);
     }
 
     /// Forgets the recorded requests.
@@ -448,10 +457,18 @@ impl Shared {
             }
         };
         let now = unix_now();
-        let lifetime = self
-            .config
-            .jwt_lifetime
-            .unwrap_or(self.config.expires_in as i64);
+        let expire = self
+            .expire_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let lifetime = if expire {
+            // Past distribution's 60 s of allowed skew: the registry rejects it.
+            -120
+        } else {
+            self.config
+                .jwt_lifetime
+                .unwrap_or(self.config.expires_in as i64)
+        };
         let serial = self.serial.fetch_add(1, Ordering::SeqCst);
         let claims = json!({
             "iss": self.config.issuer,

@@ -1,0 +1,7 @@
+//! The image model and local formats: manifests and configs, layer streams, the rootfs
+//! applier, and the archive writers (docker-save tarball, OCI layout, rootfs tarball).
+//! Nothing here speaks HTTP.
+
+pub mod archive;
+pub mod rootfs;
+pub mod whiteout;

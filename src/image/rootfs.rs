@@ -1,0 +1,1 @@
+//! Applying layer tar streams to a root directory, safely. (Being written.)

@@ -1,0 +1,1 @@
+//! OCI whiteout rules. (Being written.)
