@@ -13,7 +13,9 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod fetch;
 pub mod image;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod resource;

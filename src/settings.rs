@@ -27,8 +27,8 @@ pub struct Settings {
 /// Where to read an image from: a registry client and the repository path on it.
 #[derive(Debug)]
 pub struct Endpoint {
-    /// The client.
-    pub client: Client,
+    /// The client (shared with download tasks).
+    pub client: std::sync::Arc<Client>,
     /// Repository path on that registry.
     pub repository: String,
     /// `mirror HOST` or `registry HOST`, for messages.
@@ -93,7 +93,7 @@ impl Settings {
             .await
             .with_context(|| format!("setting up the client for registry {host}"))?;
         Ok(Endpoint {
-            client,
+            client: std::sync::Arc::new(client),
             repository: self.reference.repository().to_string(),
             label: format!("registry {host}"),
         })
@@ -123,7 +123,7 @@ impl Settings {
                     format!("setting up the client for registry_mirror {}", mirror.host)
                 })?;
             endpoints.push(Endpoint {
-                client,
+                client: std::sync::Arc::new(client),
                 repository: self.reference.repository().to_string(),
                 label: format!("mirror {}", mirror.host),
             });
@@ -145,17 +145,17 @@ fn api_host(reference: &Reference) -> String {
     }
 }
 
-/// Runs `operation` against each endpoint in turn until one succeeds; a failure on a mirror
-/// is reported on stderr and the next endpoint is tried. The last error is returned with the
-/// earlier ones named in its context.
-pub async fn first_success<T>(
-    endpoints: &[Endpoint],
+/// Runs `operation` against each endpoint in turn until one succeeds, returning that
+/// endpoint and the value; a failure on a mirror is reported on stderr and the next endpoint
+/// is tried. The last error is returned with the earlier ones named in it.
+pub async fn first_success<'e, T>(
+    endpoints: &'e [Endpoint],
     operation: impl AsyncFn(&Endpoint) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
+) -> anyhow::Result<(&'e Endpoint, T)> {
     let mut failures: Vec<String> = Vec::new();
     for (i, endpoint) in endpoints.iter().enumerate() {
         match operation(endpoint).await {
-            Ok(value) => return Ok(value),
+            Ok(value) => return Ok((endpoint, value)),
             Err(e) if i + 1 < endpoints.len() => {
                 eprintln!(
                     "{} failed, falling back to {}: {e:#}",

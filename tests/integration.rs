@@ -5,4 +5,7 @@ mod util;
 
 mod check;
 mod check_access;
+mod get;
+mod get_hostile;
+mod get_rootfs;
 mod harness;

@@ -28,7 +28,7 @@ pub async fn check(settings: &Settings, given: Option<&Version>) -> anyhow::Resu
         .or_else(|| reference.digest().is_none().then(|| "latest".to_string()));
     let wanted = reference.reference_string();
     let endpoints = settings.pull_endpoints().await?;
-    let (current, given_exists) = first_success(&endpoints, async |endpoint| {
+    let (_, (current, given_exists)) = first_success(&endpoints, async |endpoint| {
         let client = &endpoint.client;
         let current: Option<Descriptor> = client
             .head_manifest(&endpoint.repository, &wanted)

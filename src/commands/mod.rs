@@ -3,6 +3,7 @@
 //! on stderr and exit status 1.
 
 pub mod check;
+pub mod get;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -57,16 +58,16 @@ fn run(executable: Executable, args: &[String]) -> anyhow::Result<serde_json::Va
                 .context("starting the async runtime")?;
             runtime.block_on(check::run(&input))
         }
-        Executable::In | Executable::Out => {
+        Executable::In => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(get::run(&input, args))
+        }
+        Executable::Out => {
             let _ = args;
-            anyhow::bail!(
-                "`{}` is not implemented yet in this version of image-resource",
-                if executable == Executable::In {
-                    "in"
-                } else {
-                    "out"
-                }
-            )
+            anyhow::bail!("`out` is not implemented yet in this version of image-resource")
         }
     }
 }

@@ -3,5 +3,8 @@
 //! Nothing here speaks HTTP.
 
 pub mod archive;
+pub mod layer;
+pub mod manifest;
+pub mod metadata;
 pub mod rootfs;
 pub mod whiteout;

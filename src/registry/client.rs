@@ -304,6 +304,141 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `GET /v2/<repository>/blobs/<digest>` streamed into `path`, counting bytes into
+    /// `progress`; the size and digest are checked as the bytes pass, and on any failure the
+    /// file is removed. Redirects to other hosts (object storage) are followed without the
+    /// registry's `Authorization` header.
+    pub async fn fetch_blob_to_file(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        path: &std::path::Path,
+        progress: &std::sync::atomic::AtomicU64,
+    ) -> Result<(), Error> {
+        let result = self
+            .fetch_blob_inner(repository, digest, size, path, progress)
+            .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        result
+    }
+
+    async fn fetch_blob_inner(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        path: &std::path::Path,
+        progress: &std::sync::atomic::AtomicU64,
+    ) -> Result<(), Error> {
+        use std::sync::atomic::Ordering;
+        use tokio::io::AsyncWriteExt as _;
+        let route = format!("/v2/{repository}/blobs/{digest}");
+        let mut response = self
+            .send(Method::GET, &route, None, repository, "pull")
+            .await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound {
+                registry: self.host().to_string(),
+                repository: repository.to_string(),
+                what: "blob",
+                reference: digest.to_string(),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.status_error("GET", response).await);
+        }
+        let io_error = |e: std::io::Error| {
+            Error::Config(format!("writing blob {digest} to {}: {e}", path.display()))
+        };
+        let file = tokio::fs::File::create(path).await.map_err(io_error)?;
+        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let mut hasher = Sha256::new();
+        let mut received: u64 = 0;
+        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
+            host: self.host().to_string(),
+            detail: format!(
+                "downloading blob {digest} of {repository} (after {received} of {size} bytes): {}",
+                super::transport::error_chain(&e)
+            ),
+        })? {
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(Error::DigestMismatch {
+                    registry: self.host().to_string(),
+                    what: format!("blob of {repository}"),
+                    expected: format!("{digest} ({size} bytes)"),
+                    actual: format!("more than {size} bytes"),
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io_error)?;
+            progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        file.flush().await.map_err(io_error)?;
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if received != size || actual != digest {
+            return Err(Error::DigestMismatch {
+                registry: self.host().to_string(),
+                what: format!("blob of {repository}"),
+                expected: format!("{digest} ({size} bytes)"),
+                actual: format!("{actual} ({received} bytes)"),
+            });
+        }
+        Ok(())
+    }
+
+    /// `GET` of a small blob (a config) into memory, digest-checked.
+    pub async fn fetch_small_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, Error> {
+        const MAX: u64 = 64 << 20;
+        if size > MAX {
+            return Err(Error::Protocol {
+                registry: self.host().to_string(),
+                detail: format!("blob {digest} of {repository} claims {size} bytes; configs above {MAX} bytes are refused"),
+            });
+        }
+        let route = format!("/v2/{repository}/blobs/{digest}");
+        let response = self
+            .send(Method::GET, &route, None, repository, "pull")
+            .await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound {
+                registry: self.host().to_string(),
+                repository: repository.to_string(),
+                what: "blob",
+                reference: digest.to_string(),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.status_error("GET", response).await);
+        }
+        let body = response.bytes().await.map_err(|e| Error::Transport {
+            host: self.host().to_string(),
+            detail: format!("downloading blob {digest} of {repository}: {e}"),
+        })?;
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        if actual != digest || body.len() as u64 != size {
+            return Err(Error::DigestMismatch {
+                registry: self.host().to_string(),
+                what: format!("blob of {repository}"),
+                expected: format!("{digest} ({size} bytes)"),
+                actual: format!("{actual} ({} bytes)", body.len()),
+            });
+        }
+        Ok(body.to_vec())
+    }
+}
+
 fn header_str<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -113,6 +113,7 @@ impl Transport {
         };
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
+            .tls_built_in_root_certs(false)
             .user_agent(concat!("image-resource/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -120,6 +121,9 @@ impl Transport {
             // Redirects (blob downloads to object storage) are followed; reqwest drops
             // Authorization when the redirect leaves the host.
             .redirect(reqwest::redirect::Policy::limited(10));
+        for cert in system_roots() {
+            builder = builder.add_root_certificate(cert.clone());
+        }
         for (i, ca) in options.ca_certs.iter().enumerate() {
             if let Some(domain) = &ca.domain {
                 if !domain_matches(domain, host) {
@@ -250,6 +254,38 @@ impl Transport {
             }
         }
     }
+}
+
+/// Where distributions keep the system CA bundle as one file (Debian, RHEL, SUSE, Alpine).
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's root certificates, read once per process from `SSL_CERT_FILE` or the
+/// distribution's single bundle file (reading `/etc/ssl/certs/` file by file costs more than
+/// a whole `check` against a local registry).
+fn system_roots() -> &'static [reqwest::Certificate] {
+    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+        let candidates = from_env
+            .into_iter()
+            .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from));
+        for path in candidates {
+            if let Ok(pem) = std::fs::read(&path) {
+                if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
+                    if !certs.is_empty() {
+                        return certs;
+                    }
+                }
+            }
+        }
+        eprintln!("warning: no system CA bundle found (looked at SSL_CERT_FILE and {}); only `ca_certs` will be trusted", SYSTEM_BUNDLES.join(", "));
+        Vec::new()
+    })
 }
 
 /// Parses one `ca_certs` entry into certificates, with an error naming the entry.

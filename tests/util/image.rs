@@ -164,9 +164,159 @@ impl LayerBuilder {
         self
     }
 
+    /// A regular file with the mode, owner, mtime and xattrs of `attrs`.
+    pub fn file_with(mut self, path: &str, contents: &[u8], attrs: &Attrs) -> LayerBuilder {
+        let mut header = attrs.header(tar::EntryType::Regular, contents.len() as u64);
+        self.pax_xattrs(attrs);
+        self.tar
+            .append_data(&mut header, path, contents)
+            .unwrap_or_else(|err| panic!("adding file {path} to a layer: {err}"));
+        self
+    }
+
+    /// A directory with the mode, owner, mtime and xattrs of `attrs`.
+    pub fn dir_with(mut self, path: &str, attrs: &Attrs) -> LayerBuilder {
+        let mut header = attrs.header(tar::EntryType::Directory, 0);
+        self.pax_xattrs(attrs);
+        self.tar
+            .append_data(&mut header, path, std::io::empty())
+            .unwrap_or_else(|err| panic!("adding dir {path} to a layer: {err}"));
+        self
+    }
+
+    /// A symlink `path -> target` with the owner, mtime and xattrs of `attrs` (its mode is
+    /// written as given; Linux ignores a symlink's mode).
+    pub fn symlink_with(mut self, path: &str, target: &str, attrs: &Attrs) -> LayerBuilder {
+        let mut header = attrs.header(tar::EntryType::Symlink, 0);
+        self.pax_xattrs(attrs);
+        self.tar
+            .append_link(&mut header, path, target)
+            .unwrap_or_else(|err| panic!("adding symlink {path} to a layer: {err}"));
+        self
+    }
+
+    /// A FIFO (named pipe) with `attrs`.
+    pub fn fifo(mut self, path: &str, attrs: &Attrs) -> LayerBuilder {
+        let mut header = attrs.header(tar::EntryType::Fifo, 0);
+        self.pax_xattrs(attrs);
+        self.tar
+            .append_data(&mut header, path, std::io::empty())
+            .unwrap_or_else(|err| panic!("adding fifo {path} to a layer: {err}"));
+        self
+    }
+
+    /// A character device `major:minor` (e.g. `1, 3` is `/dev/null`).
+    pub fn char_device(self, path: &str, major: u32, minor: u32, attrs: &Attrs) -> LayerBuilder {
+        self.device(path, tar::EntryType::Char, major, minor, attrs)
+    }
+
+    /// A block device `major:minor` (e.g. `8, 0` is `/dev/sda`).
+    pub fn block_device(self, path: &str, major: u32, minor: u32, attrs: &Attrs) -> LayerBuilder {
+        self.device(path, tar::EntryType::Block, major, minor, attrs)
+    }
+
+    fn device(
+        mut self,
+        path: &str,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+        attrs: &Attrs,
+    ) -> LayerBuilder {
+        let mut header = attrs.header(kind, 0);
+        header
+            .set_device_major(major)
+            .and_then(|()| header.set_device_minor(minor))
+            .expect("setting device numbers");
+        self.tar
+            .append_data(&mut header, path, std::io::empty())
+            .unwrap_or_else(|err| panic!("adding device {path} to a layer: {err}"));
+        self
+    }
+
+    /// A PAX extended header with `records` (e.g. `("path", b"../x")`), which applies to the
+    /// entry added next and overrides its header fields: for hostile `path` / `linkpath`.
+    pub fn pax(mut self, records: &[(&str, &[u8])]) -> LayerBuilder {
+        self.tar
+            .append_pax_extensions(records.iter().copied())
+            .expect("adding a PAX header to a layer");
+        self
+    }
+
+    /// The PAX `SCHILY.xattr.<name>` records for the next entry, if `attrs` has xattrs.
+    fn pax_xattrs(&mut self, attrs: &Attrs) {
+        let records: Vec<(String, &[u8])> = attrs
+            .xattrs
+            .iter()
+            .map(|(name, value)| (format!("SCHILY.xattr.{name}"), value.as_slice()))
+            .collect();
+        self.tar
+            .append_pax_extensions(records.iter().map(|(key, value)| (key.as_str(), *value)))
+            .expect("adding PAX xattr records to a layer");
+    }
+
     /// The uncompressed tar.
     pub fn into_tar(self) -> Vec<u8> {
         self.tar.into_inner().expect("finishing a layer tar")
+    }
+}
+
+/// Mode, owner, mtime and xattrs of one entry, for [`LayerBuilder::file_with`] and the
+/// other `*_with` methods. Defaults: root-owned, [`FIXTURE_MTIME`], no xattrs.
+#[derive(Clone, Debug)]
+pub struct Attrs {
+    /// Permission bits incl. setuid/setgid/sticky, e.g. `0o4755`.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u64,
+    /// Owner gid.
+    pub gid: u64,
+    /// Modification time (seconds since the epoch).
+    pub mtime: u64,
+    /// Extended attributes, written as PAX `SCHILY.xattr.<name>` records.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl Attrs {
+    /// `mode`, root-owned, [`FIXTURE_MTIME`], no xattrs.
+    pub fn mode(mode: u32) -> Attrs {
+        Attrs {
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: FIXTURE_MTIME,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Sets the owner.
+    pub fn owner(mut self, uid: u64, gid: u64) -> Attrs {
+        self.uid = uid;
+        self.gid = gid;
+        self
+    }
+
+    /// Sets the mtime.
+    pub fn mtime(mut self, mtime: u64) -> Attrs {
+        self.mtime = mtime;
+        self
+    }
+
+    /// Adds an xattr, e.g. `("user.test", b"value")`.
+    pub fn xattr(mut self, name: &str, value: &[u8]) -> Attrs {
+        self.xattrs.push((name.to_string(), value.to_vec()));
+        self
+    }
+
+    fn header(&self, kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(self.mode);
+        header.set_size(size);
+        header.set_uid(self.uid);
+        header.set_gid(self.gid);
+        header.set_mtime(self.mtime);
+        header
     }
 }
 
@@ -295,6 +445,7 @@ pub struct ImageBuilder {
     working_dir: Option<String>,
     labels: Map<String, Value>,
     layers: Vec<(Vec<u8>, Compression)>,
+    wrong_diff_ids: Vec<usize>,
 }
 
 impl Default for ImageBuilder {
@@ -316,6 +467,7 @@ impl ImageBuilder {
             working_dir: None,
             labels: Map::new(),
             layers: Vec::new(),
+            wrong_diff_ids: Vec::new(),
         }
     }
 
@@ -376,6 +528,14 @@ impl ImageBuilder {
     /// Adds a layer from an uncompressed tar, compressed as asked.
     pub fn layer_tar(mut self, tar: Vec<u8>, compression: Compression) -> ImageBuilder {
         self.layers.push((tar, compression));
+        self
+    }
+
+    /// Makes the config's `rootfs.diff_ids[index]` wrong (the digest of other bytes), so the
+    /// layer's uncompressed content no longer matches it. [`LayerInfo::diff_id`] stays the
+    /// true one.
+    pub fn wrong_diff_id(mut self, index: usize) -> ImageBuilder {
+        self.wrong_diff_ids.push(index);
         self
     }
 
@@ -447,7 +607,15 @@ impl ImageBuilder {
             "config": container,
             "rootfs": {
                 "type": "layers",
-                "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+                "diff_ids": layers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| if self.wrong_diff_ids.contains(&i) {
+                        sha256_digest(format!("not the content of layer {i}").as_bytes())
+                    } else {
+                        l.diff_id.clone()
+                    })
+                    .collect::<Vec<_>>(),
             },
             "history": layers
                 .iter()

@@ -11,11 +11,13 @@ pub mod image;
 pub mod registry;
 pub mod tls;
 pub mod token;
+pub mod tree;
 
 pub use bin::{run, run_raw, run_with_env, Output};
 pub use image::{
     multi_arch_index, push, push_with_args, random_image, skopeo, skopeo_inspect_raw,
-    skopeo_raw_digest, try_skopeo_inspect_raw, Compression, Image, ImageBuilder, LayerBuilder,
+    skopeo_raw_digest, try_skopeo_inspect_raw, Attrs, Compression, Image, ImageBuilder,
+    LayerBuilder,
 };
 pub use registry::{Registry, RegistryConfig};
 pub use tls::Ca;

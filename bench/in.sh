@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Benchmark of `in` on a large generated image (issue 3): in one run, against the same local
+# registry and image,
+#   rootfs: our `in` (format rootfs)      vs  skopeo copy docker:// oci: + umoci unpack
+#   save:   our `in` (format oci: a docker-save image.tar)  vs  skopeo copy docker:// docker-archive:
+#   floor:  a parallel `curl | pigz -d | tar -x` per layer (no ordering, no whiteouts, no checks)
+# and our peak RSS. Prints medians (of --runs, default 3) and the ratios.
+#
+# The image: layers of real files from /usr (share, bin, include, lib/x86_64-linux-gnu/perl...)
+# and incompressible random data, about --size-mb MB in all (default 1100), built as an OCI
+# layout with tar + pigz and pushed with skopeo.
+#
+# Usage: bench/in.sh [--runs N] [--quick] [--no-build] [--out FILE]
+set -euo pipefail
+
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+runs=3
+random_mb=300
+quick=0
+build=1
+out=""
+while (($#)); do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --quick) quick=1; runs=1; random_mb=20; shift ;;
+    --no-build) build=0; shift ;;
+    --out) out="$2"; shift 2 ;;
+    *) printf 'usage: bench/in.sh [--runs N] [--quick] [--no-build] [--out FILE]\n' >&2; exit 2 ;;
+  esac
+done
+
+ir_require docker-registry skopeo umoci jq curl pigz tar sha256sum
+((build)) && ir_build_release
+in_bin="$IR_ROOT/target/release/in"
+ir_init
+ir_start_registry
+
+# --- the image -------------------------------------------------------------------------
+layout="$IR_TMP/layout"
+mkdir -p "$layout/blobs/sha256"
+diff_ids=()
+layers_json=()
+add_layer() { # add_layer NAME COMMAND... (the command writes a tar on stdout)
+  local name="$1" tmp diff digest size
+  shift
+  tmp="$layout/blobs/sha256/tmp-$name"
+  "$@" | tee >(sha256sum | cut -d' ' -f1 >"$IR_TMP/diff-$name") | pigz -6 >"$tmp"
+  while [[ ! -s "$IR_TMP/diff-$name" ]]; do sleep 0.05; done
+  diff="$(cat "$IR_TMP/diff-$name")"
+  digest="$(sha256sum "$tmp" | cut -d' ' -f1)"
+  size="$(stat -c %s "$tmp")"
+  mv "$tmp" "$layout/blobs/sha256/$digest"
+  diff_ids+=("\"sha256:$diff\"")
+  layers_json+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$digest\",\"size\":$size}")
+  ir_log "layer $name: $((size / 1000000)) MB compressed"
+}
+random_tar() { # random_tar MB: a tar with one file of MB random megabytes
+  local dir="$IR_TMP/random-$1"
+  mkdir -p "$dir/data"
+  head -c "$(($1 * 1000000))" /dev/urandom >"$dir/data/random-$1.bin"
+  tar -C "$dir" -cf - data
+  rm -rf "$dir"
+}
+ir_log "building the benchmark image"
+if ((quick)); then
+  add_layer include tar -C / -cf - usr/include
+  add_layer random random_tar "$random_mb"
+else
+  add_layer share tar -C / -cf - usr/share
+  add_layer bin tar -C / -cf - usr/bin usr/sbin
+  add_layer include tar -C / -cf - usr/include usr/libexec
+  add_layer random1 random_tar $((random_mb / 2))
+  add_layer random2 random_tar $((random_mb / 2))
+fi
+config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/bin\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$(IFS=,; echo "${diff_ids[*]}")]}}"
+printf '%s' "$config" >"$IR_TMP/config"
+cdigest="$(sha256sum "$IR_TMP/config" | cut -d' ' -f1)"
+mv "$IR_TMP/config" "$layout/blobs/sha256/$cdigest"
+manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdigest\",\"size\":${#config}},\"layers\":[$(IFS=,; echo "${layers_json[*]}")]}"
+printf '%s' "$manifest" >"$IR_TMP/manifest"
+mdigest="$(sha256sum "$IR_TMP/manifest" | cut -d' ' -f1)"
+mv "$IR_TMP/manifest" "$layout/blobs/sha256/$mdigest"
+printf '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"1"}}]}' \
+  "$mdigest" "${#manifest}" >"$layout/index.json"
+repository="$IR_REGISTRY/bench/big"
+ir_push "$layout" 1 "$repository:1"
+rm -rf "$layout"
+digest="sha256:$mdigest"
+total_mb=$(du -sm "$IR_REGISTRY_DIR/storage" | cut -f1)
+ir_log "pushed $repository:1 ($digest), registry storage ${total_mb} MB"
+
+# --- the contenders ----------------------------------------------------------------------
+policy="$IR_TMP/policy.json"
+work="$IR_TMP/work"
+request() {
+  jq -cn --arg r "$repository" --arg d "$digest" --argjson p "$1" \
+    '{source: {repository: $r, tag: "1"}, version: {digest: $d}, params: $p}'
+}
+ours_rootfs() { request '{}' | "$in_bin" "$work/dest" >/dev/null 2>"$IR_TMP/in.log"; }
+ours_save() { request '{"format":"oci"}' | "$in_bin" "$work/dest" >/dev/null 2>"$IR_TMP/in.log"; }
+skopeo_umoci() {
+  skopeo --policy "$policy" copy --quiet --src-tls-verify=false "docker://$repository:1" "oci:$work/oci:x" &&
+    umoci unpack --image "$work/oci:x" "$work/bundle" >/dev/null
+}
+skopeo_save() {
+  skopeo --policy "$policy" copy --quiet --src-tls-verify=false "docker://$repository:1" \
+    "docker-archive:$work/image.tar:bench/big:1"
+}
+floor() {
+  mkdir -p "$work/floor"
+  local d pid
+  local -a pids=()
+  for d in $(jq -r '.layers[].digest' <<<"$manifest"); do
+    curl -sf "http://$IR_REGISTRY/v2/bench/big/blobs/$d" | pigz -d | tar -x -C "$work/floor" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done # not a bare `wait`: the registry is a job too
+}
+
+# time_it NAME FUNCTION: runs FUNCTION $runs times in a fresh $work, prints "seconds" of each.
+declare -A median rss
+time_it() {
+  local name="$1" fn="$2" i t start
+  local -a times=()
+  for ((i = 0; i < runs; i++)); do
+    rm -rf "$work"
+    mkdir -p "$work"
+    sync
+    start=$(date +%s.%N)
+    "$fn"
+    t=$(echo "$(date +%s.%N) - $start" | bc)
+    times+=("$t")
+  done
+  median[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  ir_log "$name: runs ${times[*]} s, median ${median[$name]} s"
+}
+command -v bc >/dev/null || ir_die "bc is missing: run ci/setup"
+
+time_it floor floor
+time_it ours_rootfs ours_rootfs
+time_it skopeo_umoci skopeo_umoci
+time_it ours_save ours_save
+time_it skopeo_save skopeo_save
+# Peak RSS of our rootfs get, measured on its own run.
+rm -rf "$work" && mkdir -p "$work"
+rss_kb=$(request '{}' | /usr/bin/time -f %M "$in_bin" "$work/dest" 2>&1 >/dev/null | tail -n 1)
+rm -rf "$work"
+
+ratio() { echo "scale=3; $1 / $2" | bc; }
+summary=$(jq -n \
+  --argjson size_mb "$total_mb" \
+  --argjson floor "${median[floor]}" \
+  --argjson ours_rootfs "${median[ours_rootfs]}" --argjson skopeo_umoci "${median[skopeo_umoci]}" \
+  --argjson ours_save "${median[ours_save]}" --argjson skopeo_save "${median[skopeo_save]}" \
+  --argjson rss_mb "$((rss_kb / 1024))" \
+  --argjson r1 "$(ratio "${median[ours_rootfs]}" "${median[skopeo_umoci]}")" \
+  --argjson r2 "$(ratio "${median[ours_rootfs]}" "${median[floor]}")" \
+  --argjson r3 "$(ratio "${median[ours_save]}" "${median[skopeo_save]}")" \
+  '{image_mb_compressed: $size_mb, seconds: {floor: $floor, ours_rootfs: $ours_rootfs,
+    skopeo_umoci: $skopeo_umoci, ours_save: $ours_save, skopeo_save: $skopeo_save},
+    ratios: {rootfs_vs_skopeo_umoci: $r1, rootfs_vs_floor: $r2, save_vs_skopeo: $r3},
+    peak_rss_mb: $rss_mb}')
+printf '%s\n' "$summary"
+if [[ -n "$out" ]]; then printf '%s\n' "$summary" >"$out"; fi

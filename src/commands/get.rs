@@ -1,0 +1,552 @@
+//! `in`: fetches the version's image into the destination directory (`argv[1]`).
+//!
+//! Steps: write `repository`, `tag`, `digest`; resolve the manifest for the platform; fetch
+//! the config; download layers in parallel while applying them in order to `rootfs/` (one
+//! layer stream feeds every output); then write the archives asked for and the metadata
+//! files. On failure everything written is removed, so nothing half-done looks complete.
+
+use crate::fetch::{self, Arrivals, PlatformImage, Resolved};
+use crate::image::archive::{self, BlobFile, LocalImage, OciIndexSpec, TopDescriptor};
+use crate::image::layer::{self, HashingReader};
+use crate::image::manifest::PlatformSpec;
+use crate::image::metadata;
+use crate::image::rootfs::Rootfs;
+use crate::progress::{self, Progress};
+use crate::resource::{parse_request, Command, GetParams, GetRequest, Platform};
+use crate::settings::{first_success, Settings};
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Name of the scratch directory inside the destination.
+const SCRATCH: &str = ".image-resource-tmp";
+
+/// Which outputs the params ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Outputs {
+    rootfs_dir: bool,
+    rootfs_tar: bool,
+    docker_save: bool,
+    oci_tarball: bool,
+    oci_layout: bool,
+}
+
+impl Outputs {
+    fn from_params(params: &GetParams) -> Outputs {
+        let format = params.format.as_deref().unwrap_or("rootfs");
+        Outputs {
+            rootfs_dir: format == "rootfs" || params.rootfs,
+            rootfs_tar: params.rootfs,
+            docker_save: params.save,
+            oci_tarball: format == "oci",
+            oci_layout: format == "oci-layout",
+        }
+    }
+}
+
+/// Runs `in`; `args[0]` is the destination directory.
+pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+    let dest = args
+        .first()
+        .map(PathBuf::from)
+        .context("`in` needs the destination directory as its first argument")?;
+    let request: GetRequest = parse_request(input)?;
+    request.source.reject_unsupported(Command::Get)?;
+    let settings = Settings::from_source(&request.source)?;
+    std::fs::create_dir_all(&dest)
+        .with_context(|| format!("creating the destination directory {}", dest.display()))?;
+    let mut written = Written::new(&dest);
+    match get(&settings, &request, &dest, &mut written).await {
+        Ok(response) => {
+            written.keep();
+            Ok(response)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn get(
+    settings: &Settings,
+    request: &GetRequest,
+    dest: &Path,
+    written: &mut Written,
+) -> anyhow::Result<Value> {
+    let reference = &settings.reference;
+    let version = &request.version;
+    let tag = reference
+        .tag()
+        .map(str::to_string)
+        .or_else(|| version.tag.clone())
+        .unwrap_or_else(|| "latest".to_string());
+    let repository = reference.name();
+    written.file("repository", repository.as_bytes())?;
+    written.file("tag", tag.as_bytes())?;
+    written.file("digest", version.digest.as_bytes())?;
+    let mut metadata = vec![
+        json!({"name": "repository", "value": repository}),
+        json!({"name": "tag", "value": tag}),
+    ];
+    let response_version = json!({"digest": version.digest, "tag": tag});
+    if request.params.skip_download {
+        return Ok(json!({"version": response_version, "metadata": metadata}));
+    }
+
+    let outputs = Outputs::from_params(&request.params);
+    let platform = platform_spec(
+        request
+            .params
+            .platform
+            .as_ref()
+            .or(request.source.platform.as_ref()),
+    );
+    let endpoints = settings.pull_endpoints().await?;
+    let (endpoint, resolved) = first_success(&endpoints, async |endpoint| {
+        fetch::resolve(
+            &endpoint.client,
+            &endpoint.repository,
+            &version.digest,
+            &platform,
+            outputs.oci_layout,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "fetching {repository}@{} from {}",
+                version.digest, endpoint.label
+            )
+        })
+    })
+    .await?;
+    let image = resolved
+        .images
+        .first()
+        .context("the manifest resolved to no image")?
+        .clone();
+
+    let scratch = written.dir(SCRATCH)?;
+    let blobs_dir = scratch.join("blobs");
+    std::fs::create_dir_all(&blobs_dir)
+        .with_context(|| format!("creating {}", blobs_dir.display()))?;
+
+    // Every blob to download: the selected image's layers first (the applier waits on them
+    // in order), then other platforms' (oci-layout only). Unique by digest.
+    let mut blobs: Vec<(String, u64)> = Vec::new();
+    for img in &resolved.images {
+        for (digest, _, size) in img.layers() {
+            if !blobs.iter().any(|(d, _)| *d == digest) {
+                blobs.push((digest, size));
+            }
+        }
+    }
+    let started = Instant::now();
+    let progress = Progress::new("downloading", &blobs);
+    let reporter = progress.report();
+    let arrivals = Arc::new(Arrivals::default());
+    let concurrency = request
+        .source
+        .max_concurrent_downloads
+        .unwrap_or(blobs.len().clamp(3, 8));
+    let client = Arc::clone(&endpoint.client);
+    let downloads = fetch::download(
+        client,
+        endpoint.repository.clone(),
+        blobs.clone(),
+        blobs_dir.clone(),
+        concurrency,
+        Arc::clone(&progress),
+        Arc::clone(&arrivals),
+    );
+    let rootfs_path = dest.join("rootfs");
+    let applier = if outputs.rootfs_dir {
+        written.track(&rootfs_path);
+        let image = image.clone();
+        let arrivals = Arc::clone(&arrivals);
+        let path = rootfs_path.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            apply_all(&path, &image, &arrivals)
+        }))
+    } else {
+        None
+    };
+    // Downloads run on this task, the applier on a blocking thread that waits for each
+    // layer in turn. A failed download wakes the applier (through `arrivals`); a failed
+    // apply cancels the downloads. Both have stopped before this returns, so cleanup never
+    // races a writer.
+    let total: u64 = blobs.iter().map(|(_, s)| s).sum();
+    let apply_failed = tokio::sync::Notify::new();
+    let downloaded = async {
+        tokio::select! {
+            result = downloads => result?,
+            () = apply_failed.notified() => bail!("cancelled"),
+        }
+        eprintln!(
+            "downloaded {} blobs, {} in {:.1} s",
+            blobs.len(),
+            progress::mb(total),
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    };
+    let applied = async {
+        let Some(applier) = applier else {
+            return anyhow::Ok(());
+        };
+        let result = applier
+            .await
+            .context("the layer applier panicked")
+            .and_then(|r| r);
+        if result.is_err() {
+            apply_failed.notify_one();
+        }
+        result?;
+        eprintln!(
+            "unpacked {} layers into rootfs/ in {:.1} s",
+            image.manifest.layers().len(),
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    };
+    match tokio::join!(downloaded, applied) {
+        (_, Err(e)) => return Err(e),
+        (Err(e), Ok(())) => return Err(e),
+        (Ok(()), Ok(())) => {}
+    }
+    drop(reporter);
+
+    let blob_file = |digest: &str, media_type: &str, size: u64| BlobFile {
+        digest: digest.to_string(),
+        media_type: media_type.to_string(),
+        size,
+        path: fetch::blob_path(&blobs_dir, digest),
+    };
+    let local = local_image(&scratch, &image, &blob_file)?;
+    let repo_tag = format!("{repository}:{tag}");
+    if outputs.rootfs_tar {
+        let path = dest.join("rootfs.tar");
+        written.track(&path);
+        archive::write_rootfs_tar(&rootfs_path, &path).context("writing rootfs.tar")?;
+    }
+    if outputs.docker_save {
+        let path = dest.join("image");
+        written.track(&path);
+        archive::write_docker_archive(&path, &local, std::slice::from_ref(&repo_tag))
+            .context("writing the docker-save tarball `image`")?;
+    }
+    if outputs.oci_tarball {
+        let path = dest.join("image.tar");
+        written.track(&path);
+        archive::write_docker_archive(&path, &local, std::slice::from_ref(&repo_tag))
+            .context("writing image.tar")?;
+    }
+    if outputs.oci_layout {
+        let path = dest.join("oci");
+        written.track(&path);
+        write_layout(&path, &scratch, &resolved, &tag, &blob_file)
+            .context("writing the OCI layout oci/")?;
+    }
+
+    let size: u64 = image.manifest.layers().iter().map(|d| d.size()).sum();
+    let image_id = image.manifest.config().digest().to_string();
+    written.file("image-id", image_id.as_bytes())?;
+    written.json("metadata.json", &metadata::metadata_json(&image.config))?;
+    written.json("labels.json", &metadata::labels_json(&image.config))?;
+    written.json(
+        "docker_inspect.json",
+        &metadata::docker_inspect(
+            &image.config_raw,
+            &image_id,
+            None,
+            &repo_tag,
+            &format!("{repository}@{}", version.digest),
+        )?,
+    )?;
+    metadata.push(json!({"name": "image_id", "value": image_id}));
+    metadata.push(json!({"name": "size", "value": progress::mb(size)}));
+    for (key, value) in metadata::labels(&image.config) {
+        metadata.push(json!({"name": format!("label {key}"), "value": value}));
+    }
+    std::fs::remove_dir_all(&scratch)
+        .with_context(|| format!("removing the scratch directory {}", scratch.display()))?;
+    Ok(json!({"version": response_version, "metadata": metadata}))
+}
+
+/// The platform to pick: params' over source's, each field over the host's.
+fn platform_spec(platform: Option<&Platform>) -> PlatformSpec {
+    match platform {
+        Some(p) => PlatformSpec::with_overrides(
+            p.os.as_deref(),
+            p.architecture.as_deref(),
+            p.variant.as_deref(),
+        ),
+        None => PlatformSpec::host(),
+    }
+}
+
+/// Applies every layer of `image`, in order, as each download arrives; checks each
+/// layer's diff_id while it streams. Runs on a blocking thread.
+fn apply_all(root: &Path, image: &PlatformImage, arrivals: &Arrivals) -> anyhow::Result<()> {
+    let mut rootfs = Rootfs::create(root)?;
+    let diff_ids = image.config.rootfs().diff_ids();
+    for (i, (digest, media_type, _)) in image.layers().into_iter().enumerate() {
+        let path = arrivals.wait(&digest)?;
+        let expected = diff_ids.get(i).map(String::as_str).unwrap_or_default();
+        apply_one(&mut rootfs, &path, &digest, &media_type, expected)
+            .with_context(|| format!("applying layer {} of {}", i + 1, diff_ids.len()))?;
+    }
+    rootfs.finish()
+}
+
+/// One layer: a thread reads, decompresses and hashes; this thread applies the tar.
+fn apply_one(
+    rootfs: &mut Rootfs,
+    path: &Path,
+    digest: &str,
+    media_type: &str,
+    expected_diff_id: &str,
+) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let decompressed = layer::open(file, media_type)?;
+    let (reader, decompressor) = pipe::spawn(HashingReader::new(decompressed));
+    let applied = rootfs.apply_layer(reader, digest);
+    let hashed = decompressor
+        .join()
+        .map_err(|_| anyhow::anyhow!("the decompressor thread panicked"))?;
+    applied?;
+    let (diff_id, _) = hashed.context("decompressing the layer")?;
+    if diff_id != expected_diff_id {
+        bail!("uncompressed layer digest is {diff_id} but the image config says {expected_diff_id}: the layer is corrupt");
+    }
+    Ok(())
+}
+
+mod pipe {
+    //! A bounded pipe between a decompressing thread and the applier, so both cores work.
+    use crate::image::layer::HashingReader;
+    use std::io::{self, Read};
+    use std::sync::mpsc::{sync_channel, Receiver};
+    use std::thread::JoinHandle;
+
+    const CHUNK: usize = 256 * 1024;
+    const DEPTH: usize = 16;
+
+    /// The reading end.
+    pub struct PipeReader {
+        rx: Receiver<io::Result<Vec<u8>>>,
+        current: Vec<u8>,
+        offset: usize,
+    }
+
+    impl Read for PipeReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            while self.offset == self.current.len() {
+                match self.rx.recv() {
+                    Ok(Ok(chunk)) => {
+                        self.current = chunk;
+                        self.offset = 0;
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = buf.len().min(self.current.len() - self.offset);
+            buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
+            self.offset += n;
+            Ok(n)
+        }
+    }
+
+    /// Starts a thread reading `source` to its end (so the hash covers everything, even
+    /// past where the tar reader stops) and returns the reading end and the thread, which
+    /// yields the digest and size.
+    pub fn spawn<R: Read + Send + 'static>(
+        mut source: HashingReader<R>,
+    ) -> (PipeReader, JoinHandle<io::Result<(String, u64)>>) {
+        let (tx, rx) = sync_channel(DEPTH);
+        let handle = std::thread::spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match source.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            let message = e.to_string();
+                            let _ = tx.send(Err(e));
+                            return Err(io::Error::other(message));
+                        }
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                chunk.truncate(filled);
+                // A closed receiver (the applier stopped) is not an error here: the hash
+                // still covers the whole stream below.
+                let _ = tx.send(Ok(chunk));
+            }
+            drop(tx);
+            source.finish()
+        });
+        (
+            PipeReader {
+                rx,
+                current: Vec::new(),
+                offset: 0,
+            },
+            handle,
+        )
+    }
+}
+
+fn local_image(
+    scratch: &Path,
+    image: &PlatformImage,
+    blob_file: &dyn Fn(&str, &str, u64) -> BlobFile,
+) -> anyhow::Result<LocalImage> {
+    let config = image.manifest.config();
+    let config_file =
+        archive::write_bytes_blob(scratch, &image.config_raw, config.media_type().as_ref())?;
+    if config_file.digest != config.digest().to_string() {
+        bail!(
+            "config digest changed on disk: expected {}, wrote {}",
+            config.digest(),
+            config_file.digest
+        );
+    }
+    Ok(LocalImage {
+        manifest: image.manifest_raw.clone(),
+        manifest_digest: image.manifest_digest.clone(),
+        manifest_media_type: image.manifest_media_type.clone(),
+        config: config_file,
+        layers: image
+            .layers()
+            .into_iter()
+            .map(|(digest, media_type, size)| blob_file(&digest, &media_type, size))
+            .collect(),
+    })
+}
+
+fn write_layout(
+    path: &Path,
+    scratch: &Path,
+    resolved: &Resolved,
+    tag: &str,
+    blob_file: &dyn Fn(&str, &str, u64) -> BlobFile,
+) -> anyhow::Result<()> {
+    let mut blobs: Vec<BlobFile> = Vec::new();
+    for image in &resolved.images {
+        let local = local_image(scratch, image, blob_file)?;
+        blobs.push(archive::write_bytes_blob(
+            scratch,
+            &image.manifest_raw,
+            &image.manifest_media_type,
+        )?);
+        blobs.push(local.config);
+        for layer in local.layers {
+            if !blobs.iter().any(|b| b.digest == layer.digest) {
+                blobs.push(layer);
+            }
+        }
+    }
+    let top = if resolved.index.is_some() {
+        blobs.push(archive::write_bytes_blob(
+            scratch,
+            &resolved.top_raw,
+            &resolved.top_media_type,
+        )?);
+        TopDescriptor {
+            media_type: resolved.top_media_type.clone(),
+            digest: resolved.top_digest.clone(),
+            size: resolved.top_raw.len() as u64,
+            ref_name: Some(tag.to_string()),
+            platform: None,
+        }
+    } else {
+        TopDescriptor {
+            media_type: resolved.top_media_type.clone(),
+            digest: resolved.top_digest.clone(),
+            size: resolved.top_raw.len() as u64,
+            ref_name: Some(tag.to_string()),
+            platform: None,
+        }
+    };
+    archive::write_oci_layout(
+        path,
+        &OciIndexSpec {
+            manifests: vec![top],
+        },
+        &blobs,
+    )
+}
+
+/// What `in` wrote, removed again unless [`Written::keep`] is called.
+struct Written {
+    dest: PathBuf,
+    paths: Vec<PathBuf>,
+    kept: bool,
+}
+
+impl Written {
+    fn new(dest: &Path) -> Written {
+        Written {
+            dest: dest.to_path_buf(),
+            paths: Vec::new(),
+            kept: false,
+        }
+    }
+
+    fn track(&mut self, path: &Path) {
+        self.paths.push(path.to_path_buf());
+    }
+
+    fn file(&mut self, name: &str, contents: &[u8]) -> anyhow::Result<()> {
+        let path = self.dest.join(name);
+        self.track(&path);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn json(&mut self, name: &str, value: &Value) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(value)?;
+        self.file(name, &bytes)
+    }
+
+    fn dir(&mut self, name: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dest.join(name);
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing a stale {}", path.display()))?;
+        }
+        self.track(&path);
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(path)
+    }
+
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        for path in self.paths.iter().rev() {
+            let removed = match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+                Ok(_) => std::fs::remove_file(path),
+                Err(_) => Ok(()),
+            };
+            if let Err(e) = removed {
+                eprintln!(
+                    "warning: could not remove {} after the failure: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Archive writers. (Being written.)

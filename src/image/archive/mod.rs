@@ -1,0 +1,223 @@
+//! Local image formats, written from blobs already on disk and read back:
+//!
+//! - [`write_docker_archive`] / [`read_docker_archive`]: the `docker save` tarball
+//!   (`manifest.json`, `<config hex>.json`, one member per layer, `repositories`), which
+//!   `docker load` and `skopeo copy docker-archive:` accept.
+//! - [`write_oci_layout`] / [`read_oci_layout`]: an [OCI image layout] directory
+//!   (`oci-layout`, `index.json`, `blobs/<algorithm>/<hex>`).
+//! - [`write_rootfs_tar`]: a flattened root filesystem as one tar, like `docker export`.
+//!
+//! Nothing here holds a layer in memory: layers are streamed from their files into the
+//! tarball, hard-linked into a layout, or read back through a bounded reader. Every writer
+//! works on `<name>.tmp` and renames it into place at the end, so a failure never leaves
+//! anything that looks complete.
+//!
+//! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
+
+mod docker;
+mod oci;
+mod rootfs_tar;
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+pub use docker::{read_docker_archive, write_docker_archive, ArchiveMember, DockerArchive};
+pub use oci::{
+    read_oci_layout, write_bytes_blob, write_oci_layout, OciIndexSpec, OciLayout, TopDescriptor,
+};
+pub use rootfs_tar::write_rootfs_tar;
+
+/// A verified blob on local disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobFile {
+    /// The blob's digest, `sha256:<hex>`.
+    pub digest: String,
+    /// The media type its descriptor gave.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// One single-platform image whose blobs are on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalImage {
+    /// The image manifest, byte for byte as fetched.
+    pub manifest: Vec<u8>,
+    /// The manifest's digest.
+    pub manifest_digest: String,
+    /// The manifest's media type.
+    pub manifest_media_type: String,
+    /// The image config blob.
+    pub config: BlobFile,
+    /// The layer blobs, in manifest order (compressed as stored in the registry).
+    pub layers: Vec<BlobFile>,
+}
+
+/// Largest JSON document (manifest, index, config, `manifest.json`) read into memory.
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Splits a digest into its algorithm and hex parts, and checks them, so that the result is
+/// safe to use as file names: `sha256` with 64 or `sha512` with 128 lowercase hex digits.
+fn digest_parts(digest: &str) -> Result<(&str, &str)> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        bail!("invalid digest {digest:?}: expected <algorithm>:<hex>");
+    };
+    let want_len = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => bail!("invalid digest {digest:?}: unsupported algorithm {algorithm:?}"),
+    };
+    let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if hex.len() != want_len || !lower_hex {
+        bail!("invalid digest {digest:?}: expected {want_len} lowercase hex digits");
+    }
+    Ok((algorithm, hex))
+}
+
+/// `<path>.tmp`: where a writer works before renaming its result to `path`.
+fn tmp_sibling(path: &Path) -> Result<PathBuf> {
+    let Some(name) = path.file_name() else {
+        bail!("{} has no file name", path.display());
+    };
+    let mut tmp_name = OsString::from(name);
+    tmp_name.push(".tmp");
+    Ok(path.with_file_name(tmp_name))
+}
+
+/// Finishes a write to `tmp`: on success renames it to `path`; on failure removes it and
+/// returns the failure.
+fn commit(tmp: &Path, path: &Path, written: Result<()>) -> Result<()> {
+    let renamed = written.and_then(|()| {
+        fs::rename(tmp, path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    });
+    if renamed.is_err() {
+        // The first error is the one worth reporting; a failed clean-up adds nothing.
+        let _ = remove_any(tmp);
+    }
+    renamed
+}
+
+/// Removes a file or a directory tree, if there is one.
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a blob's file and checks that its length is the blob's size.
+fn open_blob(blob: &BlobFile) -> Result<File> {
+    let file = File::open(&blob.path)
+        .with_context(|| format!("opening blob {} at {}", blob.digest, blob.path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("reading metadata of {}", blob.path.display()))?
+        .len();
+    if len != blob.size {
+        bail!(
+            "blob {} at {} is {len} bytes, but its descriptor says {}",
+            blob.digest,
+            blob.path.display(),
+            blob.size
+        );
+    }
+    Ok(file)
+}
+
+/// A reader that counts what passes through it, to check that a streamed file had the
+/// length its tar header promised.
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> CountingReader<R> {
+    fn new(inner: R) -> Self {
+        CountingReader { inner, count: 0 }
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_parts_accepts_only_safe_digests() {
+        let hex64 = "a".repeat(64);
+        let sha256 = format!("sha256:{hex64}");
+        assert_eq!(digest_parts(&sha256).ok(), Some(("sha256", hex64.as_str())));
+        let sha512 = format!("sha512:{}", "0".repeat(128));
+        assert!(digest_parts(&sha512).is_ok());
+        for bad in [
+            String::from("sha256"),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("md5:{hex64}"),
+            format!("sha256:../{}", "a".repeat(61)),
+            format!("sha512:{hex64}"),
+        ] {
+            assert!(digest_parts(&bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn tmp_sibling_appends_tmp() -> Result<()> {
+        assert_eq!(
+            tmp_sibling(Path::new("/a/image"))?,
+            Path::new("/a/image.tmp")
+        );
+        assert_eq!(tmp_sibling(Path::new("oci"))?, Path::new("oci.tmp"));
+        assert!(tmp_sibling(Path::new("/")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn commit_removes_tmp_on_failure() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let tmp = dir.path().join("x.tmp");
+        fs::write(&tmp, b"half")?;
+        let failed = commit(&tmp, &dir.path().join("x"), Err(anyhow::anyhow!("boom")));
+        assert!(failed.is_err());
+        assert!(!tmp.exists());
+        assert!(!dir.path().join("x").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn open_blob_checks_size() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("b");
+        fs::write(&path, b"abc")?;
+        let mut blob = BlobFile {
+            digest: format!("sha256:{}", "0".repeat(64)),
+            media_type: "x".into(),
+            size: 3,
+            path,
+        };
+        assert!(open_blob(&blob).is_ok());
+        blob.size = 4;
+        let err = format!("{:#}", open_blob(&blob).err().context("size not checked")?);
+        assert!(err.contains("3 bytes"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The steps' `params`: `in`'s [`GetParams`] and `out`'s [`PutParams`].
+
+use super::forms::{build_args, format, nullable, string_or_number};
+use super::Platform;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `in`'s params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    /// `rootfs` (default), `oci` or `oci-layout`.
+    #[serde(default, deserialize_with = "format")]
+    pub format: Option<String>,
+    /// D: also write a `docker save` tarball at `image`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub save: bool,
+    /// D: also write `rootfs.tar`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub rootfs: bool,
+    /// Write only the `repository`, `tag` and `digest` files.
+    #[serde(default, deserialize_with = "nullable")]
+    pub skip_download: bool,
+    /// Overrides `source.platform`.
+    pub platform: Option<Platform>,
+}
+
+/// `out`'s params: one image source, build options and tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    /// Build context directory.
+    pub build: Option<String>,
+    /// Dockerfile (default `<build>/Dockerfile`).
+    pub dockerfile: Option<String>,
+    /// The build stage to stop at.
+    pub target_name: Option<String>,
+    /// Build arguments; numbers and booleans become their JSON text.
+    #[serde(default, deserialize_with = "build_args")]
+    pub build_args: BTreeMap<String, String>,
+    /// A JSON file of build arguments.
+    pub build_args_file: Option<String>,
+    /// Labels for the built image.
+    #[serde(default, deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    /// A JSON file of labels.
+    pub labels_file: Option<String>,
+    /// Use the previously pushed image as a build cache.
+    #[serde(default, deserialize_with = "nullable")]
+    pub cache: bool,
+    /// The tag to pull for `cache` (default: the tag being pushed).
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub cache_tag: Option<String>,
+    /// Directories from `in` (with `save`) to use as cache.
+    #[serde(default, deserialize_with = "nullable")]
+    pub cache_from: Vec<String>,
+    /// A directory from `in` (with `save`) holding the base image.
+    pub load_base: Option<String>,
+    /// Several such directories.
+    #[serde(default, deserialize_with = "nullable")]
+    pub load_bases: Vec<String>,
+    /// Build secrets by id.
+    #[serde(default, deserialize_with = "nullable")]
+    pub secrets: BTreeMap<String, BuildSecret>,
+    /// A directory from `in` with `save`: push that image.
+    pub load: Option<String>,
+    /// A `docker save` tarball to push.
+    pub load_file: Option<String>,
+    /// The repository of the image in `load_file`.
+    pub load_repository: Option<String>,
+    /// The tag of the image in `load_file`.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub load_tag: Option<String>,
+    /// A rootfs tarball to push as a one-layer image.
+    pub import_file: Option<String>,
+    /// Copy the image from this repository.
+    pub pull_repository: Option<String>,
+    /// The tag to copy from `pull_repository`.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub pull_tag: Option<String>,
+    /// R: path or glob to an OCI or docker-save tarball, or an OCI layout directory.
+    pub image: Option<String>,
+    /// A file holding the tag to push.
+    pub tag_file: Option<String>,
+    /// D's old name for `tag_file`: a path, not a tag.
+    pub tag: Option<String>,
+    /// Prepended to the tag read from `tag_file`.
+    pub tag_prefix: Option<String>,
+    /// Also push `latest`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub tag_as_latest: bool,
+    /// A file of whitespace-separated extra tags.
+    pub additional_tags: Option<String>,
+    /// R: a version number to push as a tag (a JSON number is kept as written).
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub version: Option<String>,
+    /// R: with `version`, also move the `major` and `major.minor` aliases.
+    #[serde(default, deserialize_with = "nullable")]
+    pub bump_aliases: bool,
+}
+
+/// Where a build secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawBuildSecret")]
+pub enum BuildSecret {
+    /// `{env: NAME}`: an environment variable.
+    Env(String),
+    /// `{source: path}`: a file.
+    Source(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuildSecret {
+    env: Option<String>,
+    source: Option<String>,
+}
+
+impl TryFrom<RawBuildSecret> for BuildSecret {
+    type Error = String;
+    fn try_from(raw: RawBuildSecret) -> Result<BuildSecret, String> {
+        match (raw.env, raw.source) {
+            (Some(env), None) => Ok(BuildSecret::Env(env)),
+            (None, Some(source)) => Ok(BuildSecret::Source(source)),
+            _ => Err("give exactly one of `env` (a variable) or `source` (a file)".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::tests::DIGEST;
+    use crate::resource::{parse_request, GetRequest, PutRequest};
+
+    #[test]
+    fn get_params() {
+        let get = |params: &str| {
+            let text = format!(
+                r#"{{"source": {{"repository": "x"}}, "version": {{"digest": "{DIGEST}"}}{params}}}"#
+            );
+            match parse_request::<GetRequest>(text.as_bytes()) {
+                Ok(request) => request.params,
+                Err(e) => panic!("{params}: {e:#}"),
+            }
+        };
+        assert_eq!(get(""), GetParams::default());
+        assert_eq!(get(r#", "params": null"#), GetParams::default());
+        assert_eq!(get(r#", "params": {}"#), GetParams::default());
+        for format in ["rootfs", "oci", "oci-layout"] {
+            let params = get(&format!(r#", "params": {{"format": "{format}"}}"#));
+            assert_eq!(params.format.as_deref(), Some(format));
+        }
+        let all = get(
+            r#", "params": {"save": true, "rootfs": true, "skip_download": true,
+            "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}"#,
+        );
+        assert!(all.save && all.rootfs && all.skip_download);
+        let platform = Platform {
+            os: Some("linux".into()),
+            architecture: Some("arm64".into()),
+            variant: Some("v8".into()),
+        };
+        assert_eq!(all.platform, Some(platform));
+    }
+
+    #[test]
+    fn put_params() {
+        let text = r#"{"source": {"repository": "x"}, "params": {
+            "build": "src", "dockerfile": "src/Containerfile", "target_name": "final",
+            "build_args": {"A": 1, "B": true, "C": "x", "D": 1.50}, "build_args_file": "args.json",
+            "labels": {"k": "v"}, "labels_file": "l.json", "cache": true, "cache_tag": 2,
+            "cache_from": ["c1"], "load_base": "b", "load_bases": ["b1", "b2"],
+            "secrets": {"s1": {"env": "E"}, "s2": {"source": "f"}}, "load": "img",
+            "load_file": "f.tar", "load_repository": "r", "load_tag": "t", "import_file": "rootfs.tgz",
+            "pull_repository": "p", "pull_tag": 3, "image": "i/*.tar", "tag_file": "tf",
+            "tag": "version/number", "tag_prefix": "v", "tag_as_latest": true,
+            "additional_tags": "tags", "version": 1.20, "bump_aliases": true}}"#;
+        let p = match parse_request::<PutRequest>(text.as_bytes()) {
+            Ok(request) => request.params,
+            Err(e) => panic!("{e:#}"),
+        };
+        let args: Vec<(&str, &str)> = p
+            .build_args
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(args, [("A", "1"), ("B", "true"), ("C", "x"), ("D", "1.50")]);
+        assert_eq!(p.secrets["s1"], BuildSecret::Env("E".into()));
+        assert_eq!(p.secrets["s2"], BuildSecret::Source("f".into()));
+        let tags = [&p.cache_tag, &p.pull_tag, &p.load_tag, &p.version].map(|t| t.as_deref());
+        assert_eq!(tags, [Some("2"), Some("3"), Some("t"), Some("1.20")]);
+        assert_eq!(
+            (p.tag.as_deref(), p.labels["k"].as_str()),
+            (Some("version/number"), "v")
+        );
+        assert!(p.cache && p.tag_as_latest && p.bump_aliases);
+        assert_eq!((p.load_bases.len(), p.cache_from.len()), (2, 1));
+        let empty =
+            parse_request::<PutRequest>(br#"{"source": {"repository": "x"}, "params": null}"#);
+        assert_eq!(empty.ok().map(|r| r.params), Some(PutParams::default()));
+    }
+}

@@ -1,0 +1,432 @@
+//! The resource's `source`, its nested option types, the options that parse but are not built
+//! yet ([`Source::reject_unsupported`]), and the image reference ([`Source::reference`]).
+
+use super::forms::{nullable, positive, required_string, string_or_number};
+use super::Command;
+use crate::reference::Reference;
+use crate::secret::Secret;
+use anyhow::{anyhow, bail};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The resource's `source`: every option of D and R.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The image repository, maybe with `:tag` or `@digest` (only when `tag` is unset).
+    #[serde(deserialize_with = "required_string")]
+    pub repository: String,
+    /// The tag as written (a JSON number `1.10` stays `"1.10"`); `""` counts as unset.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub tag: Option<String>,
+    /// Username for the repository's registry.
+    pub username: Option<String>,
+    /// Password for the repository's registry.
+    pub password: Option<Secret>,
+    /// A Docker `config.json`, given as an object or a string holding one.
+    pub docker_config: Option<DockerConfigJson>,
+    /// D: credentials for base images pulled during `build`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub additional_private_registries: Vec<PrivateRegistry>,
+    /// A Drone registry-extension credential service.
+    pub registry_extension: Option<RegistryExtension>,
+    /// ECR: access key id.
+    pub aws_access_key_id: Option<String>,
+    /// ECR: secret access key.
+    pub aws_secret_access_key: Option<Secret>,
+    /// ECR: session token.
+    pub aws_session_token: Option<Secret>,
+    /// ECR: region.
+    pub aws_region: Option<String>,
+    /// ECR: a role to assume.
+    pub aws_role_arn: Option<String>,
+    /// ECR: roles to assume, in order.
+    #[serde(default, deserialize_with = "nullable")]
+    pub aws_role_arns: Vec<String>,
+    /// ECR: the registry's account id.
+    pub aws_account_id: Option<String>,
+    /// D: `host:port` or CIDR entries allowed plain HTTP and unverified TLS.
+    #[serde(default, deserialize_with = "nullable")]
+    pub insecure_registries: Vec<String>,
+    /// R: the same for the repository's own registry.
+    #[serde(default, deserialize_with = "nullable")]
+    pub insecure: bool,
+    /// Extra CAs, in D's or R's form.
+    #[serde(default, deserialize_with = "nullable")]
+    pub ca_certs: Vec<CaCert>,
+    /// Mutual-TLS identities, by domain.
+    #[serde(default, deserialize_with = "nullable")]
+    pub client_certs: Vec<ClientCert>,
+    /// A pull-through mirror for Docker Hub (D's URL or R's object).
+    pub registry_mirror: Option<RegistryMirror>,
+    /// The platform to pick out of an index.
+    pub platform: Option<Platform>,
+    /// List tags matching this regex.
+    pub tag_regex: Option<String>,
+    /// Order `tag_regex` matches by creation time.
+    #[serde(default, deserialize_with = "nullable")]
+    pub created_at_sort: bool,
+    /// R's semver mode: the constraint.
+    pub semver_constraint: Option<String>,
+    /// R's semver mode: the tag suffix.
+    pub variant: Option<String>,
+    /// R's semver mode: include pre-releases.
+    #[serde(default, deserialize_with = "nullable")]
+    pub pre_releases: bool,
+    /// R's semver mode: pre-release prefixes to accept.
+    #[serde(default, deserialize_with = "nullable")]
+    pub pre_release_prefixes: Vec<String>,
+    /// Tag from the commit SHA of this git repository.
+    pub git_repo: Option<String>,
+    /// SSH key for `git_repo`.
+    pub git_private_key: Option<Secret>,
+    /// Branch of `git_repo` (default `master`).
+    pub git_branch: Option<String>,
+    /// Fail instead of waiting when the tag does not exist.
+    #[serde(default, deserialize_with = "nullable")]
+    pub fail_when_missing: bool,
+    /// Parallel layer downloads (at least 1).
+    #[serde(default, deserialize_with = "positive")]
+    pub max_concurrent_downloads: Option<usize>,
+    /// Parallel layer uploads (at least 1).
+    #[serde(default, deserialize_with = "positive")]
+    pub max_concurrent_uploads: Option<usize>,
+    /// HTTP trace on stderr, secrets redacted.
+    #[serde(default, deserialize_with = "nullable")]
+    pub debug: bool,
+    /// R's notary options: parsed, reported unsupported. May hold keys; never printed.
+    pub content_trust: Option<Value>,
+}
+
+/// A Docker `config.json`: a JSON object. Its `Debug` shows only the top-level keys.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DockerConfigJson(Map<String, Value>);
+
+impl DockerConfigJson {
+    /// Wraps a parsed `config.json` object.
+    pub fn new(object: Map<String, Value>) -> DockerConfigJson {
+        DockerConfigJson(object)
+    }
+
+    /// The object itself (holds secrets: never print it).
+    pub fn as_object(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DockerConfigJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<&String> = self.0.keys().collect();
+        write!(f, "DockerConfigJson {{ keys: {keys:?}, .. }}")
+    }
+}
+
+/// D: credentials for another registry, used for base images during `build`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateRegistry {
+    /// Registry host, `host[:port]`.
+    pub registry: String,
+    /// Username.
+    pub username: String,
+    /// Password.
+    pub password: Secret,
+}
+
+/// A Drone registry-extension endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryExtension {
+    /// The service's URL.
+    pub endpoint: String,
+    /// The shared secret for the HTTP signature.
+    pub token: Secret,
+    /// Skip TLS verification of the endpoint (default false).
+    #[serde(default, deserialize_with = "nullable")]
+    pub skip_verify: bool,
+}
+
+/// An extra CA: D's `{domain, cert}` or R's bare PEM string (then `domain` is `None` and the
+/// CA applies to every registry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCert {
+    /// The registry it is for, `host[:port]`; `None` for all.
+    pub domain: Option<String>,
+    /// PEM text, one or more certificates.
+    pub cert: String,
+}
+
+/// A client certificate for mutual TLS with one registry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCert {
+    /// The registry, `host[:port]`.
+    pub domain: String,
+    /// PEM certificate (chain).
+    pub cert: String,
+    /// PEM private key.
+    pub key: Secret,
+}
+
+/// A registry mirror for Docker Hub: D's URL string or R's `{host, username, password}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryMirror {
+    /// `http` or `https` when D's URL said so; `None` for R's `host`.
+    pub scheme: Option<String>,
+    /// `host[:port]`, no path.
+    pub host: String,
+    /// Username for the mirror.
+    pub username: Option<String>,
+    /// Password for the mirror.
+    pub password: Option<Secret>,
+}
+
+/// A platform to select from an image index.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Platform {
+    /// `linux`, `windows`, ...
+    pub os: Option<String>,
+    /// `amd64`, `arm64`, ...
+    pub architecture: Option<String>,
+    /// `v8`, `v7`, ...
+    pub variant: Option<String>,
+}
+
+const ALL: &[Command] = &[Command::Check, Command::Get, Command::Put];
+const CHECK: &[Command] = &[Command::Check];
+const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
+const LIST: &str = "listing tags is not built; pin `tag` instead";
+const SEMVER: &str = "R's semver mode is not built; pin `tag` instead";
+const GIT: &str = "tags from git commits are not built; pin `tag` instead";
+const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
+
+/// Options that parse but do nothing yet: (option, the commands whose behaviour it changes,
+/// what is missing). Shrink this as features land.
+const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
+    ("docker_config", ALL, AUTH),
+    ("registry_extension", ALL, AUTH),
+    ("aws_access_key_id", ALL, AUTH),
+    ("aws_secret_access_key", ALL, AUTH),
+    ("aws_session_token", ALL, AUTH),
+    ("aws_region", ALL, AUTH),
+    ("aws_role_arn", ALL, AUTH),
+    ("aws_role_arns", ALL, AUTH),
+    ("aws_account_id", ALL, AUTH),
+    ("tag_regex", CHECK, LIST),
+    ("created_at_sort", CHECK, LIST),
+    ("semver_constraint", CHECK, SEMVER),
+    ("variant", &[Command::Check, Command::Put], SEMVER),
+    ("pre_releases", CHECK, SEMVER),
+    ("pre_release_prefixes", CHECK, SEMVER),
+    ("git_repo", CHECK, GIT),
+    ("git_private_key", CHECK, GIT),
+    ("git_branch", CHECK, GIT),
+    ("fail_when_missing", CHECK, GIT),
+    ("content_trust", &[Command::Put], NOTARY),
+];
+
+impl Source {
+    /// Options that parse but whose behaviour is not built yet; the caller passes which
+    /// command runs. Fails with `not supported yet: <option>` for the first one that is set.
+    pub fn reject_unsupported(&self, command: Command) -> anyhow::Result<()> {
+        let mut set = UNSUPPORTED.iter().filter(|(option, commands, _)| {
+            commands.contains(&command) && self.is_set(option) == Some(true)
+        });
+        let Some((option, _, why)) = set.next() else {
+            return Ok(());
+        };
+        let mut message = format!("not supported yet: {option} (in `source`): {why}");
+        let others: Vec<&str> = set.map(|(option, _, _)| *option).collect();
+        if !others.is_empty() {
+            message.push_str(&format!("; also not supported yet: {}", others.join(", ")));
+        }
+        Err(anyhow!(message))
+    }
+
+    /// Whether an option in [`UNSUPPORTED`] has a non-default value; `None` for a name
+    /// this function does not know.
+    fn is_set(&self, option: &str) -> Option<bool> {
+        Some(match option {
+            "docker_config" => self.docker_config.is_some(),
+            "registry_extension" => self.registry_extension.is_some(),
+            "aws_access_key_id" => self.aws_access_key_id.is_some(),
+            "aws_secret_access_key" => self.aws_secret_access_key.is_some(),
+            "aws_session_token" => self.aws_session_token.is_some(),
+            "aws_region" => self.aws_region.is_some(),
+            "aws_role_arn" => self.aws_role_arn.is_some(),
+            "aws_role_arns" => !self.aws_role_arns.is_empty(),
+            "aws_account_id" => self.aws_account_id.is_some(),
+            "tag_regex" => self.tag_regex.is_some(),
+            "created_at_sort" => self.created_at_sort,
+            "semver_constraint" => self.semver_constraint.is_some(),
+            "variant" => self.variant.is_some(),
+            "pre_releases" => self.pre_releases,
+            "pre_release_prefixes" => !self.pre_release_prefixes.is_empty(),
+            "git_repo" => self.git_repo.is_some(),
+            "git_private_key" => self.git_private_key.is_some(),
+            "git_branch" => self.git_branch.is_some(),
+            "fail_when_missing" => self.fail_when_missing,
+            "content_trust" => self.content_trust.is_some(),
+            _ => return None,
+        })
+    }
+
+    /// The normalised reference from `repository`, with `tag` applied when set.
+    pub fn reference(&self) -> anyhow::Result<Reference> {
+        let parsed =
+            Reference::parse(&self.repository).map_err(|e| anyhow!("source.repository: {e}"))?;
+        let Some(tag) = &self.tag else {
+            return Ok(parsed);
+        };
+        if parsed.tag().is_some() || parsed.digest().is_some() {
+            bail!(
+                "source: `repository` carries a tag/digest, and `tag` is set too; use one \
+                 (repository: {:?}, tag: {tag:?})",
+                self.repository
+            );
+        }
+        parsed
+            .with_tag(tag)
+            .map_err(|e| anyhow!("source.tag: invalid tag {tag:?}: {}", e.reason))
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = self.content_trust.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Source")
+            .field("repository", &self.repository)
+            .field("tag", &self.tag)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("docker_config", &self.docker_config)
+            .field(
+                "additional_private_registries",
+                &self.additional_private_registries,
+            )
+            .field("registry_extension", &self.registry_extension)
+            .field("aws_access_key_id", &self.aws_access_key_id)
+            .field("aws_secret_access_key", &self.aws_secret_access_key)
+            .field("aws_session_token", &self.aws_session_token)
+            .field("aws_region", &self.aws_region)
+            .field("aws_role_arn", &self.aws_role_arn)
+            .field("aws_role_arns", &self.aws_role_arns)
+            .field("aws_account_id", &self.aws_account_id)
+            .field("insecure_registries", &self.insecure_registries)
+            .field("insecure", &self.insecure)
+            .field("ca_certs", &self.ca_certs)
+            .field("client_certs", &self.client_certs)
+            .field("registry_mirror", &self.registry_mirror)
+            .field("platform", &self.platform)
+            .field("tag_regex", &self.tag_regex)
+            .field("created_at_sort", &self.created_at_sort)
+            .field("semver_constraint", &self.semver_constraint)
+            .field("variant", &self.variant)
+            .field("pre_releases", &self.pre_releases)
+            .field("pre_release_prefixes", &self.pre_release_prefixes)
+            .field("git_repo", &self.git_repo)
+            .field("git_private_key", &self.git_private_key)
+            .field("git_branch", &self.git_branch)
+            .field("fail_when_missing", &self.fail_when_missing)
+            .field("max_concurrent_downloads", &self.max_concurrent_downloads)
+            .field("max_concurrent_uploads", &self.max_concurrent_uploads)
+            .field("debug", &self.debug)
+            .field("content_trust", &redacted)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::tests::{source, DIGEST};
+
+    #[test]
+    fn reject_unsupported_names_each_option() {
+        let all = [Command::Check, Command::Get, Command::Put];
+        let accepted = source(
+            r#""additional_private_registries": [{"registry": "r", "username": "u", "password": "p"}],
+            "platform": {"os": "linux"}, "max_concurrent_downloads": 2, "insecure_registries": ["r"],
+            "registry_mirror": "https://m", "debug": true, "insecure": true, "ca_certs": ["P"]"#,
+        );
+        for command in all {
+            assert!(accepted.reject_unsupported(command).is_ok());
+        }
+        for (option, commands, _) in UNSUPPORTED {
+            let value = match *option {
+                "created_at_sort" | "pre_releases" | "fail_when_missing" => "true",
+                "aws_role_arns" | "pre_release_prefixes" => r#"["x"]"#,
+                "docker_config" | "content_trust" => "{}",
+                "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
+                _ => r#""x""#,
+            };
+            let s = source(&format!(r#""{option}": {value}"#));
+            assert_eq!(s.is_set(option), Some(true), "{option}");
+            for command in all {
+                match s.reject_unsupported(command) {
+                    Err(e) if commands.contains(&command) => {
+                        let e = e.to_string();
+                        assert!(
+                            e.starts_with(&format!("not supported yet: {option} (in `source`): ")),
+                            "{e}"
+                        );
+                    }
+                    Ok(()) if !commands.contains(&command) => {}
+                    other => panic!("{option} {command:?}: {other:?}"),
+                }
+            }
+        }
+        let s = source(r#""tag_regex": "x", "semver_constraint": "1", "aws_region": "r""#);
+        let e = s
+            .reject_unsupported(Command::Check)
+            .map_err(|e| e.to_string());
+        let expected = "not supported yet: aws_region (in `source`): this way of getting credentials is not built; \
+                        use `username` and `password`; also not supported yet: tag_regex, semver_constraint";
+        assert_eq!(e, Err(expected.to_string()));
+        assert!(s.is_set("no_such_option").is_none());
+    }
+
+    #[test]
+    fn source_reference() {
+        let shown = |fields: &str| {
+            source(fields)
+                .reference()
+                .map(|r| r.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            shown(r#""tag": 1.10"#),
+            Ok("docker.io/library/golang:1.10".into())
+        );
+        assert_eq!(shown(""), Ok("docker.io/library/golang:latest".into()));
+        assert_eq!(
+            shown(r#""repository": "r.io/a/b:7""#),
+            Ok("r.io/a/b:7".into())
+        );
+        let digest = format!("golang@{DIGEST}");
+        assert_eq!(
+            shown(&format!(r#""repository": "{digest}""#)),
+            Ok(format!("docker.io/library/{digest}"))
+        );
+        let both = "source: `repository` carries a tag/digest, and `tag` is set too; use one \
+                    (repository: \"golang:1\", tag: \"2\")";
+        assert_eq!(
+            shown(r#""repository": "golang:1", "tag": "2""#),
+            Err(both.into())
+        );
+        assert!(shown(&format!(r#""repository": "{digest}", "tag": "2""#))
+            .is_err_and(|e| e.contains("carries")));
+        let upper = shown(r#""repository": "Golang""#).unwrap_err();
+        assert!(
+            upper.starts_with("source.repository: invalid image reference")
+                && upper.contains("lowercase")
+        );
+        let tag = shown(r#""tag": "bad tag!""#).unwrap_err();
+        assert!(
+            tag.starts_with("source.tag: invalid tag \"bad tag!\""),
+            "{tag}"
+        );
+    }
+}
