@@ -121,7 +121,7 @@ floor() {
 }
 
 # time_it NAME FUNCTION: runs FUNCTION $runs times in a fresh $work, prints "seconds" of each.
-declare -A median rss
+declare -A median
 time_it() {
   local name="$1" fn="$2" i t start
   local -a times=()

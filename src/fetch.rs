@@ -269,15 +269,13 @@ async fn download_one(
     progress: &Progress,
     index: usize,
 ) -> anyhow::Result<()> {
-    let counter = progress.item(index).map(|item| &item.done);
-    let fallback = std::sync::atomic::AtomicU64::new(0);
-    let counter = counter.unwrap_or(&fallback);
+    let counter = progress.counter(index);
     let mut attempt = 0;
     loop {
         attempt += 1;
         counter.store(0, std::sync::atomic::Ordering::Relaxed);
         match client
-            .fetch_blob_to_file(repository, digest, size, path, counter)
+            .fetch_blob_to_file(repository, digest, size, path, &counter)
             .await
         {
             Ok(()) => break,

@@ -15,8 +15,8 @@ pub struct Item {
     pub name: String,
     /// Expected size in bytes.
     pub size: u64,
-    /// Bytes moved so far.
-    pub done: AtomicU64,
+    /// Bytes moved so far (shared with the transfer that counts them).
+    pub done: Arc<AtomicU64>,
     /// Set when finished.
     pub finished: AtomicBool,
 }
@@ -39,7 +39,7 @@ impl Progress {
                 .map(|(digest, size)| Item {
                     name: short(digest),
                     size: *size,
-                    done: AtomicU64::new(0),
+                    done: Arc::new(AtomicU64::new(0)),
                     finished: AtomicBool::new(false),
                 })
                 .collect(),
@@ -50,6 +50,14 @@ impl Progress {
     /// The tracker of blob `i`.
     pub fn item(&self, i: usize) -> Option<&Item> {
         self.items.get(i)
+    }
+
+    /// The byte counter of blob `i` (a detached one when out of range).
+    pub fn counter(&self, i: usize) -> Arc<AtomicU64> {
+        self.items
+            .get(i)
+            .map(|item| Arc::clone(&item.done))
+            .unwrap_or_default()
     }
 
     /// The summary line.

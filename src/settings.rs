@@ -99,6 +99,25 @@ impl Settings {
         })
     }
 
+    /// The API host of any reference (Docker Hub's honouring [`DOCKER_HUB_HOST_ENV`]).
+    pub fn api_host_of(&self, reference: &Reference) -> String {
+        api_host(reference)
+    }
+
+    /// A client for another reference's registry, with the source's TLS options; the
+    /// source's credentials go along only when it is the source's own registry.
+    pub async fn client_for(&self, reference: &Reference) -> anyhow::Result<Client> {
+        let host = api_host(reference);
+        let credentials = if host == self.origin_host() {
+            self.credentials.clone()
+        } else {
+            None
+        };
+        Client::new(&host, credentials, &self.transport)
+            .await
+            .with_context(|| format!("setting up the client for registry {host}"))
+    }
+
     /// Where to read from, in order: the mirror (Docker Hub repositories only), then the
     /// repository's own registry.
     pub async fn pull_endpoints(&self) -> anyhow::Result<Vec<Endpoint>> {

@@ -395,7 +395,11 @@ fn request_errors_say_what_and_where() {
 
 #[test]
 fn out_is_not_implemented_yet() {
-    let out = run("out", &["/tmp"], &json!({ "source": { "repository": "x" } }));
+    let out = run(
+        "out",
+        &["/tmp"],
+        &json!({ "source": { "repository": "x" } }),
+    );
     assert!(
         out.expect_failure().contains("not implemented yet"),
         "{}",

@@ -9,3 +9,5 @@ mod get;
 mod get_hostile;
 mod get_rootfs;
 mod harness;
+mod put;
+mod put_sources;

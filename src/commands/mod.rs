@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod get;
+pub mod put;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -66,8 +67,11 @@ fn run(executable: Executable, args: &[String]) -> anyhow::Result<serde_json::Va
             runtime.block_on(get::run(&input, args))
         }
         Executable::Out => {
-            let _ = args;
-            anyhow::bail!("`out` is not implemented yet in this version of image-resource")
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(put::run(&input, args))
         }
     }
 }

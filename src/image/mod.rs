@@ -3,8 +3,11 @@
 //! Nothing here speaks HTTP.
 
 pub mod archive;
+pub mod compress;
 pub mod layer;
+pub mod local;
 pub mod manifest;
 pub mod metadata;
 pub mod rootfs;
+pub mod sources;
 pub mod whiteout;

@@ -178,7 +178,20 @@ impl Rootfs {
             None => format!("layer {name}: reading the tar"),
         };
         for entry in archive.entries().with_context(|| reading(&last))? {
-            let mut entry = entry.with_context(|| reading(&last))?;
+            let mut entry = match entry {
+                Ok(entry) => entry,
+                // The last entry's data was read whole, and the stream ends inside its
+                // padding: no end-of-archive marker (umoci 0.4's `insert` writes such layers,
+                // and Go's archive/tar, so Docker, accepts them). The layer's diff_id still
+                // covers exactly these bytes.
+                Err(e) if last.is_some() && is_eof_in_padding(&e) => {
+                    state.stats.skipped.push(
+                        "the layer ends inside the padding of its last entry, without an end-of-archive marker; treated as its end".to_string(),
+                    );
+                    break;
+                }
+                Err(e) => return Err(e).with_context(|| reading(&last)),
+            };
             state.stats.entries += 1;
             let raw = entry.path_bytes().into_owned();
             self.apply_entry(&mut state, &mut entry, &raw)
@@ -231,6 +244,12 @@ impl Rootfs {
         }
         Ok(())
     }
+}
+
+/// The tar crate's error for a stream that ends while it skips to the next header.
+fn is_eof_in_padding(error: &std::io::Error) -> bool {
+    // tar 0.4 reports it as ErrorKind::Other with this text.
+    error.to_string().contains("unexpected EOF during skip")
 }
 
 /// The bookkeeping of the layer being applied.

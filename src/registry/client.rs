@@ -28,6 +28,24 @@ pub struct Descriptor {
     pub size: u64,
 }
 
+/// One request for [`Client::send_with`].
+pub(crate) struct Request<'a> {
+    /// HTTP method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: &'a str,
+    /// `Accept` header.
+    pub accept: Option<&'a str>,
+    /// Token scopes the request needs.
+    pub scopes: &'a [String],
+    /// Repository, for messages.
+    pub repository: &'a str,
+    /// Extra headers.
+    pub headers: &'a [(&'static str, String)],
+    /// Makes the body (again, for a retry).
+    pub body: &'a (dyn Fn() -> Option<reqwest::Body> + Sync),
+}
+
 /// A client for one registry host.
 #[derive(Debug)]
 pub struct Client {
@@ -109,16 +127,52 @@ impl Client {
         let base = self.ping().await?;
         let url = format!("{base}{path}");
         let scopes = vec![repository_scope(repository, actions)];
+        self.send_with(Request {
+            method,
+            url: &url,
+            accept,
+            scopes: &scopes,
+            repository,
+            headers: &[],
+            body: &|| None,
+        })
+        .await
+    }
+
+    /// The base URL (`scheme://host`), pinging first if needed.
+    pub async fn base_url(&self) -> Result<String, Error> {
+        self.ping().await.map(str::to_string)
+    }
+
+    /// Sends `request` with the authorization its scopes need, refreshing the token once on
+    /// 401 (the body is made anew for the retry).
+    pub(crate) async fn send_with(&self, request: Request<'_>) -> Result<reqwest::Response, Error> {
+        self.ping().await?;
+        let Request {
+            method,
+            url,
+            accept,
+            scopes,
+            repository,
+            headers,
+            body,
+        } = request;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut builder = self.transport.http().request(method.clone(), &url);
+            let mut builder = self.transport.http().request(method.clone(), url);
             if let Some(accept) = accept {
                 builder = builder.header(ACCEPT, accept);
             }
+            for (name, value) in headers {
+                builder = builder.header(*name, value.as_str());
+            }
+            if let Some(body) = body() {
+                builder = builder.body(body);
+            }
             if let Some(auth) = self
                 .auth
-                .authorization(&self.transport, &scopes, Some(repository))
+                .authorization(&self.transport, scopes, Some(repository))
                 .await?
             {
                 let mut value = HeaderValue::from_str(auth.expose()).map_err(|_| {
@@ -141,7 +195,7 @@ impl Client {
                     if let Some(c) = challenge_of(&response) {
                         self.auth.set_challenge(Some(c));
                     }
-                    self.auth.invalidate(&scopes);
+                    self.auth.invalidate(scopes);
                 }
                 StatusCode::UNAUTHORIZED => {
                     let detail = challenge_of(&response)
@@ -177,7 +231,7 @@ impl Client {
     }
 
     /// An error for an unexpected status, with the body's diagnostics.
-    async fn status_error(&self, method: &str, response: reqwest::Response) -> Error {
+    pub(crate) async fn status_error(&self, method: &str, response: reqwest::Response) -> Error {
         let status = response.status().as_u16();
         let url = redact_url(response.url());
         let body = response.bytes().await.unwrap_or_default();

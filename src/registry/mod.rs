@@ -10,6 +10,7 @@ pub mod challenge;
 pub mod client;
 pub mod error;
 pub mod transport;
+pub mod upload;
 
 pub use client::{Client, Descriptor};
 pub use error::Error;

@@ -217,7 +217,7 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("tag_regex", CHECK, LIST),
     ("created_at_sort", CHECK, LIST),
     ("semver_constraint", CHECK, SEMVER),
-    ("variant", &[Command::Check, Command::Put], SEMVER),
+    ("variant", CHECK, SEMVER),
     ("pre_releases", CHECK, SEMVER),
     ("pre_release_prefixes", CHECK, SEMVER),
     ("git_repo", CHECK, GIT),

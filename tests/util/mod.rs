@@ -8,6 +8,7 @@
 
 pub mod bin;
 pub mod image;
+pub mod oracle;
 pub mod registry;
 pub mod tls;
 pub mod token;

@@ -38,6 +38,28 @@ fn truncated_layers_are_errors() {
 }
 
 #[test]
+fn a_layer_ending_inside_its_last_padding_is_accepted_with_a_warning() {
+    // What umoci 0.4's `insert` writes: the last entry's data, then nothing (no padding,
+    // no end-of-archive marker). Go's archive/tar, and so Docker, accepts it.
+    let full = tar(&[file("a", "x".repeat(3000)), file("b", "y".repeat(100))]);
+    let cut = &full[..512 * 8 + 100];
+    let mut f = Fixture::new();
+    let stats = f.rootfs().apply_layer(cut, "unpadded").unwrap();
+    assert!(
+        stats.skipped.iter().any(|w| w.contains("padding")),
+        "{:?}",
+        stats.skipped
+    );
+    assert_eq!(std::fs::read(f.path("b")).unwrap(), b"y".repeat(100));
+    // One byte less is a truncated file, still an error.
+    let mut f = Fixture::new();
+    assert!(f
+        .rootfs()
+        .apply_layer(&full[..512 * 8 + 99], "cut")
+        .is_err());
+}
+
+#[test]
 fn the_whole_stream_is_read() {
     struct Counting<'a>(&'a [u8], usize);
     impl Read for Counting<'_> {

@@ -1,0 +1,235 @@
+//! `out`: pushes an image. Every source becomes a [`PushPlan`] (local sources through an
+//! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
+//! with every tag.
+
+use crate::fetch;
+use crate::image::manifest::PlatformSpec;
+use crate::image::sources;
+use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
+use crate::reference::Reference;
+use crate::registry::Client;
+use crate::resource::{parse_request, Command, PutParams, PutRequest};
+use crate::settings::Settings;
+use crate::tags::{self, TagRequest};
+use anyhow::{bail, Context as _};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The image sources, in D's precedence.
+const SOURCES: &str = "load, build, load_file, import_file, pull_repository, image";
+
+/// Which source a put uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Load(PathBuf),
+    LoadFile { path: PathBuf, want: Option<String> },
+    ImportFile(PathBuf),
+    Pull { repository: String, tag: String },
+    Image(String),
+}
+
+fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
+    if let Some(load) = &params.load {
+        return Ok(Source::Load(dir.join(load)));
+    }
+    if params.build.is_some() {
+        bail!("not supported yet: build (building Dockerfiles with buildah comes in a later version); use load, load_file, import_file, pull_repository or image");
+    }
+    if let Some(file) = &params.load_file {
+        let want = params
+            .load_repository
+            .as_ref()
+            .map(|repo| format!("{repo}:{}", params.load_tag.as_deref().unwrap_or("latest")));
+        if want.is_none() && params.load_tag.is_some() {
+            bail!("params.load_tag is set without params.load_repository; give both (or neither, for an archive holding one image)");
+        }
+        return Ok(Source::LoadFile {
+            path: dir.join(file),
+            want,
+        });
+    }
+    if let Some(file) = &params.import_file {
+        return Ok(Source::ImportFile(dir.join(file)));
+    }
+    if let Some(repository) = &params.pull_repository {
+        return Ok(Source::Pull {
+            repository: repository.clone(),
+            tag: params.pull_tag.clone().unwrap_or_else(|| "latest".into()),
+        });
+    }
+    if let Some(image) = &params.image {
+        return Ok(Source::Image(image.clone()));
+    }
+    bail!("no image to push: set one of {SOURCES} in params")
+}
+
+/// Runs `out`; `args[0]` is the directory params' paths are relative to.
+pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+    let dir = args
+        .first()
+        .map(PathBuf::from)
+        .context("`out` needs the sources directory as its first argument")?;
+    let request: PutRequest = parse_request(input)?;
+    request.source.reject_unsupported(Command::Put)?;
+    let settings = Settings::from_source(&request.source)?;
+    if settings.reference.digest().is_some() {
+        bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");
+    }
+    let params = &request.params;
+    let source = choose_source(params, &dir)?;
+    let plan = tags::plan(&TagRequest {
+        params,
+        source_tag: settings.reference.tag(),
+        variant: request.source.variant.as_deref(),
+        base: &dir,
+    })?;
+    let target = settings.origin().await?;
+    let repository = target.repository.clone();
+    let tags = if plan.needs_tag_list() {
+        let existing = target
+            .client
+            .list_tags(&repository)
+            .await
+            .with_context(|| {
+                format!(
+                    "listing the tags of {} for bump_aliases",
+                    settings.reference.name()
+                )
+            })?;
+        plan.with_aliases(&existing)?
+    } else {
+        plan.with_aliases(&[])?
+    };
+    let first_tag = tags
+        .first()
+        .cloned()
+        .context("no tag to push: set tag_file, version or source.tag")?;
+
+    let scratch = tempfile::Builder::new()
+        .prefix("image-resource-out.")
+        .tempdir()
+        .context("creating a scratch directory")?;
+    let plan = match source {
+        Source::Pull { repository, tag } => {
+            pull_plan(&settings, &repository, &tag, &target.client).await?
+        }
+        local => {
+            let scratch_path = scratch.path().to_path_buf();
+            let image =
+                tokio::task::spawn_blocking(move || local_image(local, &dir, &scratch_path))
+                    .await
+                    .context("preparing the image panicked")??;
+            PushPlan::from_pushable(&image)
+        }
+    };
+    let concurrency = request.source.max_concurrent_uploads.unwrap_or(4);
+    push::push(
+        Arc::clone(&target.client),
+        &repository,
+        &plan,
+        &tags,
+        concurrency,
+        scratch.path(),
+    )
+    .await
+    .with_context(|| format!("pushing to {}", settings.reference.name()))?;
+    eprintln!(
+        "pushed {}@{} as {}",
+        settings.reference.name(),
+        plan.top.digest,
+        tags.join(", ")
+    );
+    Ok(json!({
+        "version": {"tag": first_tag, "digest": plan.top.digest},
+        "metadata": [
+            {"name": "repository", "value": settings.reference.name()},
+            {"name": "tags", "value": tags.join(" ")},
+        ],
+    }))
+}
+
+fn local_image(
+    source: Source,
+    dir: &Path,
+    scratch: &Path,
+) -> anyhow::Result<crate::image::local::Pushable> {
+    match source {
+        Source::Load(path) => sources::from_load_dir(&path, scratch)
+            .with_context(|| format!("params.load ({})", path.display())),
+        Source::LoadFile { path, want } => {
+            sources::from_docker_archive(&path, want.as_deref(), scratch)
+                .with_context(|| format!("params.load_file ({})", path.display()))
+        }
+        Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch)
+            .with_context(|| format!("params.import_file ({})", path.display())),
+        Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch)
+            .with_context(|| format!("params.image ({pattern})")),
+        Source::Pull { .. } => bail!("internal: pull_repository is not a local source"),
+    }
+}
+
+/// `pull_repository`: the image (every platform of an index) as blobs in the other
+/// repository: mounted when it is on the target's registry, copied otherwise.
+async fn pull_plan(
+    settings: &Settings,
+    repository: &str,
+    tag: &str,
+    target: &Arc<Client>,
+) -> anyhow::Result<PushPlan> {
+    let reference = Reference::parse(repository)
+        .with_context(|| format!("params.pull_repository {repository:?}"))?
+        .with_tag(tag)
+        .with_context(|| format!("params.pull_tag {tag:?}"))?;
+    let host = settings.api_host_of(&reference);
+    let client = if host == target.host() {
+        Arc::clone(target)
+    } else {
+        Arc::new(settings.client_for(&reference).await?)
+    };
+    let from = reference.repository().to_string();
+    let resolved = fetch::resolve(
+        &client,
+        &from,
+        &reference.reference_string(),
+        &PlatformSpec::host(),
+        true,
+    )
+    .await
+    .with_context(|| format!("reading params.pull_repository {reference}"))?;
+    let mut blobs: Vec<PushBlob> = Vec::new();
+    let mut children = Vec::new();
+    for image in &resolved.images {
+        let config = image.manifest.config();
+        let mut all = vec![(config.digest().to_string(), config.size())];
+        all.extend(image.layers().into_iter().map(|(d, _, s)| (d, s)));
+        for (digest, size) in all {
+            if !blobs.iter().any(|b| b.digest == digest) {
+                blobs.push(PushBlob {
+                    digest,
+                    size,
+                    source: BlobSource::Remote {
+                        client: Arc::clone(&client),
+                        repository: from.clone(),
+                    },
+                });
+            }
+        }
+        if resolved.index.is_some() {
+            children.push(PushManifest {
+                raw: image.manifest_raw.clone(),
+                media_type: image.manifest_media_type.clone(),
+                digest: image.manifest_digest.clone(),
+            });
+        }
+    }
+    Ok(PushPlan {
+        blobs,
+        children,
+        top: PushManifest {
+            raw: resolved.top_raw,
+            media_type: resolved.top_media_type,
+            digest: resolved.top_digest,
+        },
+    })
+}

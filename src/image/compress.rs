@@ -1,0 +1,466 @@
+//! Parallel gzip for layers, in one streaming pass: the input is cut into fixed blocks
+//! that every core deflates at once, each primed with the last 32 KiB of the block before
+//! it (as `pigz` does), so the result is one ordinary gzip member that compresses as well as
+//! `gzip -6`. Each block but the last ends with a sync flush, so the raw deflate pieces
+//! simply concatenate; their CRC-32s are combined for the trailer.
+//!
+//! The output depends only on the input and the level, never on the number of cores: the
+//! same layer always gets the same digest. It reads with `gzip -d`, Go's `compress/gzip`
+//! and [`super::layer::open`].
+//!
+//! While it runs, the sha256 of the input (the layer's `diff_id`) and of the output (its
+//! `digest`) are computed; at most `2 × cores + 2` blocks are in memory at once.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::num::NonZeroUsize;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use anyhow::{anyhow, bail, Context, Result};
+use flate2::{Compress, Crc, FlushCompress, Status};
+use sha2::{Digest as _, Sha256};
+
+/// The gzip level used by [`gzip_layer`]: 6, as `gzip`, `pigz` and Go default to.
+pub const DEFAULT_LEVEL: u32 = 6;
+
+/// Bytes of input per block.
+const BLOCK_SIZE: usize = 512 * 1024;
+/// Deflate's window: how much of the previous block primes the next.
+const WINDOW: usize = 32 * 1024;
+/// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown (as Go writes).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// What [`gzip_layer`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compressed {
+    /// `sha256:<hex>` of the gzip output: the layer's digest.
+    pub digest: String,
+    /// `sha256:<hex>` of the uncompressed input: the layer's `diff_id`.
+    pub diff_id: String,
+    /// The size of the gzip output in bytes.
+    pub size: u64,
+}
+
+/// Compresses an uncompressed layer stream to gzip (level [`DEFAULT_LEVEL`]) at `out`,
+/// computing in one pass the sha256 of the input (`diff_id`) and of the output (`digest`)
+/// and the output size. Uses every core. On failure `out` is removed.
+pub fn gzip_layer(input: impl Read, out: &Path) -> Result<Compressed> {
+    gzip_layer_with_level(input, out, DEFAULT_LEVEL)
+}
+
+/// [`gzip_layer`] at another level, 0 (stored) to 9 (smallest).
+pub fn gzip_layer_with_level(input: impl Read, out: &Path, level: u32) -> Result<Compressed> {
+    if level > 9 {
+        bail!("gzip level {level} is out of range: use 0 to 9");
+    }
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let result = compress_stream(input, file, level)
+        .with_context(|| format!("compressing a layer to {}", out.display()));
+    if result.is_err() {
+        // The compression error is the one worth reporting.
+        let _ = fs::remove_file(out);
+    }
+    result
+}
+
+/// One block to deflate.
+struct Job {
+    index: u64,
+    /// Up to [`WINDOW`] bytes of input before this block.
+    dictionary: Vec<u8>,
+    data: Vec<u8>,
+    last: bool,
+}
+
+/// One deflated block, with its input buffer (recycled by the reader).
+struct Done {
+    index: u64,
+    deflated: Result<Vec<u8>>,
+    crc: Crc,
+    data: Vec<u8>,
+    last: bool,
+}
+
+/// The writer's totals.
+struct Written {
+    digest: String,
+    size: u64,
+}
+
+/// The pipeline: this thread reads and hashes the input, workers deflate, and a writer
+/// thread puts blocks in order, hashes and writes them. Buffers circulate as tokens, which
+/// bounds memory.
+fn compress_stream<R: Read, W: Write + Send>(
+    mut input: R,
+    output: W,
+    level: u32,
+) -> Result<Compressed> {
+    let workers = thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    let slots = 2 * workers + 2;
+    thread::scope(|scope| {
+        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(slots);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<Done>();
+        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(slots);
+        for _ in 0..slots {
+            // Cannot fail: the channel has room for every token and its receiver is here.
+            let _ = free_tx.send(Vec::new());
+        }
+        for _ in 0..workers {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            scope.spawn(move || deflate_worker(&job_rx, &done_tx, level));
+        }
+        drop(done_tx);
+        let writer = scope.spawn(move || write_blocks(output, &done_rx, &free_tx));
+
+        let read = read_blocks(&mut input, &job_tx, &free_rx);
+        drop(job_tx);
+        let written = writer
+            .join()
+            .map_err(|_| anyhow!("the gzip writer thread panicked"))?;
+        let diff_id = read?;
+        let written = written?;
+        Ok(Compressed {
+            digest: written.digest,
+            diff_id,
+            size: written.size,
+        })
+    })
+}
+
+/// Reads the input into blocks and hands them out; returns the input's digest. Stops
+/// early (and returns `Ok`) when the writer has gone, which reports why.
+fn read_blocks(
+    input: &mut impl Read,
+    jobs: &SyncSender<Job>,
+    free: &Receiver<Vec<u8>>,
+) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut dictionary = Vec::new();
+    for index in 0.. {
+        let Ok(mut data) = free.recv() else {
+            break; // the writer failed
+        };
+        data.clear();
+        data.reserve_exact(BLOCK_SIZE);
+        let n = fill(input, &mut data).context("reading the layer")?;
+        hasher.update(&data);
+        let last = n < BLOCK_SIZE;
+        let next_dictionary = data[data.len().saturating_sub(WINDOW)..].to_vec();
+        let job = Job {
+            index,
+            dictionary: std::mem::replace(&mut dictionary, next_dictionary),
+            data,
+            last,
+        };
+        if jobs.send(job).is_err() || last {
+            break;
+        }
+    }
+    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+/// Reads until `buf` holds [`BLOCK_SIZE`] bytes or the input ends; returns how many.
+fn fill(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
+    while buf.len() < BLOCK_SIZE {
+        let want = (BLOCK_SIZE - buf.len()) as u64;
+        match input.by_ref().take(want).read_to_end(buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf.len())
+}
+
+/// Deflates jobs until there are none.
+fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) {
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
+    loop {
+        let job = match jobs.lock() {
+            Ok(jobs) => jobs.recv(),
+            Err(_) => return, // another worker panicked; the writer reports it missing
+        };
+        let Ok(job) = job else {
+            return;
+        };
+        let mut crc = Crc::new();
+        crc.update(&job.data);
+        // A panic here would leave the writer waiting for this block forever.
+        let deflated = panic::catch_unwind(AssertUnwindSafe(|| deflate_block(&mut compress, &job)))
+            .unwrap_or_else(|_| Err(anyhow!("deflate panicked")));
+        let result = Done {
+            index: job.index,
+            deflated,
+            crc,
+            data: job.data,
+            last: job.last,
+        };
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// Raw deflate of one block, primed with its dictionary, ending in a sync flush (byte
+/// aligned, not final) or, for the last block, the final block.
+fn deflate_block(compress: &mut Compress, job: &Job) -> Result<Vec<u8>> {
+    compress.reset();
+    if !job.dictionary.is_empty() {
+        compress
+            .set_dictionary(&job.dictionary)
+            .context("priming deflate")?;
+    }
+    let flush = if job.last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
+    let data = &job.data;
+    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
+    let start = compress.total_in();
+    loop {
+        let consumed = usize::try_from(compress.total_in() - start)?;
+        let status = compress
+            .compress_vec(&data[consumed..], &mut out, flush)
+            .context("deflating")?;
+        let consumed = usize::try_from(compress.total_in() - start)?;
+        let finished = if job.last {
+            status == Status::StreamEnd
+        } else {
+            consumed == data.len() && out.len() < out.capacity()
+        };
+        if finished {
+            return Ok(out);
+        }
+        out.reserve(out.capacity().max(4096));
+    }
+}
+
+/// Writes the header, the blocks in order, and the trailer, hashing what it writes.
+fn write_blocks<W: Write>(
+    mut output: W,
+    done: &Receiver<Done>,
+    free: &SyncSender<Vec<u8>>,
+) -> Result<Written> {
+    let mut hashed = HashingWriter {
+        inner: &mut output,
+        hasher: Sha256::new(),
+        size: 0,
+    };
+    hashed.write_all(&GZIP_HEADER)?;
+    let mut crc = Crc::new();
+    let mut input_len: u64 = 0;
+    let mut pending = BTreeMap::new();
+    let mut next = 0u64;
+    'blocks: loop {
+        let Ok(block) = done.recv() else {
+            bail!("the layer stream ended early");
+        };
+        pending.insert(block.index, block);
+        while let Some(block) = pending.remove(&next) {
+            let deflated = block.deflated?;
+            hashed.write_all(&deflated).context("writing")?;
+            crc.combine(&block.crc);
+            input_len += block.data.len() as u64;
+            next += 1;
+            if block.last {
+                break 'blocks;
+            }
+            // The reader may have stopped already; then the token is not needed.
+            let _ = free.send(block.data);
+        }
+    }
+    let mut trailer = [0u8; 8];
+    trailer[..4].copy_from_slice(&crc.sum().to_le_bytes());
+    // ISIZE is the input length modulo 2^32.
+    trailer[4..].copy_from_slice(&(input_len as u32).to_le_bytes());
+    hashed.write_all(&trailer).context("writing")?;
+    hashed.flush().context("writing")?;
+    Ok(Written {
+        digest: format!("sha256:{}", hex::encode(hashed.hasher.finalize())),
+        size: hashed.size,
+    })
+}
+
+/// A writer that hashes and counts what it passes on.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::image::layer;
+
+    fn sha256(bytes: &[u8]) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    }
+
+    /// Pseudo-random bytes (xorshift), so that tests need no extra crate.
+    fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            out.extend_from_slice(&seed.to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn gunzip_with_gzip(path: &Path) -> Result<Vec<u8>> {
+        let output = Command::new("gzip")
+            .args(["-d", "-c"])
+            .arg(path)
+            .stderr(Stdio::piped())
+            .output()
+            .context("running gzip")?;
+        if !output.status.success() {
+            bail!(
+                "gzip -d failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(output.stdout)
+    }
+
+    fn round_trip(data: &[u8]) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("layer.gz");
+        let compressed = gzip_layer(data, &out)?;
+        let bytes = fs::read(&out)?;
+        assert_eq!(compressed.size, bytes.len() as u64);
+        assert_eq!(compressed.digest, sha256(&bytes));
+        assert_eq!(compressed.diff_id, sha256(data));
+
+        assert_eq!(gunzip_with_gzip(&out)?, data, "gzip -d");
+        let mut ours = Vec::new();
+        layer::open(
+            File::open(&out)?,
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )?
+        .read_to_end(&mut ours)?;
+        assert_eq!(ours, data, "layer::open");
+        // A single member: the plain (not multi-member) decoder reads all of it too.
+        let mut single = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut single)?;
+        assert_eq!(single, data, "GzDecoder");
+        Ok(())
+    }
+
+    #[test]
+    fn empty_and_one_byte_inputs() -> Result<()> {
+        round_trip(b"")?;
+        round_trip(b"x")
+    }
+
+    #[test]
+    fn random_input_across_many_blocks() -> Result<()> {
+        round_trip(&noise(10 << 20, 0x9e37_79b9_7f4a_7c15))
+    }
+
+    #[test]
+    fn block_boundaries_and_back_references() -> Result<()> {
+        // Text that repeats across block boundaries (so dictionaries matter), exactly one
+        // and two blocks long, and one byte past.
+        let line = b"the quick brown fox jumps over the lazy dog 0123456789\n";
+        let text: Vec<u8> = line.iter().copied().cycle().take(3 * BLOCK_SIZE).collect();
+        for len in [BLOCK_SIZE, 2 * BLOCK_SIZE, 2 * BLOCK_SIZE + 1, WINDOW - 1] {
+            round_trip(&text[..len])?;
+        }
+        // Priming with the previous block keeps the ratio of a single stream.
+        let dir = tempfile::tempdir()?;
+        let size = gzip_layer(&text[..], &dir.path().join("t.gz"))?.size;
+        assert!(size < 3 * BLOCK_SIZE as u64 / 50, "compressed to {size}");
+        Ok(())
+    }
+
+    #[test]
+    fn output_does_not_depend_on_reads() -> Result<()> {
+        // A reader that returns a few bytes at a time gives the same bytes as one slice.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = buf.len().min(self.0.len()).min(1000);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let data = noise(BLOCK_SIZE + 12345, 7);
+        let dir = tempfile::tempdir()?;
+        let a = gzip_layer(&data[..], &dir.path().join("a.gz"))?;
+        let b = gzip_layer(Trickle(&data), &dir.path().join("b.gz"))?;
+        assert_eq!(a, b);
+        Ok(())
+    }
+
+    #[test]
+    fn read_error_removes_output() -> Result<()> {
+        struct Failing(usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0 == 0 {
+                    return Err(io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0);
+                buf[..n].fill(b'a');
+                self.0 -= n;
+                Ok(n)
+            }
+        }
+        let dir = tempfile::tempdir()?;
+        let out = dir.path().join("x.gz");
+        let err = format!(
+            "{:#}",
+            gzip_layer(Failing(3 * BLOCK_SIZE + 5), &out)
+                .err()
+                .context("no error")?
+        );
+        assert!(
+            err.contains("disk on fire") && err.contains("x.gz"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        assert!(gzip_layer_with_level(&b""[..], &out, 10).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn levels_all_decompress() -> Result<()> {
+        let data = noise(100_000, 3);
+        let dir = tempfile::tempdir()?;
+        for level in [0, 1, 9] {
+            let out = dir.path().join(format!("{level}.gz"));
+            gzip_layer_with_level(&data[..], &out, level)?;
+            assert_eq!(gunzip_with_gzip(&out)?, data);
+        }
+        Ok(())
+    }
+}

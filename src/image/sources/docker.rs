@@ -1,0 +1,412 @@
+//! docker-save tarballs (`load_file`, D's `load`): each layer is read straight out of the
+//! tarball, checked against the config's `diff_ids`, and compressed (or, when it is already
+//! compressed, copied) into scratch; the manifest is what `docker push` would push.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use super::json::{self, DockerManifest};
+use super::{compress_layer, scratch_path, settle, Pushable};
+use crate::image::archive::{
+    read_docker_archive, write_bytes_blob, BlobFile, DockerArchive, LocalImage,
+};
+use crate::image::layer::{self, Compression, HashingReader};
+use crate::image::manifest::DOCKER_MANIFEST;
+
+/// Docker's image config media type.
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker's gzip layer media type.
+const DOCKER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// Docker has no zstd layer type of its own; it pushes OCI's.
+const OCI_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// The part of an image config read here.
+#[derive(Deserialize)]
+struct ConfigRootfs {
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// See [`super::from_docker_archive`].
+pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
+    let archive = read_docker_archive(path, want)?;
+    let config_bytes = archive.config_bytes()?;
+    let diff_ids = serde_json::from_slice::<ConfigRootfs>(&config_bytes)
+        .with_context(|| {
+            format!(
+                "{}: its config {} has no valid rootfs.diff_ids",
+                path.display(),
+                archive.config().name
+            )
+        })?
+        .rootfs
+        .diff_ids;
+    if diff_ids.len() != archive.layers().len() {
+        bail!(
+            "{} lists {} layers, but its config {} has {} rootfs.diff_ids",
+            path.display(),
+            archive.layers().len(),
+            archive.config().name,
+            diff_ids.len()
+        );
+    }
+    let config = write_bytes_blob(scratch, &config_bytes, DOCKER_CONFIG)?;
+    let mut layers = Vec::with_capacity(diff_ids.len());
+    for (i, want_diff_id) in diff_ids.iter().enumerate() {
+        let (blob, diff_id) = load_layer(&archive, i, scratch)?;
+        if diff_id != *want_diff_id {
+            let _ = fs::remove_file(&blob.path);
+            bail!(
+                "layer {i} ({}) of {} does not match its diff_id in the config: its content \
+                 is {diff_id}, the config says {want_diff_id}",
+                archive.layers()[i].name,
+                path.display()
+            );
+        }
+        layers.push(blob);
+    }
+    let (manifest, manifest_digest) = json::to_bytes(&DockerManifest {
+        schema_version: 2,
+        media_type: DOCKER_MANIFEST,
+        config: (&config).into(),
+        layers: layers.iter().map(Into::into).collect(),
+    })?;
+    Ok(Pushable::Image(LocalImage {
+        manifest,
+        manifest_digest,
+        manifest_media_type: DOCKER_MANIFEST.to_string(),
+        config,
+        layers,
+    }))
+}
+
+/// See [`super::from_load_dir`].
+pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
+    let image = dir.join("image");
+    if !image.is_file() {
+        bail!(
+            "{} has no docker-save tarball `image`: the `get` step that fetched it needs \
+             `params: {{save: true}}`",
+            dir.display()
+        );
+    }
+    let repository = read_name(&dir.join("repository"))?;
+    let tag = read_name(&dir.join("tag"))?;
+    let want = match (repository, tag) {
+        (Some(repository), Some(tag)) => Some(format!("{repository}:{tag}")),
+        (Some(repository), None) => Some(repository),
+        (None, _) => None,
+    };
+    from_archive(&image, want.as_deref(), scratch)
+}
+
+/// The trimmed content of a small name file (`repository`, `tag`); `None` when it is
+/// missing or empty.
+fn read_name(path: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Layer `i` as a blob in scratch, and the digest of its uncompressed content.
+fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(BlobFile, String)> {
+    let member = &archive.layers()[i].name;
+    let what = || format!("layer {i} ({member}) of {}", archive.path().display());
+    let mut reader = BufReader::with_capacity(1 << 20, archive.open_layer(i)?);
+    let head = reader.fill_buf().with_context(what)?;
+    match layer::detect("", head).with_context(what)? {
+        Compression::None => {
+            let gzip = compress_layer(reader, scratch, DOCKER_GZIP).with_context(what)?;
+            Ok((gzip.blob, gzip.diff_id))
+        }
+        compression => {
+            let media_type = match compression {
+                Compression::Zstd => OCI_ZSTD,
+                _ => DOCKER_GZIP,
+            };
+            copy_compressed(reader, compression, scratch, media_type).with_context(what)
+        }
+    }
+}
+
+/// Copies a compressed layer into scratch byte for byte while decompressing it, in one
+/// pass: the blob, and the digest of its content.
+fn copy_compressed(
+    reader: impl Read + Send,
+    compression: Compression,
+    scratch: &Path,
+    media_type: &str,
+) -> Result<(BlobFile, String)> {
+    let tmp = scratch_path(scratch, "layer");
+    let copied = (|| {
+        let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut tee = Tee {
+            inner: reader,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            size: 0,
+        };
+        let plain = layer::decompress(BufReader::new(&mut tee), compression)?;
+        let (diff_id, _) = HashingReader::new(plain)
+            .finish()
+            .context("decompressing")?;
+        // Whatever follows the compressed stream is part of the blob too.
+        io::copy(&mut tee, &mut io::sink())?;
+        tee.out.flush()?;
+        let digest = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
+        Ok::<_, anyhow::Error>((digest, tee.size, diff_id))
+    })();
+    let (digest, size, diff_id) = match copied {
+        Ok(found) => found,
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let path = settle(&tmp, scratch, &digest)?;
+    let blob = BlobFile {
+        digest,
+        media_type: media_type.to_string(),
+        size,
+        path,
+    };
+    Ok((blob, diff_id))
+}
+
+/// A reader that copies, hashes and counts what it reads.
+struct Tee<R> {
+    inner: R,
+    out: BufWriter<File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::super::test_support::{
+        docker_save, expect_err, gunzip_digest, layout_of, plain_layer, skopeo_diff_ids,
+    };
+    use super::*;
+    use crate::image::archive::test_support::{
+        make_image, make_layer, run, sha256_digest, sha256_file, Compression as Fixture,
+    };
+    use crate::image::archive::write_docker_archive;
+    use crate::image::manifest::{self, Parsed};
+    use crate::image::sources::{from_docker_archive, from_load_dir};
+
+    fn image(pushable: Pushable) -> Result<LocalImage> {
+        match pushable {
+            Pushable::Image(image) => Ok(image),
+            Pushable::Index { .. } => bail!("got an index"),
+        }
+    }
+
+    /// Checks what every image from a docker archive must be: Docker manifest over these
+    /// config bytes, every layer a valid blob whose content has the given diff ID.
+    fn check_image(image: &LocalImage, config: &[u8], diff_ids: &[String]) -> Result<()> {
+        assert_eq!(image.manifest_media_type, DOCKER_MANIFEST);
+        assert_eq!(image.manifest_digest, sha256_digest(&image.manifest));
+        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest)? else {
+            bail!("not a manifest");
+        };
+        assert_eq!(parsed.layers().len(), diff_ids.len());
+        assert_eq!(fs::read(&image.config.path)?, config);
+        assert_eq!(image.config.media_type, DOCKER_CONFIG);
+        assert_eq!(parsed.config().digest().to_string(), image.config.digest);
+        for (i, layer) in image.layers.iter().enumerate() {
+            assert_eq!(sha256_file(&layer.path)?, layer.digest);
+            assert_eq!(fs::metadata(&layer.path)?.len(), layer.size);
+            assert_eq!(parsed.layers()[i].digest().to_string(), layer.digest);
+            assert_eq!(
+                parsed.layers()[i].media_type().to_string(),
+                layer.media_type
+            );
+            if layer.media_type == DOCKER_GZIP {
+                assert_eq!(gunzip_digest(&layer.path)?, diff_ids[i]);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn skopeo_archive_becomes_a_docker_image() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let layers = [
+            make_layer(dir.path(), &[("a", b"gzip\n")], Fixture::Gzip)?,
+            make_layer(dir.path(), &[("b", b"zstd\n")], Fixture::Zstd)?,
+            make_layer(dir.path(), &[("c", b"plain\n")], Fixture::None)?,
+        ];
+        let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let source = make_image(dir.path(), "amd64", &layers)?;
+        let oci = layout_of(dir.path(), &source)?;
+        let archive = dir.path().join("saved.tar");
+        run(
+            "skopeo",
+            &[
+                "copy".to_string(),
+                format!("oci:{}:latest", oci.display()),
+                format!("docker-archive:{}:example.com/app:1", archive.display()),
+            ],
+        )?;
+        let scratch = tempfile::tempdir()?;
+        let image = image(from_docker_archive(&archive, None, scratch.path())?)?;
+        check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
+        // skopeo stores layers uncompressed, so all were compressed by us.
+        assert!(image.layers.iter().all(|l| l.media_type == DOCKER_GZIP));
+
+        // Go (skopeo) reads our gzip layers and finds the config's diff IDs.
+        let back = layout_of(dir.path(), &image)?;
+        assert_eq!(skopeo_diff_ids(&back)?, diff_ids);
+        Ok(())
+    }
+
+    #[test]
+    fn compressed_members_are_kept_byte_for_byte() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let layers = [
+            make_layer(dir.path(), &[("a", b"gzip\n")], Fixture::Gzip)?,
+            make_layer(dir.path(), &[("b", b"zstd\n")], Fixture::Zstd)?,
+        ];
+        let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let source = make_image(dir.path(), "arm64", &layers)?;
+        let archive = dir.path().join("ours.tar");
+        write_docker_archive(&archive, &source, &["x:1".to_string()])?;
+        let scratch = tempfile::tempdir()?;
+        let image = image(from_docker_archive(&archive, Some("x:1"), scratch.path())?)?;
+        check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
+        assert_eq!(image.layers[0].digest, source.layers[0].digest);
+        assert_eq!(image.layers[0].media_type, DOCKER_GZIP);
+        assert_eq!(image.layers[1].digest, source.layers[1].digest);
+        assert_eq!(image.layers[1].media_type, OCI_ZSTD);
+        Ok(())
+    }
+
+    #[test]
+    fn picks_by_repo_tag_and_lists_tags() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let archive = dir.path().join("two.tar");
+        let one = plain_layer(&[("one", b"1")])?;
+        let two = plain_layer(&[("two", b"2")])?;
+        let configs = docker_save(
+            &archive,
+            &[
+                (&["one:1"], vec![one.clone()]),
+                (&["reg.io/two:2"], vec![one, two]),
+            ],
+        )?;
+        let scratch = tempfile::tempdir()?;
+        let image = image(from_docker_archive(
+            &archive,
+            Some("reg.io/two:2"),
+            scratch.path(),
+        )?)?;
+        assert_eq!(image.layers.len(), 2);
+        assert_eq!(fs::read(&image.config.path)?, configs[1]);
+
+        let err = expect_err(from_docker_archive(&archive, None, scratch.path()))?;
+        assert!(err.contains("one:1, reg.io/two:2"), "{err}");
+        assert!(
+            err.contains("load_file") && err.contains("two.tar"),
+            "{err}"
+        );
+        let err = expect_err(from_docker_archive(&archive, Some("one:2"), scratch.path()))?;
+        assert!(err.contains("no image tagged one:2"), "{err}");
+        assert!(err.contains("one:1, reg.io/two:2"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn corrupted_layer_is_detected() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let archive = dir.path().join("bad.tar");
+        let good = plain_layer(&[("f", b"content")])?;
+        docker_save(&archive, &[(&["a:1"], vec![good.clone()])])?;
+        // Flip one byte of the layer's data inside the tarball.
+        let mut bytes = fs::read(&archive)?;
+        let at = bytes
+            .windows(7)
+            .position(|w| w == b"content")
+            .context("layer data not found")?;
+        bytes[at] = b'C';
+        fs::write(&archive, &bytes)?;
+        let scratch = tempfile::tempdir()?;
+        let err = expect_err(from_docker_archive(&archive, None, scratch.path()))?;
+        assert!(
+            err.contains("layer 0")
+                && err.contains("bad.tar does not match its diff_id in the config"),
+            "{err}"
+        );
+        assert!(err.contains(&sha256_digest(&good)), "{err}");
+        // Nothing is left behind in scratch but the config.
+        assert_eq!(fs::read_dir(scratch.path())?.count(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn load_dir_uses_repository_and_tag_files() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let scratch = tempfile::tempdir()?;
+        let err = expect_err(from_load_dir(dir.path(), scratch.path()))?;
+        assert!(err.contains("save: true") && err.contains("load "), "{err}");
+
+        let layer = plain_layer(&[("f", b"x")])?;
+        docker_save(
+            &dir.path().join("image"),
+            &[
+                (&["docker.io/library/busybox:1"], vec![layer.clone()]),
+                (&["docker.io/library/busybox:2"], vec![layer.clone(), layer]),
+            ],
+        )?;
+        fs::write(dir.path().join("repository"), "busybox")?;
+        fs::write(dir.path().join("tag"), "2")?;
+        let image = image(from_load_dir(dir.path(), scratch.path())?)?;
+        assert_eq!(image.layers.len(), 2);
+        let config: Value = serde_json::from_slice(&fs::read(&image.config.path)?)?;
+        assert_eq!(
+            config["rootfs"]["diff_ids"].as_array().map(Vec::len),
+            Some(2)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn layer_count_must_match_diff_ids() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let layers = [make_layer(dir.path(), &[("a", b"a")], Fixture::None)?];
+        let mut source = make_image(dir.path(), "amd64", &layers)?;
+        source.layers.push(source.layers[0].clone());
+        let archive = dir.path().join("x.tar");
+        write_docker_archive(&archive, &source, &[])?;
+        let scratch = tempfile::tempdir()?;
+        let err = expect_err(from_docker_archive(&archive, None, scratch.path()))?;
+        assert!(
+            err.contains("lists 2 layers") && err.contains("has 1 rootfs.diff_ids"),
+            "{err}"
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! Manifests, indexes and descriptors as serde structs in the spec's field order, with
+//! sorted maps: serialising one always gives the same bytes, so a rebuilt manifest's
+//! digest depends only on its content. (`oci-spec`'s types keep annotations in a
+//! `HashMap`, whose order changes from run to run.)
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::image::archive::BlobFile;
+
+/// An OCI descriptor (also Docker's, whose fields are a subset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct Descriptor {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Value>,
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+impl Descriptor {
+    /// A plain descriptor of a blob.
+    pub fn of(blob: &BlobFile) -> Descriptor {
+        Descriptor {
+            media_type: blob.media_type.clone(),
+            digest: blob.digest.clone(),
+            size: blob.size,
+            urls: None,
+            annotations: None,
+            platform: None,
+            artifact_type: None,
+            data: None,
+        }
+    }
+}
+
+/// An image manifest (OCI, or Docker schema 2 read through the same fields).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Manifest {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    pub config: Descriptor,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// An image index (OCI) or manifest list (Docker).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Index {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// A Docker descriptor in the field order `docker push` writes.
+#[derive(Debug, Serialize)]
+pub(super) struct DockerDescriptor<'a> {
+    #[serde(rename = "mediaType")]
+    pub media_type: &'a str,
+    pub size: u64,
+    pub digest: &'a str,
+}
+
+impl<'a> From<&'a BlobFile> for DockerDescriptor<'a> {
+    fn from(blob: &'a BlobFile) -> Self {
+        DockerDescriptor {
+            media_type: &blob.media_type,
+            size: blob.size,
+            digest: &blob.digest,
+        }
+    }
+}
+
+/// A Docker image manifest, schema 2.
+#[derive(Debug, Serialize)]
+pub(super) struct DockerManifest<'a> {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(rename = "mediaType")]
+    pub media_type: &'a str,
+    pub config: DockerDescriptor<'a>,
+    pub layers: Vec<DockerDescriptor<'a>>,
+}
+
+/// Serialises `value` and digests the bytes.
+pub(super) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, String)> {
+    let bytes = serde_json::to_vec(value).context("serialising a manifest")?;
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    Ok((bytes, digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_order_and_sorted_annotations() -> Result<()> {
+        let raw = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
+          "annotations":{"z":"1","a":"2"},
+          "layers":[{"size":3,"digest":"sha256:bb","mediaType":"t","platform":{"os":"linux","architecture":"amd64"}}],
+          "config":{"digest":"sha256:aa","size":2,"mediaType":"c"}}"#;
+        let manifest: Manifest = serde_json::from_str(raw)?;
+        let (bytes, digest) = to_bytes(&manifest)?;
+        assert_eq!(
+            String::from_utf8(bytes.clone())?,
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"c","digest":"sha256:aa","size":2},"layers":[{"mediaType":"t","digest":"sha256:bb","size":3,"platform":{"architecture":"amd64","os":"linux"}}],"annotations":{"a":"2","z":"1"}}"#
+        );
+        assert_eq!(to_bytes(&manifest)?.1, digest);
+
+        let blob = BlobFile {
+            digest: "sha256:cc".into(),
+            media_type: "m".into(),
+            size: 5,
+            path: "x".into(),
+        };
+        let docker = DockerManifest {
+            schema_version: 2,
+            media_type: "d",
+            config: (&blob).into(),
+            layers: vec![(&blob).into()],
+        };
+        assert_eq!(
+            String::from_utf8(to_bytes(&docker)?.0)?,
+            r#"{"schemaVersion":2,"mediaType":"d","config":{"mediaType":"m","size":5,"digest":"sha256:cc"},"layers":[{"mediaType":"m","size":5,"digest":"sha256:cc"}]}"#
+        );
+        Ok(())
+    }
+}

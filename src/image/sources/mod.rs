@@ -1,0 +1,266 @@
+//! Turning local `out` sources into a [`Pushable`]: a docker-save tarball (`load_file`,
+//! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI tarball, a
+//! docker-save tarball or an OCI layout directory, named by a path or glob).
+//!
+//! Every layer is verified on the way: against the config's `diff_ids` for docker-save
+//! archives, against its descriptor's digest and size for OCI layouts. Uncompressed layers
+//! are compressed with [`gzip_layer`] (and the manifest rebuilt with gzip media types);
+//! compressed ones are used as they are, referenced where they lie when that is a plain
+//! file, else copied into `scratch`. Nothing holds a layer in memory.
+//!
+//! Manifests built here are serialised from structs in the spec's field order, so the same
+//! input always gives the same digest; manifests that need no change keep their bytes.
+//!
+//! [`gzip_layer`]: super::compress::gzip_layer
+
+mod docker;
+mod json;
+mod oci;
+mod path;
+mod rootfs;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest as _, Sha256, Sha512};
+
+use super::archive::BlobFile;
+use super::compress::gzip_layer;
+pub use super::local::Pushable;
+
+/// `load_file` (with `load_repository`/`load_tag`: `want` = `Some("repo:tag")`): a
+/// docker-save tarball. `want` picks the image; `None` takes the only one (several → an
+/// error listing their tags). The result is a Docker v2 schema 2 manifest over the
+/// archive's config bytes, as `docker push` would push it.
+pub fn from_docker_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
+    docker::from_archive(path, want, scratch)
+        .with_context(|| format!("load_file {}", path.display()))
+}
+
+/// D's `load`: the directory `in` wrote with `save: true`. Reads `<dir>/image`, picking
+/// the image named by `<dir>/repository` and `<dir>/tag` when they are there.
+pub fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
+    docker::from_load_dir(dir, scratch).with_context(|| format!("load {}", dir.display()))
+}
+
+/// `import_file`: a rootfs tarball (plain tar, gzip or zstd, told by its first bytes)
+/// becomes a one-layer OCI image for `linux` and the host's architecture, created now,
+/// with the default `PATH`. A gzip tarball is the layer as it is; others are compressed.
+pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
+    rootfs::from_tarball(path, scratch).with_context(|| format!("import_file {}", path.display()))
+}
+
+/// R's `image`: `pattern`, a path or glob (relative to `base` unless absolute), must
+/// match exactly one path: an OCI image tarball, a docker-save tarball or an OCI layout
+/// directory, told apart by content.
+pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pushable> {
+    path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))
+}
+
+/// An OCI layout directory. `ref_name` picks the `index.json` entry (`None`: the only
+/// one). An index becomes [`Pushable::Index`] with every child's image (a nested index is
+/// an error); a manifest becomes [`Pushable::Image`]. Manifests that need no compressing
+/// keep their bytes and digests.
+pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<Pushable> {
+    oci::from_layout(dir, ref_name, scratch)
+}
+
+/// The gzip media type for an uncompressed layer media type.
+fn gzip_media_type(uncompressed: &str) -> String {
+    if uncompressed.starts_with("application/vnd.docker.") {
+        format!("{uncompressed}.gzip")
+    } else {
+        format!("{uncompressed}+gzip")
+    }
+}
+
+/// A path in `scratch` no other call of this process uses: `<scratch>/<what>-<pid>-<n>`.
+fn scratch_path(scratch: &Path, what: &str) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    scratch.join(format!("{what}-{}-{n}", std::process::id()))
+}
+
+/// Where a blob goes in `scratch`: `sha256-<hex>`, as [`super::archive::write_bytes_blob`]
+/// names them.
+fn blob_name(scratch: &Path, digest: &str) -> PathBuf {
+    scratch.join(digest.replacen(':', "-", 1))
+}
+
+/// Renames a finished temporary file to its blob name.
+fn settle(tmp: &Path, scratch: &Path, digest: &str) -> Result<PathBuf> {
+    let dest = blob_name(scratch, digest);
+    if let Err(e) = fs::rename(tmp, &dest) {
+        let _ = fs::remove_file(tmp);
+        return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()));
+    }
+    Ok(dest)
+}
+
+/// A gzip layer made from an uncompressed stream, and the stream's digest.
+struct GzipLayer {
+    blob: BlobFile,
+    diff_id: String,
+}
+
+/// Compresses an uncompressed layer stream into `scratch` as a `media_type` blob.
+fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<GzipLayer> {
+    let tmp = scratch_path(scratch, "layer");
+    let compressed = gzip_layer(input, &tmp)?;
+    let path = settle(&tmp, scratch, &compressed.digest)?;
+    Ok(GzipLayer {
+        blob: BlobFile {
+            digest: compressed.digest,
+            media_type: media_type.to_string(),
+            size: compressed.size,
+            path,
+        },
+        diff_id: compressed.diff_id,
+    })
+}
+
+/// A streaming digest in the algorithm a digest names (`sha256` or `sha512`).
+enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    /// The hasher for `digest`'s algorithm; an error for others.
+    fn for_digest(digest: &str) -> Result<Hasher> {
+        match digest.split_once(':') {
+            Some(("sha256", _)) => Ok(Hasher::Sha256(Sha256::new())),
+            Some(("sha512", _)) => Ok(Hasher::Sha512(Sha512::new())),
+            _ => bail!("unsupported digest {digest:?}: expected sha256:<hex> or sha512:<hex>"),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    fn digest(self) -> String {
+        match self {
+            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
+            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
+        }
+    }
+}
+
+/// What a pass over a blob found: its digest (in the algorithm asked for), its size and
+/// its first bytes.
+struct Scanned {
+    digest: String,
+    size: u64,
+    head: Vec<u8>,
+}
+
+/// Reads `reader` to the end, hashing it like `like_digest`, and, when `copy_to` is given,
+/// writing it there.
+fn scan(mut reader: impl Read, like_digest: &str, copy_to: Option<&Path>) -> Result<Scanned> {
+    let mut hasher = Hasher::for_digest(like_digest)?;
+    let mut out = match copy_to {
+        Some(path) => Some(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    let mut head = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let chunk = &buf[..n];
+        if head.len() < 8 {
+            head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
+        }
+        hasher.update(chunk);
+        size += n as u64;
+        if let Some(out) = out.as_mut() {
+            out.write_all(chunk)?;
+        }
+    }
+    if let Some(mut out) = out {
+        out.flush()?;
+    }
+    Ok(Scanned {
+        digest: hasher.digest(),
+        size,
+        head,
+    })
+}
+
+#[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_media_types() {
+        for (plain, gzip) in [
+            (
+                "application/vnd.oci.image.layer.v1.tar",
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            ),
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar",
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar",
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            ),
+        ] {
+            assert_eq!(gzip_media_type(plain), gzip);
+        }
+    }
+
+    #[test]
+    fn scan_hashes_copies_and_keeps_the_head() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let copy = dir.path().join("copy");
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let scanned = scan(&b"hello world"[..], &digest, Some(&copy))?;
+        assert_eq!(
+            scanned.digest,
+            format!("sha256:{}", hex::encode(Sha256::digest(b"hello world")))
+        );
+        assert_eq!(
+            (scanned.size, scanned.head.as_slice()),
+            (11, &b"hello wo"[..])
+        );
+        assert_eq!(fs::read(&copy)?, b"hello world");
+        let sha512 = scan(&b""[..], "sha512:00", None)?.digest;
+        assert_eq!(
+            sha512,
+            format!("sha512:{}", hex::encode(Sha512::digest(b"")))
+        );
+        assert!(scan(&b""[..], "md5:00", None).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn scratch_paths_are_unique() {
+        let a = scratch_path(Path::new("/s"), "layer");
+        let b = scratch_path(Path::new("/s"), "layer");
+        assert_ne!(a, b);
+        assert_eq!(
+            blob_name(Path::new("/s"), "sha256:ab"),
+            Path::new("/s/sha256-ab")
+        );
+    }
+}

@@ -1,0 +1,410 @@
+//! OCI layouts (R's `image` as a directory, and what builders write) and OCI image
+//! tarballs (a tar of a layout, extracted into scratch as it is read).
+//!
+//! Every blob is checked against its descriptor (digest and size). Compressed layers are
+//! referenced where they lie; uncompressed ones are compressed into scratch and their
+//! manifest rebuilt, and an index whose children changed is rebuilt too. Otherwise the
+//! manifest and index bytes, and so their digests, stay exactly as they were.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::json::{self, Descriptor};
+use super::{compress_layer, gzip_media_type, scan, scratch_path, Pushable};
+use crate::image::archive::{read_oci_layout, BlobFile, LocalImage, OciLayout, TopDescriptor};
+use crate::image::layer::{self, Compression};
+use crate::image::manifest::{self, Parsed};
+
+/// Blobs already hashed (while an OCI tarball was extracted): digest → size.
+type Verified = HashMap<String, u64>;
+
+/// Largest `oci-layout` or `index.json` taken from a tarball.
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// See [`super::from_oci_layout`].
+pub(super) fn from_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<Pushable> {
+    let layout = read_oci_layout(dir)?;
+    load(&layout, ref_name, scratch, &Verified::new())
+}
+
+/// An OCI image tarball: its layout is extracted into scratch (blobs hashed on the way),
+/// then loaded like a directory, taking the only entry of `index.json`.
+pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
+    let dir = scratch_path(scratch, "oci-tarball");
+    fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let verified = extract(path, &dir)
+        .with_context(|| format!("extracting the OCI tarball {}", path.display()))?;
+    let layout = read_oci_layout(&dir)
+        .with_context(|| format!("{} is not a complete OCI image tarball", path.display()))?;
+    load(&layout, None, scratch, &verified)
+}
+
+/// The manifest (or index) `ref_name` names, with every image it covers.
+fn load(
+    layout: &OciLayout,
+    ref_name: Option<&str>,
+    scratch: &Path,
+    verified: &Verified,
+) -> Result<Pushable> {
+    let top = layout.select(ref_name)?;
+    let mut loader = Loader {
+        layout,
+        scratch,
+        verified,
+        layers: HashMap::new(),
+    };
+    let raw = loader.read_json_blob(&top.digest, top.size)?;
+    match manifest::parse(&top.media_type, &raw)
+        .with_context(|| format!("{} in {}", top.digest, loader.where_()))?
+    {
+        Parsed::Index(_) => loader.index(top, raw),
+        Parsed::Manifest(_) => Ok(Pushable::Image(loader.image(
+            &top.media_type,
+            raw,
+            &top.digest,
+        )?)),
+    }
+}
+
+/// Loads images out of one layout, compressing each uncompressed layer once.
+struct Loader<'a> {
+    layout: &'a OciLayout,
+    scratch: &'a Path,
+    verified: &'a Verified,
+    /// Layers done so far, by their descriptor's digest.
+    layers: HashMap<String, BlobFile>,
+}
+
+impl Loader<'_> {
+    /// `OCI layout <dir>`, for messages.
+    fn where_(&self) -> String {
+        format!("OCI layout {}", self.layout.dir().display())
+    }
+
+    /// A manifest, index or config: read, digest-checked, and size-checked.
+    fn read_json_blob(&self, digest: &str, size: u64) -> Result<Vec<u8>> {
+        let raw = self.layout.read_blob(digest)?;
+        if raw.len() as u64 != size {
+            bail!(
+                "blob {digest} in {} is {} bytes, but its descriptor says {size}",
+                self.where_(),
+                raw.len()
+            );
+        }
+        Ok(raw)
+    }
+
+    /// An index and every image it lists; rebuilt when a child's manifest was.
+    fn index(&mut self, top: &TopDescriptor, raw: Vec<u8>) -> Result<Pushable> {
+        let mut index: json::Index = serde_json::from_slice(&raw)
+            .with_context(|| format!("parsing index {} in {}", top.digest, self.where_()))?;
+        let mut images = Vec::with_capacity(index.manifests.len());
+        let mut changed = false;
+        for child in &mut index.manifests {
+            if matches!(
+                child.media_type.as_str(),
+                manifest::OCI_INDEX | manifest::DOCKER_LIST
+            ) {
+                bail!(
+                    "index {} in {} lists another index, {}: nested indexes are not supported",
+                    top.digest,
+                    self.where_(),
+                    child.digest
+                );
+            }
+            let child_raw = self.read_json_blob(&child.digest, child.size)?;
+            let image = self.image(&child.media_type, child_raw, &child.digest)?;
+            if image.manifest_digest != child.digest {
+                child.digest.clone_from(&image.manifest_digest);
+                child.size = image.manifest.len() as u64;
+                changed = true;
+            }
+            images.push(image);
+        }
+        let media_type = index
+            .media_type
+            .clone()
+            .unwrap_or_else(|| top.media_type.clone());
+        let (raw, digest) = if changed {
+            json::to_bytes(&index)?
+        } else {
+            (raw, top.digest.clone())
+        };
+        Ok(Pushable::Index {
+            raw,
+            digest,
+            media_type,
+            images,
+        })
+    }
+
+    /// One image manifest with its config and layers.
+    fn image(&mut self, media_type: &str, raw: Vec<u8>, digest: &str) -> Result<LocalImage> {
+        let what = || format!("manifest {digest} in {}", self.where_());
+        if let Parsed::Index(_) = manifest::parse(media_type, &raw).with_context(what)? {
+            bail!(
+                "{} is an index inside an index: nested indexes are not supported",
+                what()
+            );
+        }
+        let mut parsed: json::Manifest = serde_json::from_slice(&raw).with_context(what)?;
+        self.read_json_blob(&parsed.config.digest, parsed.config.size)?;
+        let config = BlobFile {
+            digest: parsed.config.digest.clone(),
+            media_type: parsed.config.media_type.clone(),
+            size: parsed.config.size,
+            path: self.layout.blob_path(&parsed.config.digest)?,
+        };
+        let mut layers = Vec::with_capacity(parsed.layers.len());
+        let mut changed = false;
+        for descriptor in &mut parsed.layers {
+            let blob = self.layer(descriptor)?;
+            if blob.digest != descriptor.digest {
+                descriptor.media_type.clone_from(&blob.media_type);
+                descriptor.digest.clone_from(&blob.digest);
+                descriptor.size = blob.size;
+                changed = true;
+            }
+            layers.push(blob);
+        }
+        let manifest_media_type = parsed
+            .media_type
+            .clone()
+            .unwrap_or_else(|| media_type.to_string());
+        let (manifest, manifest_digest) = if changed {
+            json::to_bytes(&parsed)?
+        } else {
+            (raw, digest.to_string())
+        };
+        Ok(LocalImage {
+            manifest,
+            manifest_digest,
+            manifest_media_type,
+            config,
+            layers,
+        })
+    }
+
+    /// A layer, checked: compressed into scratch when its media type says plain tar, else
+    /// the layout's file.
+    fn layer(&mut self, descriptor: &Descriptor) -> Result<BlobFile> {
+        if let Some(done) = self.layers.get(&descriptor.digest) {
+            return Ok(done.clone());
+        }
+        let path = self.layout.blob_path(&descriptor.digest)?;
+        let blob = match layer::claimed(&descriptor.media_type) {
+            Some(Compression::None) => self.compress(descriptor, &path)?,
+            _ => self.keep(descriptor, path)?,
+        };
+        self.layers.insert(descriptor.digest.clone(), blob.clone());
+        Ok(blob)
+    }
+
+    /// An uncompressed layer, compressed into scratch; its digest and size are checked on
+    /// the way (the input of the compressor is the blob).
+    fn compress(&self, descriptor: &Descriptor, path: &Path) -> Result<BlobFile> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let head = reader
+            .fill_buf()
+            .with_context(|| format!("reading {}", path.display()))?;
+        layer::detect(&descriptor.media_type, head)
+            .with_context(|| format!("layer {} in {}", descriptor.digest, self.where_()))?;
+        let mut counted = Counted {
+            inner: reader,
+            count: 0,
+        };
+        let gzip = compress_layer(
+            &mut counted,
+            self.scratch,
+            &gzip_media_type(&descriptor.media_type),
+        )?;
+        let actual = if descriptor.digest.starts_with("sha256:") {
+            gzip.diff_id.clone()
+        } else {
+            let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            scan(file, &descriptor.digest, None)?.digest
+        };
+        if let Err(e) = self.check(descriptor, path, &actual, counted.count) {
+            let _ = fs::remove_file(&gzip.blob.path);
+            return Err(e);
+        }
+        Ok(gzip.blob)
+    }
+
+    /// A compressed (or not a tar) layer, used where it lies once it is checked.
+    fn keep(&self, descriptor: &Descriptor, path: PathBuf) -> Result<BlobFile> {
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let head = if self.verified.get(&descriptor.digest) == Some(&descriptor.size) {
+            let size = file
+                .metadata()
+                .with_context(|| format!("reading metadata of {}", path.display()))?
+                .len();
+            self.check(descriptor, &path, &descriptor.digest, size)?;
+            let mut head = Vec::with_capacity(8);
+            file.take(8)
+                .read_to_end(&mut head)
+                .with_context(|| format!("reading {}", path.display()))?;
+            head
+        } else {
+            let scanned = scan(file, &descriptor.digest, None)
+                .with_context(|| format!("reading {}", path.display()))?;
+            self.check(descriptor, &path, &scanned.digest, scanned.size)?;
+            scanned.head
+        };
+        if layer::claimed(&descriptor.media_type).is_some() {
+            layer::detect(&descriptor.media_type, &head)
+                .with_context(|| format!("layer {} in {}", descriptor.digest, self.where_()))?;
+        }
+        Ok(BlobFile {
+            digest: descriptor.digest.clone(),
+            media_type: descriptor.media_type.clone(),
+            size: descriptor.size,
+            path,
+        })
+    }
+
+    /// An error unless a blob's content had the digest and size of its descriptor.
+    fn check(&self, descriptor: &Descriptor, path: &Path, digest: &str, size: u64) -> Result<()> {
+        if digest != descriptor.digest || size != descriptor.size {
+            bail!(
+                "blob {} in {} ({}) does not match its descriptor: it is {size} bytes with \
+                 digest {digest}, the descriptor says {} bytes",
+                descriptor.digest,
+                self.where_(),
+                path.display(),
+                descriptor.size
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A reader that counts what passes.
+struct Counted<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// Extracts the layout inside an OCI tarball (`oci-layout`, `index.json`, `blobs/...`)
+/// into `dir`, hashing each blob as it is written; other members are skipped.
+fn extract(path: &Path, dir: &Path) -> Result<Verified> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+    let mut verified = Verified::new();
+    for entry in archive.entries().context("reading the tar")? {
+        let mut entry = entry.context("reading the tar")?;
+        let name = clean_name(&String::from_utf8_lossy(&entry.path_bytes()));
+        let entry_type = entry.header().entry_type();
+        let digest = match name.as_str() {
+            "oci-layout" | "index.json" => None,
+            _ => match blob_digest(&name) {
+                Some(digest) => Some(digest),
+                None => continue,
+            },
+        };
+        let dest = dir.join(&name);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if entry_type.is_hard_link() || entry_type.is_symlink() {
+            link_member(&entry, &name, dir, &dest)?;
+            continue;
+        }
+        if !entry_type.is_file() {
+            continue;
+        }
+        match digest {
+            None => {
+                if entry.size() > MAX_JSON_BYTES {
+                    bail!("its {name} is {} bytes, too large", entry.size());
+                }
+                let mut out =
+                    File::create(&dest).with_context(|| format!("creating {}", dest.display()))?;
+                io::copy(&mut entry, &mut out).with_context(|| format!("extracting {name}"))?;
+            }
+            Some(digest) => {
+                let scanned = scan(&mut entry, &digest, Some(&dest))
+                    .with_context(|| format!("extracting {name}"))?;
+                if scanned.digest != digest {
+                    bail!("its blob {digest} ({name}) has digest {}", scanned.digest);
+                }
+                verified.insert(digest, scanned.size);
+            }
+        }
+    }
+    Ok(verified)
+}
+
+/// A link member inside `blobs/`: made a hard link to (or copy of) the blob it names, which
+/// must have come earlier. It is not marked verified: it is hashed when loaded.
+fn link_member<R: Read>(entry: &tar::Entry<R>, name: &str, dir: &Path, dest: &Path) -> Result<()> {
+    let target = entry
+        .link_name_bytes()
+        .ok_or_else(|| anyhow!("its link {name} has no target"))?;
+    let target = String::from_utf8_lossy(&target);
+    let target = if entry.header().entry_type().is_symlink() && !target.starts_with('/') {
+        let parent = name.rsplit_once('/').map_or("", |(parent, _)| parent);
+        clean_name(&format!("{parent}/{target}"))
+    } else {
+        clean_name(&target)
+    };
+    if blob_digest(&target).is_none() && target != "index.json" {
+        bail!("its link {name} points at {target}, outside the layout");
+    }
+    let source = dir.join(&target);
+    if fs::hard_link(&source, dest).is_err() {
+        fs::copy(&source, dest).with_context(|| {
+            format!("its link {name} points at {target}, which is not (yet) in the tarball")
+        })?;
+    }
+    Ok(())
+}
+
+/// `blobs/<algorithm>/<hex>` → `<algorithm>:<hex>`, for sha256 and sha512 names that are
+/// safe as paths; `None` for anything else.
+fn blob_digest(name: &str) -> Option<String> {
+    let mut parts = name.split('/');
+    let (Some("blobs"), Some(algorithm), Some(hex), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let len = match algorithm {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return None,
+    };
+    let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    (hex.len() == len && lower_hex).then(|| format!("{algorithm}:{hex}"))
+}
+
+/// `./a//b/../c` → `a/c`.
+fn clean_name(name: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(part),
+        }
+    }
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,289 @@
+//! The one pusher every `out` source goes through: blobs first, in parallel (skipped when the
+//! registry has them, mounted when they are in another repository of the same registry,
+//! otherwise uploaded streaming from disk, or copied through a scratch file from another
+//! registry), then child manifests by digest, then the top manifest once per tag.
+
+use crate::image::local::Pushable;
+use crate::progress::{self, Progress};
+use crate::registry::upload::Mount;
+use crate::registry::Client;
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    /// A file on disk.
+    File(PathBuf),
+    /// A repository on a registry (mounted when it is the target's registry).
+    Remote {
+        /// The client for that registry.
+        client: Arc<Client>,
+        /// The repository that has the blob.
+        repository: String,
+    },
+}
+
+/// One blob to push.
+#[derive(Debug, Clone)]
+pub struct PushBlob {
+    /// `sha256:...`.
+    pub digest: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Where its bytes are.
+    pub source: BlobSource,
+}
+
+/// One manifest (or index) to push, as raw bytes.
+#[derive(Debug, Clone)]
+pub struct PushManifest {
+    /// The bytes.
+    pub raw: Vec<u8>,
+    /// Their media type.
+    pub media_type: String,
+    /// Their digest.
+    pub digest: String,
+}
+
+/// Everything a push sends.
+#[derive(Debug, Clone)]
+pub struct PushPlan {
+    /// Unique blobs (configs and layers).
+    pub blobs: Vec<PushBlob>,
+    /// Manifests an index lists (pushed by digest before it).
+    pub children: Vec<PushManifest>,
+    /// What the tags point at.
+    pub top: PushManifest,
+}
+
+impl PushPlan {
+    /// The plan for a local image.
+    pub fn from_pushable(image: &Pushable) -> PushPlan {
+        let mut blobs: Vec<PushBlob> = Vec::new();
+        for local in image.images() {
+            for blob in std::iter::once(&local.config).chain(local.layers.iter()) {
+                if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    blobs.push(PushBlob {
+                        digest: blob.digest.clone(),
+                        size: blob.size,
+                        source: BlobSource::File(blob.path.clone()),
+                    });
+                }
+            }
+        }
+        let manifest_of = |local: &crate::image::archive::LocalImage| PushManifest {
+            raw: local.manifest.clone(),
+            media_type: local.manifest_media_type.clone(),
+            digest: local.manifest_digest.clone(),
+        };
+        match image {
+            Pushable::Image(local) => PushPlan {
+                blobs,
+                children: Vec::new(),
+                top: manifest_of(local),
+            },
+            Pushable::Index {
+                raw,
+                digest,
+                media_type,
+                images,
+            } => PushPlan {
+                blobs,
+                children: images.iter().map(manifest_of).collect(),
+                top: PushManifest {
+                    raw: raw.clone(),
+                    media_type: media_type.clone(),
+                    digest: digest.clone(),
+                },
+            },
+        }
+    }
+}
+
+/// What happened to the blobs.
+#[derive(Debug, Default)]
+pub struct PushReport {
+    /// Sent over the wire.
+    pub uploaded: AtomicUsize,
+    /// Already in the target repository.
+    pub present: AtomicUsize,
+    /// Linked from another repository of the same registry.
+    pub mounted: AtomicUsize,
+}
+
+impl PushReport {
+    /// `blobs: U uploaded, P already present, M mounted`.
+    pub fn line(&self) -> String {
+        format!(
+            "blobs: {} uploaded, {} already present, {} mounted",
+            self.uploaded.load(Ordering::Relaxed),
+            self.present.load(Ordering::Relaxed),
+            self.mounted.load(Ordering::Relaxed)
+        )
+    }
+}
+
+/// Pushes `plan` to `repository` on `target` and tags it with every tag in `tags`.
+pub async fn push(
+    target: Arc<Client>,
+    repository: &str,
+    plan: &PushPlan,
+    tags: &[String],
+    concurrency: usize,
+    scratch: &Path,
+) -> anyhow::Result<Arc<PushReport>> {
+    let started = Instant::now();
+    let report = Arc::new(PushReport::default());
+    let sizes: Vec<(String, u64)> = plan
+        .blobs
+        .iter()
+        .map(|b| (b.digest.clone(), b.size))
+        .collect();
+    let progress = Progress::new("uploading", &sizes);
+    let reporter = progress.report();
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, blob) in plan.blobs.iter().enumerate() {
+        let (target, repository, blob, report, progress, semaphore, scratch) = (
+            Arc::clone(&target),
+            repository.to_string(),
+            blob.clone(),
+            Arc::clone(&report),
+            Arc::clone(&progress),
+            Arc::clone(&semaphore),
+            scratch.to_path_buf(),
+        );
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            let result = push_blob(&target, &repository, &blob, &report, &progress, i, &scratch)
+                .await
+                .with_context(|| format!("pushing blob {}", blob.digest));
+            if let Some(item) = progress.item(i) {
+                item.finished.store(true, Ordering::Relaxed);
+            }
+            result
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.context("an upload task panicked")??;
+    }
+    drop(reporter);
+    let total: u64 = sizes.iter().map(|(_, s)| s).sum();
+    eprintln!(
+        "{} ({} in {:.1} s)",
+        report.line(),
+        progress::mb(total),
+        started.elapsed().as_secs_f64()
+    );
+    for child in &plan.children {
+        target
+            .put_manifest(repository, &child.digest, &child.media_type, &child.raw)
+            .await
+            .with_context(|| format!("pushing manifest {}", child.digest))?;
+    }
+    for tag in tags {
+        target
+            .put_manifest(repository, tag, &plan.top.media_type, &plan.top.raw)
+            .await
+            .with_context(|| format!("tagging {repository}:{tag}"))?;
+    }
+    Ok(report)
+}
+
+/// Tries per blob operation; temporary failures (429, 5xx, broken connections) are retried.
+const TRIES: u32 = 3;
+
+/// Whether to try again after `error` on try `attempt`; sleeps the backoff first.
+async fn retry(what: &str, attempt: u32, error: &crate::registry::Error) -> bool {
+    if !error.is_temporary() || attempt >= TRIES {
+        return false;
+    }
+    eprintln!("retrying {what} after: {error}");
+    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
+    true
+}
+
+async fn push_blob(
+    target: &Client,
+    repository: &str,
+    blob: &PushBlob,
+    report: &PushReport,
+    progress: &Progress,
+    index: usize,
+    scratch: &Path,
+) -> anyhow::Result<()> {
+    let counter = progress.counter(index);
+    let mut attempt = 0;
+    let exists = loop {
+        attempt += 1;
+        match target.blob_exists(repository, &blob.digest).await {
+            Err(e) if retry("a blob check", attempt, &e).await => {}
+            other => break other?,
+        }
+    };
+    if exists {
+        report.present.fetch_add(1, Ordering::Relaxed);
+        mark_done(progress, index, blob.size);
+        return Ok(());
+    }
+    let mut session = None;
+    let (path, downloaded) = match &blob.source {
+        BlobSource::File(path) => (path.clone(), false),
+        BlobSource::Remote {
+            client,
+            repository: from,
+        } => {
+            if client.host() == target.host() && from != repository {
+                match target.mount_blob(repository, &blob.digest, from).await? {
+                    Mount::Mounted => {
+                        report.mounted.fetch_add(1, Ordering::Relaxed);
+                        mark_done(progress, index, blob.size);
+                        return Ok(());
+                    }
+                    Mount::NotMounted(location) => session = Some(location),
+                }
+            }
+            let path = crate::fetch::blob_path(scratch, &blob.digest);
+            let fetched = AtomicU64::new(0);
+            client
+                .fetch_blob_to_file(from, &blob.digest, blob.size, &path, &fetched)
+                .await
+                .with_context(|| format!("copying it from {}/{from}", client.host()))?;
+            (path, true)
+        }
+    };
+    let mut attempt = 0;
+    let result = loop {
+        attempt += 1;
+        // A mount's upload session is used once; a retry starts a fresh one.
+        let result = target
+            .upload_blob(
+                repository,
+                &blob.digest,
+                blob.size,
+                &path,
+                session.take(),
+                Arc::clone(&counter),
+            )
+            .await;
+        match result {
+            Err(e) if retry("an upload", attempt, &e).await => {}
+            other => break other,
+        }
+    };
+    if downloaded {
+        let _ = std::fs::remove_file(&path);
+    }
+    result?;
+    report.uploaded.fetch_add(1, Ordering::Relaxed);
+    mark_done(progress, index, blob.size);
+    Ok(())
+}
+
+fn mark_done(progress: &Progress, index: usize, size: u64) {
+    progress.counter(index).store(size, Ordering::Relaxed);
+}

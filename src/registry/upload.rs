@@ -1,0 +1,432 @@
+//! The push half of the distribution API on [`Client`]: blob existence, cross-repository
+//! mounts, uploads streamed from files (monolithic `PUT`, or chunked `PATCH` when the registry
+//! asks for a minimum chunk size), manifest `PUT`s, and tag listing with `Link` pagination.
+
+use super::auth::repository_scope;
+use super::client::{Client, Request};
+use super::error::{diagnostics, Error};
+use futures_util::StreamExt as _;
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The result of a mount attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// The registry linked the blob from the other repository (201).
+    Mounted,
+    /// It did not (202); this upload session can be used instead.
+    NotMounted(String),
+}
+
+/// Header with which a registry asks for chunks of at least this many bytes.
+const CHUNK_MIN_HEADER: &str = "oci-chunk-min-length";
+/// Chunk size when a registry asks for chunked uploads.
+const CHUNK_SIZE: u64 = 32 << 20;
+
+impl Client {
+    fn push_scopes(repository: &str) -> Vec<String> {
+        vec![repository_scope(repository, "pull,push")]
+    }
+
+    /// `HEAD /v2/<repository>/blobs/<digest>`: whether the registry has it.
+    pub async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool, Error> {
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url().await?);
+        let scopes = Self::push_scopes(repository);
+        let response = self
+            .send_with(Request {
+                method: Method::HEAD,
+                url: &url,
+                accept: None,
+                scopes: &scopes,
+                repository,
+                headers: &[],
+                body: &|| None,
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(self.status_error("HEAD", response).await),
+        }
+    }
+
+    /// `POST /v2/<repository>/blobs/uploads/?mount=<digest>&from=<from>`.
+    pub async fn mount_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        from: &str,
+    ) -> Result<Mount, Error> {
+        let base = self.base_url().await?;
+        let mut url = parse_url(
+            self.host(),
+            &format!("{base}/v2/{repository}/blobs/uploads/"),
+        )?;
+        url.query_pairs_mut()
+            .append_pair("mount", digest)
+            .append_pair("from", from);
+        let scopes = vec![
+            repository_scope(repository, "pull,push"),
+            repository_scope(from, "pull"),
+        ];
+        let response = self
+            .send_with(Request {
+                method: Method::POST,
+                url: url.as_str(),
+                accept: None,
+                scopes: &scopes,
+                repository,
+                headers: &[("content-length", "0".to_string())],
+                body: &|| None,
+            })
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(Mount::Mounted),
+            StatusCode::ACCEPTED => Ok(Mount::NotMounted(self.location(&base, &response)?)),
+            _ => Err(self.status_error("POST", response).await),
+        }
+    }
+
+    /// Starts an upload session; returns its URL and the registry's minimum chunk size, if it
+    /// asks for chunked uploads.
+    async fn start_upload(&self, repository: &str) -> Result<(String, Option<u64>), Error> {
+        let base = self.base_url().await?;
+        let url = format!("{base}/v2/{repository}/blobs/uploads/");
+        let scopes = Self::push_scopes(repository);
+        let response = self
+            .send_with(Request {
+                method: Method::POST,
+                url: &url,
+                accept: None,
+                scopes: &scopes,
+                repository,
+                headers: &[("content-length", "0".to_string())],
+                body: &|| None,
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.status_error("POST", response).await);
+        }
+        let chunk_min = response
+            .headers()
+            .get(CHUNK_MIN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        Ok((self.location(&base, &response)?, chunk_min))
+    }
+
+    /// Uploads the blob in `path` (`size` bytes, `digest`), streaming from disk and counting
+    /// into `progress`. `session` is an upload URL from a failed mount, if any.
+    pub async fn upload_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        path: &Path,
+        session: Option<String>,
+        progress: Arc<AtomicU64>,
+    ) -> Result<(), Error> {
+        let (location, chunk_min) = match session {
+            Some(location) => (location, None),
+            None => self.start_upload(repository).await?,
+        };
+        let base = self.base_url().await?;
+        let scopes = Self::push_scopes(repository);
+        progress.store(0, Ordering::Relaxed);
+        let location = match chunk_min {
+            Some(min) if size > 0 => {
+                self.upload_chunks(
+                    repository,
+                    path,
+                    size,
+                    location,
+                    min.max(CHUNK_SIZE),
+                    &progress,
+                )
+                .await?
+            }
+            _ => location,
+        };
+        let mut url = parse_url(self.host(), &location)?;
+        url.query_pairs_mut().append_pair("digest", digest);
+        let monolithic = chunk_min.is_none() || size == 0;
+        let open_error =
+            |e: std::io::Error| Error::Config(format!("reading {}: {e}", path.display()));
+        // Fail early and clearly if the file is not readable.
+        std::fs::File::open(path).map_err(open_error)?;
+        let body = || -> Option<reqwest::Body> {
+            if !monolithic {
+                return None;
+            }
+            let file = std::fs::File::open(path).ok()?;
+            let counter = Arc::clone(&progress);
+            counter.store(0, Ordering::Relaxed);
+            let stream = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                256 * 1024,
+            )
+            .map(move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                }
+                chunk
+            });
+            Some(reqwest::Body::wrap_stream(stream))
+        };
+        let length = if monolithic { size } else { 0 };
+        let headers = [
+            ("content-length", length.to_string()),
+            ("content-type", "application/octet-stream".to_string()),
+        ];
+        let response = self
+            .send_with(Request {
+                method: Method::PUT,
+                url: url.as_str(),
+                accept: None,
+                scopes: &scopes,
+                repository,
+                headers: &headers,
+                body: &body,
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(self.status_error("PUT", response).await);
+        }
+        let _ = base;
+        Ok(())
+    }
+
+    async fn upload_chunks(
+        &self,
+        repository: &str,
+        path: &Path,
+        size: u64,
+        mut location: String,
+        chunk: u64,
+        progress: &AtomicU64,
+    ) -> Result<String, Error> {
+        let base = self.base_url().await?;
+        let scopes = Self::push_scopes(repository);
+        let mut offset = 0u64;
+        while offset < size {
+            let len = chunk.min(size - offset);
+            let bytes = read_range(path, offset, len)
+                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            let bytes = bytes::Bytes::from(bytes);
+            let headers = [
+                ("content-length", len.to_string()),
+                ("content-range", format!("{offset}-{}", offset + len - 1)),
+                ("content-type", "application/octet-stream".to_string()),
+            ];
+            let body = || Some(reqwest::Body::from(bytes.clone()));
+            let response = self
+                .send_with(Request {
+                    method: Method::PATCH,
+                    url: &location,
+                    accept: None,
+                    scopes: &scopes,
+                    repository,
+                    headers: &headers,
+                    body: &body,
+                })
+                .await?;
+            if response.status() != StatusCode::ACCEPTED {
+                return Err(self.status_error("PATCH", response).await);
+            }
+            location = self.location(&base, &response)?;
+            offset += len;
+            progress.store(offset, Ordering::Relaxed);
+        }
+        Ok(location)
+    }
+
+    /// `PUT /v2/<repository>/manifests/<reference>`; checks the digest the registry reports.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let url = format!(
+            "{}/v2/{repository}/manifests/{reference}",
+            self.base_url().await?
+        );
+        let scopes = Self::push_scopes(repository);
+        let payload = bytes::Bytes::copy_from_slice(bytes);
+        let headers = [("content-type", media_type.to_string())];
+        let body = || Some(reqwest::Body::from(payload.clone()));
+        let response = self
+            .send_with(Request {
+                method: Method::PUT,
+                url: &url,
+                accept: None,
+                scopes: &scopes,
+                repository,
+                headers: &headers,
+                body: &body,
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED && !response.status().is_success() {
+            return Err(self.status_error("PUT", response).await);
+        }
+        let expected = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+        if let Some(reported) = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+        {
+            if reported.starts_with("sha256:") && reported != expected {
+                return Err(Error::DigestMismatch {
+                    registry: self.host().to_string(),
+                    what: format!("manifest pushed to {repository}:{reference}"),
+                    expected,
+                    actual: reported.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every tag of `repository`, following `Link` pagination. A repository that does not
+    /// exist has no tags.
+    pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let base = self.base_url().await?;
+        let mut next = Some(format!("{base}/v2/{repository}/tags/list?n=1000"));
+        let mut tags = Vec::new();
+        let scopes = vec![repository_scope(repository, "pull")];
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > 10_000 {
+                return Err(Error::Protocol {
+                    registry: self.host().to_string(),
+                    detail: format!("tag listing of {repository} does not end"),
+                });
+            }
+            let response = self
+                .send_with(Request {
+                    method: Method::GET,
+                    url: &url,
+                    accept: Some("application/json"),
+                    scopes: &scopes,
+                    repository,
+                    headers: &[],
+                    body: &|| None,
+                })
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(tags);
+            }
+            if !response.status().is_success() {
+                return Err(self.status_error("GET", response).await);
+            }
+            next = response
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link)
+                .map(|link| {
+                    parse_url(self.host(), &base)
+                        .and_then(|b| {
+                            b.join(&link).map_err(|e| Error::Protocol {
+                                registry: self.host().to_string(),
+                                detail: format!("bad Link {link}: {e}"),
+                            })
+                        })
+                        .map(|u| u.to_string())
+                })
+                .transpose()?;
+            let body = response.bytes().await.map_err(|e| Error::Transport {
+                host: self.host().to_string(),
+                detail: format!("reading the tag list of {repository}: {e}"),
+            })?;
+            let page: Page = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                registry: self.host().to_string(),
+                detail: format!(
+                    "tag list of {repository} is not JSON ({e}): {}",
+                    diagnostics(&body)
+                ),
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+        }
+        Ok(tags)
+    }
+
+    /// The absolute URL of a response's `Location`.
+    fn location(&self, base: &str, response: &reqwest::Response) -> Result<String, Error> {
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Protocol {
+                registry: self.host().to_string(),
+                detail: "an upload response has no Location header".into(),
+            })?;
+        let base = parse_url(self.host(), base)?;
+        base.join(location)
+            .map(|u| u.to_string())
+            .map_err(|e| Error::Protocol {
+                registry: self.host().to_string(),
+                detail: format!("invalid upload Location {location:?}: {e}"),
+            })
+    }
+}
+
+fn parse_url(host: &str, url: &str) -> Result<url::Url, Error> {
+    url::Url::parse(url).map_err(|e| Error::Protocol {
+        registry: host.to_string(),
+        detail: format!("invalid URL {url:?}: {e}"),
+    })
+}
+
+/// The target of a `Link: <url>; rel="next"` header.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_string())
+    })
+}
+
+fn read_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/y>; rel=next"#).as_deref(),
+            Some("https://x/y")
+        );
+        assert_eq!(next_link(r#"<https://x/y>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}
