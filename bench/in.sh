@@ -39,52 +39,10 @@ ir_start_registry
 
 # --- the image -------------------------------------------------------------------------
 layout="$IR_TMP/layout"
-mkdir -p "$layout/blobs/sha256"
-diff_ids=()
-layers_json=()
-add_layer() { # add_layer NAME COMMAND... (the command writes a tar on stdout)
-  local name="$1" tmp diff digest size
-  shift
-  tmp="$layout/blobs/sha256/tmp-$name"
-  "$@" | tee >(sha256sum | cut -d' ' -f1 >"$IR_TMP/diff-$name") | pigz -6 >"$tmp"
-  while [[ ! -s "$IR_TMP/diff-$name" ]]; do sleep 0.05; done
-  diff="$(cat "$IR_TMP/diff-$name")"
-  digest="$(sha256sum "$tmp" | cut -d' ' -f1)"
-  size="$(stat -c %s "$tmp")"
-  mv "$tmp" "$layout/blobs/sha256/$digest"
-  diff_ids+=("\"sha256:$diff\"")
-  layers_json+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$digest\",\"size\":$size}")
-  ir_log "layer $name: $((size / 1000000)) MB compressed"
-}
-random_tar() { # random_tar MB: a tar with one file of MB random megabytes
-  local dir="$IR_TMP/random-$1"
-  mkdir -p "$dir/data"
-  head -c "$(($1 * 1000000))" /dev/urandom >"$dir/data/random-$1.bin"
-  tar -C "$dir" -cf - data
-  rm -rf "$dir"
-}
 ir_log "building the benchmark image"
-if ((quick)); then
-  add_layer include tar -C / -cf - usr/include
-  add_layer random random_tar "$random_mb"
-else
-  add_layer share tar -C / -cf - usr/share
-  add_layer bin tar -C / -cf - usr/bin usr/sbin
-  add_layer include tar -C / -cf - usr/include usr/libexec
-  add_layer random1 random_tar $((random_mb / 2))
-  add_layer random2 random_tar $((random_mb / 2))
-fi
-config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/bin\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$(IFS=,; echo "${diff_ids[*]}")]}}"
-printf '%s' "$config" >"$IR_TMP/config"
-cdigest="$(sha256sum "$IR_TMP/config" | cut -d' ' -f1)"
-mv "$IR_TMP/config" "$layout/blobs/sha256/$cdigest"
-manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdigest\",\"size\":${#config}},\"layers\":[$(IFS=,; echo "${layers_json[*]}")]}"
-printf '%s' "$manifest" >"$IR_TMP/manifest"
-mdigest="$(sha256sum "$IR_TMP/manifest" | cut -d' ' -f1)"
-mv "$IR_TMP/manifest" "$layout/blobs/sha256/$mdigest"
-printf '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"1"}}]}' \
-  "$mdigest" "${#manifest}" >"$layout/index.json"
+ir_make_big_image "$layout" 1 "$random_mb" "$quick"
+manifest="$IR_BIG_MANIFEST"
+mdigest="$IR_BIG_DIGEST"
 repository="$IR_REGISTRY/bench/big"
 ir_push "$layout" 1 "$repository:1"
 rm -rf "$layout"

@@ -16,6 +16,10 @@
 #   ir_build_release              cargo build --release (cargo decides what is stale);
 #                                 skipped when IR_CHECK_BIN names another check executable
 #   ir_check_bin                  the check executable: $IR_CHECK_BIN or target/release/check
+#   ir_make_big_image LAYOUT TAG RANDOM_MB QUICK
+#                                 the benchmark image: layers of real files from /usr and
+#                                 RANDOM_MB of random data (QUICK=1: a small one); sets
+#                                 IR_BIG_MANIFEST (JSON) and IR_BIG_DIGEST (hex)
 #   ir_cleanup                    stop the registry, remove $IR_TMP
 
 IR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -203,4 +207,56 @@ ir_build_release() {
     [[ -x "$IR_ROOT/target/release/$bin" ]] ||
       ir_die "cargo build --release did not produce target/release/$bin"
   done
+}
+
+# ir_make_big_image LAYOUT TAG RANDOM_MB QUICK: see the header.
+ir_make_big_image() {
+  local layout="$1" tag="$2" random_mb="$3" quick="$4" config cdigest manifest mdigest
+  local -a diff_ids=() layers_json=()
+  mkdir -p "$layout/blobs/sha256"
+  _ir_add_layer() { # _ir_add_layer NAME COMMAND... (the command writes a tar on stdout)
+    local name="$1" tmp diff digest size
+    shift
+    tmp="$layout/blobs/sha256/tmp-$name"
+    "$@" | tee >(sha256sum | cut -d' ' -f1 >"$IR_TMP/diff-$name") | pigz -6 >"$tmp"
+    while [[ ! -s "$IR_TMP/diff-$name" ]]; do sleep 0.05; done
+    diff="$(cat "$IR_TMP/diff-$name")"
+    digest="$(sha256sum "$tmp" | cut -d' ' -f1)"
+    size="$(stat -c %s "$tmp")"
+    mv "$tmp" "$layout/blobs/sha256/$digest"
+    diff_ids+=("\"sha256:$diff\"")
+    layers_json+=("{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$digest\",\"size\":$size}")
+    ir_log "layer $name: $((size / 1000000)) MB compressed"
+  }
+  # shellcheck disable=SC2317 # called through _ir_add_layer
+  _ir_random_tar() { # _ir_random_tar MB: a tar with one file of MB random megabytes
+    local dir="$IR_TMP/random-$1"
+    mkdir -p "$dir/data"
+    head -c "$(($1 * 1000000))" /dev/urandom >"$dir/data/random-$1.bin"
+    tar -C "$dir" -cf - data
+    rm -rf "$dir"
+  }
+  if ((quick)); then
+    _ir_add_layer include tar -C / -cf - usr/include
+    _ir_add_layer random _ir_random_tar "$random_mb"
+  else
+    _ir_add_layer share tar -C / -cf - usr/share
+    _ir_add_layer bin tar -C / -cf - usr/bin usr/sbin
+    _ir_add_layer include tar -C / -cf - usr/include usr/libexec
+    _ir_add_layer random1 _ir_random_tar $((random_mb / 2))
+    _ir_add_layer random2 _ir_random_tar $((random_mb / 2))
+  fi
+  config="{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"PATH=/usr/bin\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[$(IFS=,; echo "${diff_ids[*]}")]}}"
+  printf '%s' "$config" >"$IR_TMP/config"
+  cdigest="$(sha256sum "$IR_TMP/config" | cut -d' ' -f1)"
+  mv "$IR_TMP/config" "$layout/blobs/sha256/$cdigest"
+  manifest="{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cdigest\",\"size\":${#config}},\"layers\":[$(IFS=,; echo "${layers_json[*]}")]}"
+  printf '%s' "$manifest" >"$IR_TMP/manifest"
+  mdigest="$(sha256sum "$IR_TMP/manifest" | cut -d' ' -f1)"
+  mv "$IR_TMP/manifest" "$layout/blobs/sha256/$mdigest"
+  printf '{"imageLayoutVersion":"1.0.0"}' >"$layout/oci-layout"
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+    "$mdigest" "${#manifest}" "$tag" >"$layout/index.json"
+  IR_BIG_MANIFEST="$manifest"
+  IR_BIG_DIGEST="$mdigest"
 }

@@ -392,17 +392,3 @@ fn request_errors_say_what_and_where() {
     out.expect_failure();
     assert_no_secret(&out, &["hunter22"]);
 }
-
-#[test]
-fn out_is_not_implemented_yet() {
-    let out = run(
-        "out",
-        &["/tmp"],
-        &json!({ "source": { "repository": "x" } }),
-    );
-    assert!(
-        out.expect_failure().contains("not implemented yet"),
-        "{}",
-        out.stderr
-    );
-}

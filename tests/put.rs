@@ -157,6 +157,11 @@ pub(crate) fn blob_counts(out: &Output) -> BlobCounts {
     );
     let parse = || -> Option<BlobCounts> {
         let rest = lines[0].strip_prefix("blobs: ")?;
+        // A trailing note such as ` (1.2 MB in 0.3 s)` is allowed.
+        let rest = match rest.split_once(" (") {
+            Some((counts, note)) if note.ends_with(')') => counts,
+            _ => rest,
+        };
         let parts: Vec<&str> = rest.split(", ").collect();
         let [uploaded, present, mounted] = parts.as_slice() else {
             return None;
@@ -444,10 +449,21 @@ fn tag_as_latest_and_additional_tags_with_the_source_tag() {
 }
 
 #[test]
-fn version_is_the_tag_instead_of_the_source_tag() {
-    // A number is kept as written: 1.20, not 1.2.
-    let run = tag_run(json!({"tag": "dev"}), json!({"version": 1.20}), &[]);
-    run.assert_pushed(&["1.20"], &[]);
+fn version_is_pushed_in_r_normal_form_after_an_explicit_source_tag() {
+    // As R (Masterminds/semver's String()): missing parts are 0 and a leading v goes, so
+    // the JSON number 1.20 (kept as written: minor 20) is 1.20.0.
+    // (Parsed from text: `json!(1.20)` would be the f64 1.2.)
+    let number: Value = serde_json::from_str("1.20").expect("a JSON number");
+    assert_eq!(
+        number.to_string(),
+        "1.20",
+        "serde_json's arbitrary_precision is on"
+    );
+    tag_run(json!({}), json!({ "version": number }), &[]).assert_pushed(&["1.20.0"], &[]);
+    tag_run(json!({}), json!({"version": "v1.2"}), &[]).assert_pushed(&["1.2.0"], &[]);
+    // R pushes an explicitly set source.tag too, first.
+    tag_run(json!({"tag": "dev"}), json!({"version": "1.2.3"}), &[])
+        .assert_pushed(&["dev", "1.2.3"], &[]);
     tag_run(
         json!({}),
         json!({"version": "2.0.0", "additional_tags": "more"}),
@@ -556,12 +572,15 @@ fn bump_aliases_with_a_variant_compares_only_that_variant() {
     assert_still_old(&run.registry, &old, &existing);
 }
 
+/// An invalid-tag case: source overrides, params, files to write, and the bad tag.
+type BadTagCase<'a> = (Value, Value, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn invalid_tags_fail_before_anything_is_pushed() {
     let registry = Registry::start(RegistryConfig::new());
     let image = random_image(1, 512);
     let long = "x".repeat(129);
-    let cases: Vec<(Value, Value, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<BadTagCase> = vec![
         (
             json!({}),
             json!({"tag_file": "t"}),

@@ -800,11 +800,12 @@ fn missing_source_files_name_the_param_and_the_path() {
 fn files_that_are_not_tarballs_are_clear_errors() {
     let registry = Registry::start(RegistryConfig::new());
     let work = work_dir();
-    write_file(
-        work.path(),
-        "garbage.tar",
-        "this is not a tarball, just a few words of text that go on for a while\n".repeat(20),
-    );
+    // Random text: any 8 characters of it in an error were echoed from the file.
+    let garbage: String = random_bytes(1500)
+        .chunks(50)
+        .map(|chunk| format!("{}\n", hex::encode(chunk)))
+        .collect();
+    write_file(work.path(), "garbage.tar", &garbage);
     write_file(
         work.path(),
         "garbage.tgz",
@@ -829,6 +830,15 @@ fn files_that_are_not_tarballs_are_clear_errors() {
         assert!(
             !err.contains("panicked"),
             "{params}: a panic is not a clear error:\n{err}"
+        );
+        let echoed: Vec<&str> = garbage
+            .lines()
+            .flat_map(|line| (0..line.len().saturating_sub(8)).map(move |i| &line[i..i + 8]))
+            .filter(|window| err.contains(window))
+            .collect();
+        assert!(
+            echoed.is_empty(),
+            "{params}: the error should describe the file, not echo its bytes ({echoed:?}):\n{err}"
         );
         assert_nothing_pushed(&registry, "put/garbage", &out);
         assert_no_blobs(&registry, &out);

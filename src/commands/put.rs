@@ -2,8 +2,7 @@
 //! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
 //! with every tag.
 
-use crate::fetch;
-use crate::image::manifest::PlatformSpec;
+use crate::image::manifest::{self, Parsed};
 use crate::image::sources;
 use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
 use crate::reference::Reference;
@@ -12,6 +11,7 @@ use crate::resource::{parse_request, Command, PutParams, PutRequest};
 use crate::settings::Settings;
 use crate::tags::{self, TagRequest};
 use anyhow::{bail, Context as _};
+use oci_spec::image::ImageManifest;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -155,16 +155,13 @@ fn local_image(
     scratch: &Path,
 ) -> anyhow::Result<crate::image::local::Pushable> {
     match source {
-        Source::Load(path) => sources::from_load_dir(&path, scratch)
-            .with_context(|| format!("params.load ({})", path.display())),
+        // The sources name the param and the file in their errors.
+        Source::Load(path) => sources::from_load_dir(&path, scratch),
         Source::LoadFile { path, want } => {
             sources::from_docker_archive(&path, want.as_deref(), scratch)
-                .with_context(|| format!("params.load_file ({})", path.display()))
         }
-        Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch)
-            .with_context(|| format!("params.import_file ({})", path.display())),
-        Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch)
-            .with_context(|| format!("params.image ({pattern})")),
+        Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch),
+        Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch),
         Source::Pull { .. } => bail!("internal: pull_repository is not a local source"),
     }
 }
@@ -188,21 +185,47 @@ async fn pull_plan(
         Arc::new(settings.client_for(&reference).await?)
     };
     let from = reference.repository().to_string();
-    let resolved = fetch::resolve(
-        &client,
-        &from,
-        &reference.reference_string(),
-        &PlatformSpec::host(),
-        true,
-    )
-    .await
-    .with_context(|| format!("reading params.pull_repository {reference}"))?;
+    let wanted = reference.reference_string();
+    // Manifests only: the config is a blob like the layers (its digest and size are in the
+    // manifest), so on the same registry nothing at all is downloaded.
+    let (top, top_raw) = client
+        .get_manifest(&from, &wanted)
+        .await?
+        .with_context(|| format!("params.pull_repository: {reference} does not exist"))?;
+    let mut images: Vec<(Vec<u8>, crate::registry::Descriptor, ImageManifest)> = Vec::new();
+    let is_index = match manifest::parse(&top.media_type, &top_raw)
+        .with_context(|| format!("params.pull_repository {reference}"))?
+    {
+        Parsed::Manifest(m) => {
+            images.push((top_raw.clone(), top.clone(), *m));
+            false
+        }
+        Parsed::Index(index) => {
+            for child in index.manifests() {
+                let digest = child.digest().to_string();
+                let (found, raw) =
+                    client
+                        .get_manifest(&from, &digest)
+                        .await?
+                        .with_context(|| {
+                            format!(
+                                "{reference} lists manifest {digest}, which {from} does not have"
+                            )
+                        })?;
+                match manifest::parse(&found.media_type, &raw)? {
+                    Parsed::Manifest(m) => images.push((raw, found, *m)),
+                    Parsed::Index(_) => bail!("{reference}: nested indexes are not supported"),
+                }
+            }
+            true
+        }
+    };
     let mut blobs: Vec<PushBlob> = Vec::new();
     let mut children = Vec::new();
-    for image in &resolved.images {
-        let config = image.manifest.config();
-        let mut all = vec![(config.digest().to_string(), config.size())];
-        all.extend(image.layers().into_iter().map(|(d, _, s)| (d, s)));
+    for (raw, descriptor, image) in images {
+        let all = std::iter::once(image.config())
+            .chain(image.layers().iter())
+            .map(|d| (d.digest().to_string(), d.size()));
         for (digest, size) in all {
             if !blobs.iter().any(|b| b.digest == digest) {
                 blobs.push(PushBlob {
@@ -215,11 +238,11 @@ async fn pull_plan(
                 });
             }
         }
-        if resolved.index.is_some() {
+        if is_index {
             children.push(PushManifest {
-                raw: image.manifest_raw.clone(),
-                media_type: image.manifest_media_type.clone(),
-                digest: image.manifest_digest.clone(),
+                raw,
+                media_type: descriptor.media_type,
+                digest: descriptor.digest,
             });
         }
     }
@@ -227,9 +250,9 @@ async fn pull_plan(
         blobs,
         children,
         top: PushManifest {
-            raw: resolved.top_raw,
-            media_type: resolved.top_media_type,
-            digest: resolved.top_digest,
+            raw: top_raw,
+            media_type: top.media_type,
+            digest: top.digest,
         },
     })
 }

@@ -116,6 +116,9 @@ fn compress_stream<R: Read, W: Write + Send>(
             let done_tx = done_tx.clone();
             scope.spawn(move || deflate_worker(&job_rx, &done_tx, level));
         }
+        // Only the workers hold the job receiver and the done senders now, so each
+        // channel closes when its users are gone.
+        drop(job_rx);
         drop(done_tx);
         let writer = scope.spawn(move || write_blocks(output, &done_rx, &free_tx));
 
@@ -182,7 +185,6 @@ fn fill(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
 
 /// Deflates jobs until there are none.
 fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) {
-    let mut compress = Compress::new(flate2::Compression::new(level), false);
     loop {
         let job = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
@@ -194,7 +196,7 @@ fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) 
         let mut crc = Crc::new();
         crc.update(&job.data);
         // A panic here would leave the writer waiting for this block forever.
-        let deflated = panic::catch_unwind(AssertUnwindSafe(|| deflate_block(&mut compress, &job)))
+        let deflated = panic::catch_unwind(AssertUnwindSafe(|| deflate_block(&job, level)))
             .unwrap_or_else(|_| Err(anyhow!("deflate panicked")));
         let result = Done {
             index: job.index,
@@ -211,8 +213,12 @@ fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) 
 
 /// Raw deflate of one block, primed with its dictionary, ending in a sync flush (byte
 /// aligned, not final) or, for the last block, the final block.
-fn deflate_block(compress: &mut Compress, job: &Job) -> Result<Vec<u8>> {
-    compress.reset();
+///
+/// Each block gets a new compressor: zlib-rs (0.6) lets a reset compressor's old window
+/// bytes change which of two equal matches it picks, so a reused one would make the output
+/// depend on which worker compressed what before (zlib-rs issue #459, zlib-ng #2100).
+fn deflate_block(job: &Job, level: u32) -> Result<Vec<u8>> {
+    let mut compress = Compress::new(flate2::Compression::new(level), false);
     if !job.dictionary.is_empty() {
         compress
             .set_dictionary(&job.dictionary)
@@ -418,6 +424,35 @@ mod tests {
         let a = gzip_layer(&data[..], &dir.path().join("a.gz"))?;
         let b = gzip_layer(Trickle(&data), &dir.path().join("b.gz"))?;
         assert_eq!(a, b);
+        Ok(())
+    }
+
+    /// Word salad: text with many equal-length matches to choose from.
+    fn words(len: usize, mut seed: u64) -> Vec<u8> {
+        const WORDS: [&str; 8] = [
+            "layer ", "blob ", "digest ", "image\n", "tar ", "a ", "", "gz ",
+        ];
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            out.extend_from_slice(WORDS[(seed % 8) as usize].as_bytes());
+            out.push((seed >> 8) as u8 & 0x7f);
+        }
+        out.truncate(len);
+        out
+    }
+
+    #[test]
+    fn same_input_same_digest_whatever_ran_before() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let a = words(3 * BLOCK_SIZE, 11);
+        let b = [noise(BLOCK_SIZE, 5), words(3 * BLOCK_SIZE, 12)].concat();
+        let first = gzip_layer(&a[..], &dir.path().join("a1.gz"))?;
+        gzip_layer(&b[..], &dir.path().join("b.gz"))?;
+        let again = gzip_layer(&a[..], &dir.path().join("a2.gz"))?;
+        assert_eq!(first, again);
         Ok(())
     }
 

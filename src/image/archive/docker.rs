@@ -309,6 +309,7 @@ fn scan_members(path: &Path) -> Result<HashMap<String, MemberKind>> {
         bail!("it is gzip-compressed; decompress it first (gunzip)");
     }
     file.seek(SeekFrom::Start(0))?;
+    super::check_tar_start(&mut file, path)?;
     let mut archive = tar::Archive::new(file);
     let mut members = HashMap::new();
     for entry in archive.entries_with_seek().context("reading the tar")? {

@@ -221,3 +221,101 @@ mod tests {
         Ok(())
     }
 }
+
+/// Checks that `file` starts with a tar header (or an empty archive's zero block), so that a
+/// file that is not a tarball gets a plain message instead of the tar parser's (which quotes
+/// the file's bytes). Leaves the file at offset 0.
+pub fn check_tar_start(file: &mut File, path: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut block = [0u8; 512];
+    let mut filled = 0;
+    while filled < block.len() {
+        match file.read(&mut block[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    file.seek(SeekFrom::Start(0))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if filled < block.len() {
+        bail!(
+            "{} is not a tarball: it is only {filled} bytes long",
+            path.display()
+        );
+    }
+    if block.iter().all(|b| *b == 0) || tar_checksum_ok(&block) {
+        return Ok(());
+    }
+    bail!(
+        "{} is not a tarball: its first 512 bytes are not a tar header",
+        path.display()
+    )
+}
+
+/// The header checksum rule: the sum of all bytes, with the checksum field as spaces, equals
+/// the octal number in that field.
+fn tar_checksum_ok(block: &[u8; 512]) -> bool {
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| *b as char)
+        .collect();
+    let Ok(claimed) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    sum == claimed
+}
+
+#[cfg(test)]
+mod start_tests {
+    use super::*;
+
+    #[test]
+    fn tar_start_detection() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let good = dir.path().join("good.tar");
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "x", &b"x"[..])
+            .unwrap_or_else(|e| panic!("{e}"));
+        fs::write(
+            &good,
+            builder.into_inner().unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut file = File::open(&good).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_tar_start(&mut file, &good).is_ok());
+        let bad = dir.path().join("bad.tar");
+        fs::write(&bad, "{\"not\": \"a tar\"}\n".repeat(100)).unwrap_or_else(|e| panic!("{e}"));
+        let mut file = File::open(&bad).unwrap_or_else(|e| panic!("{e}"));
+        let err = check_tar_start(&mut file, &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("not a tarball") && !err.contains("not\""),
+            "{err}"
+        );
+        let short = dir.path().join("short");
+        fs::write(&short, "tiny").unwrap_or_else(|e| panic!("{e}"));
+        let mut file = File::open(&short).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_tar_start(&mut file, &short)
+            .unwrap_err()
+            .to_string()
+            .contains("4 bytes"));
+    }
+}

@@ -92,7 +92,10 @@ fn kind(path: &Path) -> Result<Kind> {
             path.display()
         );
     }
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    crate::image::archive::check_tar_start(&mut file, path).context(
+        "expected an OCI image tarball, a docker-save tarball or an OCI layout directory",
+    )?;
     let mut archive = tar::Archive::new(file);
     let (mut docker, mut oci, mut names) = (false, false, Vec::new());
     let entries = archive.entries_with_seek().and_then(|entries| {

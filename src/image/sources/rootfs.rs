@@ -2,7 +2,7 @@
 //! `docker import` makes one. A gzip tarball is the layer as it is (referenced where it
 //! lies); a plain or zstd one is compressed with gzip into scratch.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -116,6 +116,10 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
 /// How the tarball is compressed; an error unless it starts with a tar header (or an
 /// end-of-archive block) once decompressed.
 fn probe(path: &Path) -> Result<Compression> {
+    let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("it is not a regular file");
+    }
     let mut reader =
         BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
     let head = io::BufRead::fill_buf(&mut reader)
@@ -227,7 +231,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use std::ffi::OsStr;
-    use std::fs;
     use std::io::Write;
 
     use serde_json::Value;

@@ -94,6 +94,11 @@ fn image_blobs(dir: &Path, image: &LocalImage) -> Result<(BlobFile, Vec<BlobFile
     Ok((manifest, blobs))
 }
 
+/// `oci:<layout>:latest`, for skopeo.
+pub(crate) fn oci_latest(layout: &Path) -> String {
+    format!("oci:{}:latest", layout.display())
+}
+
 /// Writes `image` as an OCI layout under `dir`, named `latest`; returns the layout.
 pub(crate) fn layout_of(dir: &Path, image: &LocalImage) -> Result<PathBuf> {
     layout_of_pushable(dir, &Pushable::Image(image.clone()))
@@ -180,16 +185,18 @@ pub(crate) fn index_layout(
     Ok((layout, raw))
 }
 
-/// Copies `<layout>:latest` to a docker-save tarball with skopeo (which decompresses every
-/// layer with Go's gzip) and returns the digests of the layers it wrote.
-pub(crate) fn skopeo_diff_ids(layout: &Path) -> Result<Vec<String>> {
+/// Copies `source` (a skopeo transport:name; for `arch` out of an index) to a docker-save
+/// tarball with skopeo, which decompresses every layer with Go's gzip, and returns the
+/// digests of the layers it wrote. (skopeo refuses zstd layers in docker-save tarballs.)
+pub(crate) fn skopeo_diff_ids(source: &str, arch: &str) -> Result<Vec<String>> {
     let dir = tempfile::tempdir()?;
     let archive = dir.path().join("copy.tar");
     run(
         "skopeo",
         &[
+            format!("--override-arch={arch}"),
             "copy".to_string(),
-            format!("oci:{}:latest", layout.display()),
+            source.to_string(),
             format!("docker-archive:{}:check:1", archive.display()),
         ],
     )?;
