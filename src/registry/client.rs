@@ -476,10 +476,22 @@ impl Client {
         if !status.is_success() {
             return Err(self.status_error("GET", response).await);
         }
-        let body = response.bytes().await.map_err(|e| Error::Transport {
+        let mut response = response;
+        let mut body = Vec::with_capacity(size as usize);
+        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
             host: self.host().to_string(),
             detail: format!("downloading blob {digest} of {repository}: {e}"),
-        })?;
+        })? {
+            if (body.len() + chunk.len()) as u64 > size {
+                return Err(Error::DigestMismatch {
+                    registry: self.host().to_string(),
+                    what: format!("blob of {repository}"),
+                    expected: format!("{digest} ({size} bytes)"),
+                    actual: format!("more than {size} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         if actual != digest || body.len() as u64 != size {
             return Err(Error::DigestMismatch {
@@ -489,7 +501,7 @@ impl Client {
                 actual: format!("{actual} ({} bytes)", body.len()),
             });
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 }
 
