@@ -100,7 +100,10 @@ fn start_storage(registry_dir: std::path::PathBuf, seen: Arc<Mutex<Vec<Vec<Strin
                     .and_then(|p| p.split('?').next())
                     .unwrap_or("")
                     .to_string();
-                let hex = digest.strip_prefix("sha256:").unwrap_or(&digest).to_string();
+                let hex = digest
+                    .strip_prefix("sha256:")
+                    .unwrap_or(&digest)
+                    .to_string();
                 let path = registry_dir
                     .join("data/docker/registry/v2/blobs/sha256")
                     .join(hex.get(..2).unwrap_or(""))
@@ -146,7 +149,9 @@ fn blob_redirects_are_followed_without_the_registry_authorization() {
     assert_eq!(seen.len(), 3, "storage requests: {seen:?}");
     for headers in seen.iter() {
         assert!(
-            !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("authorization:")),
+            !headers
+                .iter()
+                .any(|h| h.to_ascii_lowercase().starts_with("authorization:")),
             "the registry's Authorization leaked to the storage host: {headers:?}"
         );
     }

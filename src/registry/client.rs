@@ -390,22 +390,7 @@ impl Client {
     ) -> Result<(), Error> {
         use std::sync::atomic::Ordering;
         use tokio::io::AsyncWriteExt as _;
-        let route = format!("/v2/{repository}/blobs/{digest}");
-        let mut response = self
-            .send(Method::GET, &route, None, repository, "pull")
-            .await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound {
-                registry: self.host().to_string(),
-                repository: repository.to_string(),
-                what: "blob",
-                reference: digest.to_string(),
-            });
-        }
-        if !status.is_success() {
-            return Err(self.status_error("GET", response).await);
-        }
+        let mut response = self.get_blob(repository, digest).await?;
         let io_error = |e: std::io::Error| {
             Error::Config(format!("writing blob {digest} to {}: {e}", path.display()))
         };
@@ -446,20 +431,9 @@ impl Client {
         Ok(())
     }
 
-    /// `GET` of a small blob (a config) into memory, digest-checked.
-    pub async fn fetch_small_blob(
-        &self,
-        repository: &str,
-        digest: &str,
-        size: u64,
-    ) -> Result<Vec<u8>, Error> {
-        const MAX: u64 = 64 << 20;
-        if size > MAX {
-            return Err(Error::Protocol {
-                registry: self.host().to_string(),
-                detail: format!("blob {digest} of {repository} claims {size} bytes; configs above {MAX} bytes are refused"),
-            });
-        }
+    /// `GET /v2/<repository>/blobs/<digest>`, answered with success: the response whose
+    /// body is the blob.
+    async fn get_blob(&self, repository: &str, digest: &str) -> Result<reqwest::Response, Error> {
         let route = format!("/v2/{repository}/blobs/{digest}");
         let response = self
             .send(Method::GET, &route, None, repository, "pull")
@@ -476,7 +450,24 @@ impl Client {
         if !status.is_success() {
             return Err(self.status_error("GET", response).await);
         }
-        let mut response = response;
+        Ok(response)
+    }
+
+    /// `GET` of a small blob (a config) into memory, digest-checked.
+    pub async fn fetch_small_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, Error> {
+        const MAX: u64 = 64 << 20;
+        if size > MAX {
+            return Err(Error::Protocol {
+                registry: self.host().to_string(),
+                detail: format!("blob {digest} of {repository} claims {size} bytes; configs above {MAX} bytes are refused"),
+            });
+        }
+        let mut response = self.get_blob(repository, digest).await?;
         let mut body = Vec::with_capacity(size as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
             host: self.host().to_string(),

@@ -394,7 +394,12 @@ fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool)
     {
         return tls_error(host, &rustls::Error::AlertReceived(alert_named(alert)));
     }
-    if https && (chain.contains("connection closed") || chain.contains("reset by peer")) {
+    if https
+        && (chain.contains("connection closed")
+            || chain.contains("reset by peer")
+            || chain.contains("Broken pipe")
+            || chain.contains("broken pipe"))
+    {
         let hint = if has_identity {
             format!("check that the registry trusts the certificate given in `client_certs` for domain {host}")
         } else {
