@@ -31,7 +31,7 @@ while (($#)); do
   esac
 done
 
-ir_require docker-registry skopeo umoci jq curl pigz tar sha256sum
+ir_require docker-registry skopeo umoci jq curl pigz tar sha256sum bc
 ((build)) && ir_build_release
 in_bin="$IR_ROOT/target/release/in"
 ir_init
@@ -78,30 +78,34 @@ floor() {
   for pid in "${pids[@]}"; do wait "$pid"; done # not a bare `wait`: the registry is a job too
 }
 
-# time_it NAME FUNCTION: runs FUNCTION $runs times in a fresh $work, prints "seconds" of each.
-declare -A median
-time_it() {
-  local name="$1" fn="$2" i t start
-  local -a times=()
-  for ((i = 0; i < runs; i++)); do
-    rm -rf "$work"
-    mkdir -p "$work"
-    sync
-    start=$(date +%s.%N)
-    "$fn"
-    t=$(echo "$(date +%s.%N) - $start" | bc)
-    times+=("$t")
-  done
-  median[$name]=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  ir_log "$name: runs ${times[*]} s, median ${median[$name]} s"
+# Runs every contender $runs times, interleaved and in a rotating order, each in a fresh
+# $work: the shared disk gets slower after each large delete (it is mounted with discard),
+# so running one tool's runs back to back would favour whichever goes first.
+contenders=(floor ours_rootfs skopeo_umoci ours_save skopeo_save)
+declare -A times median
+run_one() { # run_one NAME
+  local start t
+  rm -rf "$work"
+  mkdir -p "$work"
+  sync
+  sleep 1
+  start=$(date +%s.%N)
+  "$1"
+  t=$(echo "$(date +%s.%N) - $start" | bc)
+  times[$1]="${times[$1]:-} $t"
 }
-command -v bc >/dev/null || ir_die "bc is missing: run ci/setup"
+for ((i = 0; i < runs; i++)); do
+  n=${#contenders[@]}
+  for ((k = 0; k < n; k++)); do
+    run_one "${contenders[$(((k + i) % n))]}"
+  done
+done
+for name in "${contenders[@]}"; do
+  # shellcheck disable=SC2086 # word splitting of the list of times is intended
+  median[$name]=$(printf '%s\n' ${times[$name]} | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  ir_log "$name: runs${times[$name]} s, median ${median[$name]} s"
+done
 
-time_it floor floor
-time_it ours_rootfs ours_rootfs
-time_it skopeo_umoci skopeo_umoci
-time_it ours_save ours_save
-time_it skopeo_save skopeo_save
 # Peak RSS of our rootfs get, measured on its own run.
 rm -rf "$work" && mkdir -p "$work"
 rss_kb=$(request '{}' | /usr/bin/time -f %M "$in_bin" "$work/dest" 2>&1 >/dev/null | tail -n 1)

@@ -181,6 +181,7 @@ async fn get(
             result = downloads => result?,
             () = apply_failed.notified() => bail!("cancelled"),
         }
+        drop(reporter);
         eprintln!(
             "downloaded {} blobs, {} in {:.1} s",
             blobs.len(),
@@ -213,7 +214,6 @@ async fn get(
         (Err(e), Ok(())) => return Err(e),
         (Ok(()), Ok(())) => {}
     }
-    drop(reporter);
 
     let blob_file = |digest: &str, media_type: &str, size: u64| BlobFile {
         digest: digest.to_string(),
@@ -289,11 +289,25 @@ fn platform_spec(platform: Option<&Platform>) -> PlatformSpec {
 fn apply_all(root: &Path, image: &PlatformImage, arrivals: &Arrivals) -> anyhow::Result<()> {
     let mut rootfs = Rootfs::create(root)?;
     let diff_ids = image.config.rootfs().diff_ids();
-    for (i, (digest, media_type, _)) in image.layers().into_iter().enumerate() {
-        let path = arrivals.wait(&digest)?;
+    let layers = image.layers();
+    for (i, (digest, media_type, size)) in layers.iter().enumerate() {
+        let path = arrivals.wait(digest)?;
         let expected = diff_ids.get(i).map(String::as_str).unwrap_or_default();
-        apply_one(&mut rootfs, &path, &digest, &media_type, expected)
-            .with_context(|| format!("applying layer {} of {}", i + 1, diff_ids.len()))?;
+        let started = Instant::now();
+        let stats = apply_one(&mut rootfs, &path, digest, media_type, expected)
+            .with_context(|| format!("applying layer {} of {}", i + 1, layers.len()))?;
+        eprintln!(
+            "applied layer {}/{} {} ({}, {} entries) in {:.1} s",
+            i + 1,
+            layers.len(),
+            progress::short(digest),
+            progress::mb(*size),
+            stats.entries,
+            started.elapsed().as_secs_f64()
+        );
+        for warning in &stats.skipped {
+            eprintln!("  warning: {warning}");
+        }
     }
     rootfs.finish()
 }
@@ -305,7 +319,7 @@ fn apply_one(
     digest: &str,
     media_type: &str,
     expected_diff_id: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<crate::image::rootfs::LayerStats> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let decompressed = layer::open(file, media_type)?;
     let (reader, decompressor) = pipe::spawn(HashingReader::new(decompressed));
@@ -313,12 +327,12 @@ fn apply_one(
     let hashed = decompressor
         .join()
         .map_err(|_| anyhow::anyhow!("the decompressor thread panicked"))?;
-    applied?;
+    let stats = applied?;
     let (diff_id, _) = hashed.context("decompressing the layer")?;
     if diff_id != expected_diff_id {
         bail!("uncompressed layer digest is {diff_id} but the image config says {expected_diff_id}: the layer is corrupt");
     }
-    Ok(())
+    Ok(stats)
 }
 
 mod pipe {
