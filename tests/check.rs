@@ -4,23 +4,8 @@
 
 use serde_json::{json, Value};
 
+use crate::get::source_for;
 use crate::util::*;
-
-/// A `source` with everything needed to reach `registry` (CA, client cert, credentials).
-fn source_for(registry: &Registry, repository: &str) -> Value {
-    let mut source = json!({ "repository": format!("{}/{repository}", registry.host()) });
-    if let Some(ca) = registry.ca_cert_pem() {
-        source["ca_certs"] = json!([{ "domain": registry.host(), "cert": ca }]);
-    }
-    if let Some((cert, key)) = registry.client_cert() {
-        source["client_certs"] = json!([{ "domain": registry.host(), "cert": cert, "key": key }]);
-    }
-    if let Some((user, password)) = registry.credentials() {
-        source["username"] = json!(user);
-        source["password"] = json!(password);
-    }
-    source
-}
 
 fn check(source: &Value, version: Option<Value>) -> Output {
     let mut request = json!({ "source": source });

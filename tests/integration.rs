@@ -16,6 +16,7 @@ mod harness;
 mod put;
 mod put_bad_inputs;
 mod put_load_and_pull;
+mod put_protocol;
 mod put_source_choice;
 mod put_sources;
 mod put_tags;

@@ -7,6 +7,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod bin;
+pub mod front;
 pub mod image;
 pub mod oracle;
 pub mod registry;
