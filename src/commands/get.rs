@@ -466,27 +466,20 @@ fn write_layout(
             }
         }
     }
-    let top = if resolved.index.is_some() {
+    if resolved.index.is_some() {
+        // The index itself is a blob of the layout; a single manifest already is one.
         blobs.push(archive::write_bytes_blob(
             scratch,
             &resolved.top_raw,
             &resolved.top_media_type,
         )?);
-        TopDescriptor {
-            media_type: resolved.top_media_type.clone(),
-            digest: resolved.top_digest.clone(),
-            size: resolved.top_raw.len() as u64,
-            ref_name: Some(tag.to_string()),
-            platform: None,
-        }
-    } else {
-        TopDescriptor {
-            media_type: resolved.top_media_type.clone(),
-            digest: resolved.top_digest.clone(),
-            size: resolved.top_raw.len() as u64,
-            ref_name: Some(tag.to_string()),
-            platform: None,
-        }
+    }
+    let top = TopDescriptor {
+        media_type: resolved.top_media_type.clone(),
+        digest: resolved.top_digest.clone(),
+        size: resolved.top_raw.len() as u64,
+        ref_name: Some(tag.to_string()),
+        platform: None,
     };
     archive::write_oci_layout(
         path,

@@ -335,7 +335,7 @@ fn scan_members(path: &Path) -> Result<HashMap<String, MemberKind>> {
 }
 
 /// `./a//b/../c` → `a/c`: the name as a path relative to the archive root.
-fn clean_name(name: &str) -> String {
+pub fn clean_name(name: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in name.split('/') {
         match part {

@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-pub use docker::{read_docker_archive, write_docker_archive, ArchiveMember, DockerArchive};
+pub use docker::{
+    clean_name, read_docker_archive, write_docker_archive, ArchiveMember, DockerArchive,
+};
 pub use oci::{
     read_oci_layout, write_bytes_blob, write_oci_layout, OciIndexSpec, OciLayout, TopDescriptor,
 };

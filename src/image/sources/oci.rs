@@ -306,7 +306,7 @@ fn extract(path: &Path, dir: &Path) -> Result<Verified> {
     let mut verified = Verified::new();
     for entry in archive.entries().context("reading the tar")? {
         let mut entry = entry.context("reading the tar")?;
-        let name = clean_name(&String::from_utf8_lossy(&entry.path_bytes()));
+        let name = crate::image::archive::clean_name(&String::from_utf8_lossy(&entry.path_bytes()));
         let entry_type = entry.header().entry_type();
         let digest = match name.as_str() {
             "oci-layout" | "index.json" => None,
@@ -357,9 +357,9 @@ fn link_member<R: Read>(entry: &tar::Entry<R>, name: &str, dir: &Path, dest: &Pa
     let target = String::from_utf8_lossy(&target);
     let target = if entry.header().entry_type().is_symlink() && !target.starts_with('/') {
         let parent = name.rsplit_once('/').map_or("", |(parent, _)| parent);
-        clean_name(&format!("{parent}/{target}"))
+        crate::image::archive::clean_name(&format!("{parent}/{target}"))
     } else {
-        clean_name(&target)
+        crate::image::archive::clean_name(&target)
     };
     if blob_digest(&target).is_none() && target != "index.json" {
         bail!("its link {name} points at {target}, outside the layout");
@@ -389,21 +389,6 @@ fn blob_digest(name: &str) -> Option<String> {
     };
     let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     (hex.len() == len && lower_hex).then(|| format!("{algorithm}:{hex}"))
-}
-
-/// `./a//b/../c` → `a/c`.
-fn clean_name(name: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            _ => parts.push(part),
-        }
-    }
-    parts.join("/")
 }
 
 #[cfg(test)]
