@@ -352,5 +352,8 @@ fn blob_names() {
     ] {
         assert_eq!(blob_digest(&bad), None, "{bad}");
     }
-    assert_eq!(clean_name("./blobs//sha256/../sha256/x"), "blobs/sha256/x");
+    assert_eq!(
+        crate::image::archive::clean_name("./blobs//sha256/../sha256/x"),
+        "blobs/sha256/x"
+    );
 }
