@@ -403,6 +403,16 @@ fn one_download_at_a_time_still_gets_six_layers() {
         );
     }
     assert_eq!(read(&fetch.rootfs().join("layers/last")), "5");
+    // Progress: a summary of the downloads and one line per applied layer, not a flood.
+    let stderr = &fetch.out.stderr;
+    assert!(stderr.contains("downloaded 6 blobs"), "{stderr}");
+    for i in 1..=6 {
+        assert!(
+            stderr.contains(&format!("applied layer {i}/6 ")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.lines().count() <= 12, "too chatty:\n{stderr}");
 }
 
 #[test]
