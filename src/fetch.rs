@@ -56,6 +56,94 @@ pub struct Resolved {
     pub images: Vec<PlatformImage>,
 }
 
+/// One single-platform manifest, raw and parsed, as fetched.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    /// Bytes as the registry sent them.
+    pub raw: Vec<u8>,
+    /// Their digest.
+    pub digest: String,
+    /// Their media type.
+    pub media_type: String,
+    /// Parsed.
+    pub manifest: ImageManifest,
+    /// The index entry's platform, when it came out of an index.
+    pub platform: Option<serde_json::Value>,
+}
+
+/// What a reference names, manifests only (no configs, no layers).
+#[derive(Debug, Clone)]
+pub struct Manifests {
+    /// The bytes the reference names (an index or a manifest).
+    pub top_raw: Vec<u8>,
+    /// Their media type.
+    pub top_media_type: String,
+    /// Their digest.
+    pub top_digest: String,
+    /// The index, for a multi-platform image.
+    pub index: Option<ImageIndex>,
+    /// The single-platform manifests: see [`fetch_manifests`] for which, in what order.
+    pub images: Vec<FetchedManifest>,
+}
+
+/// Fetches the manifest `reference` (a digest or tag) of `repository` and, for an index,
+/// its manifests: with `platform`, the matching one first (and, with `all_platforms`, every
+/// other one after it); without, all of them in the index's order.
+pub async fn fetch_manifests(
+    client: &Client,
+    repository: &str,
+    reference: &str,
+    platform: Option<&PlatformSpec>,
+    all_platforms: bool,
+) -> anyhow::Result<Manifests> {
+    let (top, top_raw) = client
+        .get_manifest(repository, reference)
+        .await?
+        .with_context(|| format!("manifest {reference} does not exist in {repository}"))?;
+    let parsed = manifest::parse(&top.media_type, &top_raw)
+        .with_context(|| format!("manifest {reference} of {repository}"))?;
+    let mut fetched = Manifests {
+        top_media_type: top.media_type.clone(),
+        top_digest: top.digest.clone(),
+        top_raw: top_raw.clone(),
+        index: None,
+        images: Vec::new(),
+    };
+    match parsed {
+        Parsed::Manifest(manifest) => fetched.images.push(FetchedManifest {
+            raw: top_raw,
+            digest: top.digest,
+            media_type: top.media_type,
+            manifest: *manifest,
+            platform: None,
+        }),
+        Parsed::Index(index) => {
+            let wanted: Vec<Descriptor> = match platform {
+                Some(platform) => {
+                    let selected = manifest::select_platform(&index, platform)
+                        .with_context(|| format!("{repository}@{}", top.digest))?
+                        .clone();
+                    let others: Vec<Descriptor> = index
+                        .manifests()
+                        .iter()
+                        .filter(|d| all_platforms && d.digest() != selected.digest())
+                        .cloned()
+                        .collect();
+                    std::iter::once(selected).chain(others).collect()
+                }
+                None => index.manifests().clone(),
+            };
+            for descriptor in &wanted {
+                fetched
+                    .images
+                    .push(fetch_child(client, repository, descriptor).await?);
+            }
+            fetched.index = Some(*index);
+        }
+    }
+    Ok(fetched)
+}
+
 /// Fetches the manifest `reference` (a digest or tag) of `repository`, picks `platform` out
 /// of an index (or, with `all_platforms`, takes every image of it), and fetches the configs.
 pub async fn resolve(
@@ -65,62 +153,35 @@ pub async fn resolve(
     platform: &PlatformSpec,
     all_platforms: bool,
 ) -> anyhow::Result<Resolved> {
-    let (top, top_raw) = client
-        .get_manifest(repository, reference)
-        .await?
-        .with_context(|| format!("manifest {reference} no longer exists in {repository}"))?;
-    let parsed = manifest::parse(&top.media_type, &top_raw)
-        .with_context(|| format!("manifest {reference} of {repository}"))?;
-    let mut resolved = Resolved {
-        top_media_type: top.media_type.clone(),
-        top_digest: top.digest.clone(),
-        top_raw: top_raw.clone(),
-        index: None,
-        images: Vec::new(),
-    };
-    match parsed {
-        Parsed::Manifest(manifest) => {
-            let config = fetch_config(client, repository, &manifest).await?;
-            resolved.images.push(PlatformImage {
-                manifest_raw: top_raw,
-                manifest_digest: top.digest,
-                manifest_media_type: top.media_type,
-                manifest: *manifest,
-                config_raw: config.0,
-                config: config.1,
-                platform: None,
-            });
-        }
-        Parsed::Index(index) => {
-            let selected = manifest::select_platform(&index, platform)
-                .with_context(|| format!("{repository}@{}", top.digest))?
-                .clone();
-            let mut wanted: Vec<Descriptor> = vec![selected.clone()];
-            if all_platforms {
-                wanted.extend(
-                    index
-                        .manifests()
-                        .iter()
-                        .filter(|d| d.digest() != selected.digest())
-                        .cloned(),
-                );
-            }
-            for descriptor in &wanted {
-                resolved
-                    .images
-                    .push(fetch_platform_image(client, repository, descriptor).await?);
-            }
-            resolved.index = Some(*index);
-        }
+    let manifests =
+        fetch_manifests(client, repository, reference, Some(platform), all_platforms).await?;
+    let mut images = Vec::with_capacity(manifests.images.len());
+    for fetched in manifests.images {
+        let (config_raw, config) = fetch_config(client, repository, &fetched.manifest).await?;
+        images.push(PlatformImage {
+            manifest_raw: fetched.raw,
+            manifest_digest: fetched.digest,
+            manifest_media_type: fetched.media_type,
+            manifest: fetched.manifest,
+            config_raw,
+            config,
+            platform: fetched.platform,
+        });
     }
-    Ok(resolved)
+    Ok(Resolved {
+        top_raw: manifests.top_raw,
+        top_media_type: manifests.top_media_type,
+        top_digest: manifests.top_digest,
+        index: manifests.index,
+        images,
+    })
 }
 
-async fn fetch_platform_image(
+async fn fetch_child(
     client: &Client,
     repository: &str,
     descriptor: &Descriptor,
-) -> anyhow::Result<PlatformImage> {
+) -> anyhow::Result<FetchedManifest> {
     let digest = descriptor.digest().to_string();
     let (found, raw) = client
         .get_manifest(repository, &digest)
@@ -134,14 +195,11 @@ async fn fetch_platform_image(
             "manifest {digest} of {repository} is a nested index; nested indexes are not supported"
         ),
     };
-    let (config_raw, config) = fetch_config(client, repository, &manifest).await?;
-    Ok(PlatformImage {
-        manifest_raw: raw,
-        manifest_digest: found.digest,
-        manifest_media_type: found.media_type,
+    Ok(FetchedManifest {
+        raw,
+        digest: found.digest,
+        media_type: found.media_type,
         manifest,
-        config_raw,
-        config,
         platform: descriptor
             .platform()
             .as_ref()
@@ -174,14 +232,22 @@ async fn fetch_config(
 /// while downloads finish in any order.
 #[derive(Debug, Default)]
 pub struct Arrivals {
-    state: Mutex<HashMap<String, Result<PathBuf, String>>>,
+    state: Mutex<ArrivalState>,
     changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ArrivalState {
+    /// Finished downloads, by digest.
+    blobs: HashMap<String, Result<PathBuf, String>>,
+    /// Set when the download as a whole failed: every waiter gets it.
+    failed: Option<String>,
 }
 
 impl Arrivals {
     fn arrive(&self, digest: &str, result: Result<PathBuf, String>) {
         if let Ok(mut state) = self.state.lock() {
-            state.insert(digest.to_string(), result);
+            state.blobs.insert(digest.to_string(), result);
         }
         self.changed.notify_all();
     }
@@ -189,7 +255,7 @@ impl Arrivals {
     /// Wakes every waiter with `message`: the download as a whole failed.
     pub fn fail_all(&self, message: &str) {
         if let Ok(mut state) = self.state.lock() {
-            state.insert(String::new(), Err(message.to_string()));
+            state.failed = Some(message.to_string());
         }
         self.changed.notify_all();
     }
@@ -201,8 +267,11 @@ impl Arrivals {
             .lock()
             .map_err(|_| anyhow::anyhow!("download state poisoned"))?;
         loop {
-            if let Some(result) = state.get(digest).or_else(|| state.get("")) {
+            if let Some(result) = state.blobs.get(digest) {
                 return result.clone().map_err(anyhow::Error::msg);
+            }
+            if let Some(message) = &state.failed {
+                return Err(anyhow::Error::msg(message.clone()));
             }
             state = self
                 .changed

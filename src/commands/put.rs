@@ -2,7 +2,7 @@
 //! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
 //! with every tag.
 
-use crate::image::manifest::{self, Parsed};
+use crate::fetch;
 use crate::image::sources;
 use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
 use crate::reference::Reference;
@@ -11,7 +11,6 @@ use crate::resource::{parse_request, Command, PutParams, PutRequest};
 use crate::settings::Settings;
 use crate::tags::{self, TagRequest};
 use anyhow::{bail, Context as _};
-use oci_spec::image::ImageManifest;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -185,46 +184,17 @@ async fn pull_plan(
         Arc::new(settings.client_for(&reference).await?)
     };
     let from = reference.repository().to_string();
-    let wanted = reference.reference_string();
     // Manifests only: the config is a blob like the layers (its digest and size are in the
     // manifest), so on the same registry nothing at all is downloaded.
-    let (top, top_raw) = client
-        .get_manifest(&from, &wanted)
-        .await?
-        .with_context(|| format!("params.pull_repository: {reference} does not exist"))?;
-    let mut images: Vec<(Vec<u8>, crate::registry::Descriptor, ImageManifest)> = Vec::new();
-    let is_index = match manifest::parse(&top.media_type, &top_raw)
-        .with_context(|| format!("params.pull_repository {reference}"))?
-    {
-        Parsed::Manifest(m) => {
-            images.push((top_raw.clone(), top.clone(), *m));
-            false
-        }
-        Parsed::Index(index) => {
-            for child in index.manifests() {
-                let digest = child.digest().to_string();
-                let (found, raw) =
-                    client
-                        .get_manifest(&from, &digest)
-                        .await?
-                        .with_context(|| {
-                            format!(
-                                "{reference} lists manifest {digest}, which {from} does not have"
-                            )
-                        })?;
-                match manifest::parse(&found.media_type, &raw)? {
-                    Parsed::Manifest(m) => images.push((raw, found, *m)),
-                    Parsed::Index(_) => bail!("{reference}: nested indexes are not supported"),
-                }
-            }
-            true
-        }
-    };
+    let fetched = fetch::fetch_manifests(&client, &from, &reference.reference_string(), None, true)
+        .await
+        .with_context(|| format!("params.pull_repository {reference}"))?;
+    let is_index = fetched.index.is_some();
     let mut blobs: Vec<PushBlob> = Vec::new();
     let mut children = Vec::new();
-    for (raw, descriptor, image) in images {
-        let all = std::iter::once(image.config())
-            .chain(image.layers().iter())
+    for image in fetched.images {
+        let all = std::iter::once(image.manifest.config())
+            .chain(image.manifest.layers().iter())
             .map(|d| (d.digest().to_string(), d.size()));
         for (digest, size) in all {
             if !blobs.iter().any(|b| b.digest == digest) {
@@ -240,9 +210,9 @@ async fn pull_plan(
         }
         if is_index {
             children.push(PushManifest {
-                raw,
-                media_type: descriptor.media_type,
-                digest: descriptor.digest,
+                raw: image.raw,
+                media_type: image.media_type,
+                digest: image.digest,
             });
         }
     }
@@ -250,9 +220,9 @@ async fn pull_plan(
         blobs,
         children,
         top: PushManifest {
-            raw: top_raw,
-            media_type: top.media_type,
-            digest: top.digest,
+            raw: fetched.top_raw,
+            media_type: fetched.top_media_type,
+            digest: fetched.top_digest,
         },
     })
 }

@@ -296,7 +296,7 @@ impl Client {
         reference: &str,
     ) -> Result<Option<(Descriptor, Vec<u8>)>, Error> {
         let path = format!("/v2/{repository}/manifests/{reference}");
-        let mut response = self
+        let response = self
             .send(
                 Method::GET,
                 &path,
@@ -316,21 +316,13 @@ impl Client {
             .unwrap_or_default()
             .to_string();
         let claimed = header_str(response.headers(), "docker-content-digest").map(str::to_string);
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
-            host: self.host().to_string(),
-            detail: format!("reading manifest {reference} of {repository}: {e}"),
-        })? {
-            if body.len() + chunk.len() > MAX_MANIFEST_BYTES {
-                return Err(Error::Protocol {
-                    registry: self.host().to_string(),
-                    detail: format!(
-                        "manifest {reference} of {repository} is larger than {MAX_MANIFEST_BYTES} bytes"
-                    ),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let what = format!("manifest {reference} of {repository}");
+        let Some(body) = self.read_body(response, MAX_MANIFEST_BYTES, &what).await? else {
+            return Err(Error::Protocol {
+                registry: self.host().to_string(),
+                detail: format!("{what} is larger than {MAX_MANIFEST_BYTES} bytes"),
+            });
+        };
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         let expected = if reference.starts_with("sha256:") {
             Some(reference.to_string())
@@ -431,6 +423,26 @@ impl Client {
         Ok(())
     }
 
+    /// Reads a response body into memory; `None` as soon as it passes `limit` bytes.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let mut body = Vec::with_capacity(limit.min(1 << 20));
+        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
+            host: self.host().to_string(),
+            detail: format!("reading {what}: {e}"),
+        })? {
+            if body.len() + chunk.len() > limit {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
+    }
+
     /// `GET /v2/<repository>/blobs/<digest>`, answered with success: the response whose
     /// body is the blob.
     async fn get_blob(&self, repository: &str, digest: &str) -> Result<reqwest::Response, Error> {
@@ -467,22 +479,16 @@ impl Client {
                 detail: format!("blob {digest} of {repository} claims {size} bytes; configs above {MAX} bytes are refused"),
             });
         }
-        let mut response = self.get_blob(repository, digest).await?;
-        let mut body = Vec::with_capacity(size as usize);
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
-            host: self.host().to_string(),
-            detail: format!("downloading blob {digest} of {repository}: {e}"),
-        })? {
-            if (body.len() + chunk.len()) as u64 > size {
-                return Err(Error::DigestMismatch {
-                    registry: self.host().to_string(),
-                    what: format!("blob of {repository}"),
-                    expected: format!("{digest} ({size} bytes)"),
-                    actual: format!("more than {size} bytes"),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let response = self.get_blob(repository, digest).await?;
+        let what = format!("blob {digest} of {repository}");
+        let Some(body) = self.read_body(response, size as usize, &what).await? else {
+            return Err(Error::DigestMismatch {
+                registry: self.host().to_string(),
+                what: format!("blob of {repository}"),
+                expected: format!("{digest} ({size} bytes)"),
+                actual: format!("more than {size} bytes"),
+            });
+        };
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
         if actual != digest || body.len() as u64 != size {
             return Err(Error::DigestMismatch {

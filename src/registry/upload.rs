@@ -134,7 +134,6 @@ impl Client {
             Some(location) => (location, None),
             None => self.start_upload(repository).await?,
         };
-        let base = self.base_url().await?;
         let scopes = Self::push_scopes(repository);
         progress.store(0, Ordering::Relaxed);
         let location = match chunk_min {
@@ -196,7 +195,6 @@ impl Client {
         if response.status() != StatusCode::CREATED {
             return Err(self.status_error("PUT", response).await);
         }
-        let _ = base;
         Ok(())
     }
 
