@@ -18,6 +18,8 @@ use std::time::Instant;
 pub enum BlobSource {
     /// A file on disk.
     File(PathBuf),
+    /// A layer still inside its archive, read (and verified) only if it must be sent.
+    Deferred(Box<crate::image::archive::BlobFile>),
     /// A repository on a registry (mounted when it is the target's registry).
     Remote {
         /// The client for that registry.
@@ -67,10 +69,14 @@ impl PushPlan {
         for local in image.images() {
             for blob in std::iter::once(&local.config).chain(local.layers.iter()) {
                 if !blobs.iter().any(|b| b.digest == blob.digest) {
+                    let source = match blob.deferred {
+                        Some(_) => BlobSource::Deferred(Box::new(blob.clone())),
+                        None => BlobSource::File(blob.path.clone()),
+                    };
                     blobs.push(PushBlob {
                         digest: blob.digest.clone(),
                         size: blob.size,
-                        source: BlobSource::File(blob.path.clone()),
+                        source,
                     });
                 }
             }
@@ -180,31 +186,61 @@ pub async fn push(
         started.elapsed().as_secs_f64()
     );
     for child in &plan.children {
-        target
-            .put_manifest(repository, &child.digest, &child.media_type, &child.raw)
+        put_manifest(&target, repository, &child.digest, child)
             .await
             .with_context(|| format!("pushing manifest {}", child.digest))?;
     }
     for tag in tags {
-        target
-            .put_manifest(repository, tag, &plan.top.media_type, &plan.top.raw)
+        put_manifest(&target, repository, tag, &plan.top)
             .await
             .with_context(|| format!("tagging {repository}:{tag}"))?;
     }
     Ok(report)
 }
 
-/// Tries per blob operation; temporary failures (429, 5xx, broken connections) are retried.
+/// Tries per registry operation; temporary failures (429, 5xx, broken connections) are
+/// retried.
 const TRIES: u32 = 3;
 
-/// Whether to try again after `error` on try `attempt`; sleeps the backoff first.
+/// The longest wait a `Retry-After` header gets.
+const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether to try again after `error` on try `attempt`; sleeps first: 0.5 s, then 1 s, or
+/// what the registry asked for in `Retry-After` (at most a minute) when that is longer.
 async fn retry(what: &str, attempt: u32, error: &crate::registry::Error) -> bool {
     if !error.is_temporary() || attempt >= TRIES {
         return false;
     }
-    eprintln!("retrying {what} after: {error}");
-    tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
+    let backoff = std::time::Duration::from_millis(500 * u64::from(attempt));
+    let wait = error
+        .retry_after()
+        .map_or(backoff, |asked| asked.min(MAX_RETRY_AFTER).max(backoff));
+    eprintln!(
+        "retrying {what} in {:.1} s after: {error}",
+        wait.as_secs_f64()
+    );
+    tokio::time::sleep(wait).await;
     true
+}
+
+/// `PUT` of a manifest under `reference` (a digest or a tag), retried like blobs.
+async fn put_manifest(
+    target: &Client,
+    repository: &str,
+    reference: &str,
+    manifest: &PushManifest,
+) -> Result<(), crate::registry::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = target
+            .put_manifest(repository, reference, &manifest.media_type, &manifest.raw)
+            .await;
+        match result {
+            Err(e) if retry("a manifest upload", attempt, &e).await => {}
+            other => return other,
+        }
+    }
 }
 
 async fn push_blob(
@@ -231,8 +267,17 @@ async fn push_blob(
         return Ok(());
     }
     let mut session = None;
-    let (path, downloaded) = match &blob.source {
+    let (path, scratch_copy) = match &blob.source {
         BlobSource::File(path) => (path.clone(), false),
+        BlobSource::Deferred(file) => {
+            let (file, scratch) = (file.clone(), scratch.to_path_buf());
+            let path = tokio::task::spawn_blocking(move || {
+                crate::image::sources::materialise(&file, &scratch)
+            })
+            .await
+            .context("checking a layer panicked")??;
+            (path, true)
+        }
         BlobSource::Remote {
             client,
             repository: from,
@@ -275,7 +320,7 @@ async fn push_blob(
             other => break other,
         }
     };
-    if downloaded {
+    if scratch_copy {
         let _ = std::fs::remove_file(&path);
     }
     result?;

@@ -254,6 +254,73 @@ fn load_a_directory_from_in_with_save_and_image_from_in_format_oci() {
     );
 }
 
+/// Flips one byte in the middle of every `.tar.gz` member of the tarball at `path`,
+/// keeping its size; returns how many members it changed.
+fn corrupt_gzip_members(path: &Path) -> usize {
+    let mut spots = Vec::new();
+    let mut archive = tar::Archive::new(fs::File::open(path).expect("opening the tarball"));
+    for entry in archive.entries().expect("reading the tarball") {
+        let entry = entry.expect("tarball entry");
+        let name = entry
+            .path()
+            .expect("entry path")
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".tar.gz") {
+            spots.push(entry.raw_file_position() + entry.size() / 2);
+        }
+    }
+    let mut bytes = fs::read(path).expect("reading the tarball");
+    for spot in &spots {
+        bytes[*spot as usize] ^= 0xff;
+    }
+    fs::write(path, bytes).expect("writing the tarball");
+    spots.len()
+}
+
+#[test]
+fn a_re_push_of_a_saved_image_reads_no_layer_the_registry_has() {
+    let registry = Registry::start(RegistryConfig::new());
+    let image = content_image(Compression::Gzip);
+    push(&registry, &image, "put/origin:1.0");
+    let digest = skopeo_raw_digest(&registry, "put/origin:1.0");
+    let saved = get(
+        &tagged_source(&registry, "put/origin", "1.0"),
+        &digest,
+        json!({"save": true}),
+    );
+    saved.response();
+    let target = source_for(&registry, "put/again");
+    let first = put(saved.tmp.path(), &target, json!({"load": "dest"}));
+    let first_digest = pushed(&first).digest;
+    let layers = image.layers.len() as u64;
+    assert_eq!(blob_counts(&first), BlobCounts::new(layers + 1, 0, 0));
+
+    // The layers' member names give their digests, and the registry has those blobs: a
+    // re-push does not read them. Damaged layer bytes prove it: the re-push still gives
+    // the same image, made of the registry's intact blobs.
+    let image_file = saved.tmp.path().join("dest/image");
+    assert_eq!(corrupt_gzip_members(&image_file) as u64, layers);
+    let again = put(saved.tmp.path(), &target, json!({"load": "dest"}));
+    assert_eq!(pushed(&again).digest, first_digest);
+    assert_eq!(blob_counts(&again), BlobCounts::new(0, layers + 1, 0));
+    assert_content_of(&registry, "put/again:latest", &image, "re-pushed");
+
+    // Where the registry lacks them, the same layers are read, and the damage is found
+    // before any tag is pushed.
+    let out = put(
+        saved.tmp.path(),
+        &source_for(&registry, "put/elsewhere"),
+        json!({"load": "dest"}),
+    );
+    let err = out.expect_failure();
+    assert!(
+        err.contains("layer ") && err.contains("dest/image"),
+        "{err}"
+    );
+    assert_nothing_pushed(&registry, "put/elsewhere", &out);
+}
+
 // ---- pull_repository (D) ---------------------------------------------------------------
 
 #[test]

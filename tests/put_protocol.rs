@@ -1,12 +1,13 @@
 //! The push protocol's less travelled paths, through a forwarding front before a real
 //! registry (`util::front`): a registry that asks for chunked uploads
-//! (`OCI-Chunk-Min-Length`) gets `PATCH`es of at least that size, and a temporary failure
-//! (503) of a blob upload is retried.
+//! (`OCI-Chunk-Min-Length`) gets `PATCH`es of at least that size, and temporary failures
+//! are retried: a 503 or a reset connection during a blob upload, a 429 with `Retry-After`
+//! on a blob check (waited for as asked), a 502 on a manifest upload.
 
 use serde_json::json;
 
 use crate::put::{blob_counts, pushed, put, BlobCounts};
-use crate::util::front::{Action, Front};
+use crate::util::front::{Action, Front, Seen};
 use crate::util::image::random_bytes;
 use crate::util::*;
 
@@ -65,29 +66,85 @@ fn chunked_uploads_when_the_registry_asks_for_them() {
     assert_eq!(skopeo_raw_digest(&registry, "chunked/app:1"), image.digest);
 }
 
-#[test]
-fn a_temporary_failure_of_an_upload_is_retried() {
+/// Pushes a small image through a front that gives `failure` to the first request that
+/// `matches`, and checks that the push retried it and the registry got the whole image.
+fn assert_retried(
+    repository: &str,
+    failure: impl Fn() -> Action + Send + Sync + 'static,
+    matches: impl Fn(&Seen) -> bool + Send + Sync + 'static,
+    what: &str,
+) -> Output {
     let registry = Registry::start(RegistryConfig::new());
     let image = random_image(2, 4096);
     let failed = std::sync::atomic::AtomicBool::new(false);
     let front = Front::start(registry.host(), move |request| {
-        let upload = request.method == "PUT" && request.target.contains("/blobs/uploads/");
-        if upload && !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            Action::Respond("503 Service Unavailable".into())
+        if matches(request) && !failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            failure()
         } else {
             Action::Forward
         }
     });
-    let source = json!({ "repository": format!("{}/retry/app", front.host()), "tag": "1" });
+    let source = json!({ "repository": format!("{}/{repository}", front.host()), "tag": "1" });
     let work = tempfile::tempdir().expect("temp dir");
     let out = put(work.path(), &source, json!({ "image": image.path() }));
-    assert_eq!(pushed(&out).digest, image.digest);
-    assert!(out.stderr.contains("retrying an upload"), "{}", out.stderr);
-    let puts = front
-        .seen()
-        .iter()
-        .filter(|r| r.method == "PUT" && r.target.contains("/blobs/uploads/"))
-        .count();
-    assert_eq!(puts, 4, "3 blobs and one retried upload");
-    assert_eq!(skopeo_raw_digest(&registry, "retry/app:1"), image.digest);
+    assert_eq!(pushed(&out).digest, image.digest, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("retrying {what}")),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        skopeo_raw_digest(&registry, &format!("{repository}:1")),
+        image.digest
+    );
+    out
+}
+
+fn is_upload(request: &Seen) -> bool {
+    request.method == "PUT" && request.target.contains("/blobs/uploads/")
+}
+
+#[test]
+fn a_temporary_failure_of_an_upload_is_retried() {
+    let out = assert_retried(
+        "retry/app",
+        || Action::Respond("503 Service Unavailable".into()),
+        is_upload,
+        "an upload",
+    );
+    assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
+}
+
+#[test]
+fn a_reset_connection_during_an_upload_is_retried() {
+    let out = assert_retried("retry/reset", || Action::Reset, is_upload, "an upload");
+    assert!(out.stderr.contains("reset"), "{}", out.stderr);
+}
+
+#[test]
+fn too_many_requests_waits_as_long_as_the_registry_asks() {
+    let started = std::time::Instant::now();
+    let out = assert_retried(
+        "retry/busy",
+        || {
+            Action::RespondWithHeaders(
+                "429 Too Many Requests".into(),
+                vec!["Retry-After: 2".into()],
+            )
+        },
+        |request| request.method == "HEAD" && request.target.contains("/blobs/"),
+        "a blob check",
+    );
+    assert!(out.stderr.contains("in 2.0 s"), "{}", out.stderr);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn a_temporary_failure_of_a_manifest_upload_is_retried() {
+    assert_retried(
+        "retry/manifest",
+        || Action::Respond("502 Bad Gateway".into()),
+        |request| request.method == "PUT" && request.target.contains("/manifests/"),
+        "a manifest upload",
+    );
 }

@@ -220,6 +220,7 @@ async fn get(
         media_type: media_type.to_string(),
         size,
         path: fetch::blob_path(&blobs_dir, digest),
+        deferred: None,
     };
     let local = local_image(&scratch, &image, &blob_file)?;
     let repo_tag = format!("{repository}:{tag}");

@@ -228,6 +228,7 @@ impl Authenticator {
                 url: super::transport::redact_url(&url),
                 status: status.as_u16(),
                 diagnostics: diagnostics(&body),
+                retry_after: None,
             });
         }
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Protocol {

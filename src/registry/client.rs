@@ -234,6 +234,11 @@ impl Client {
     pub(crate) async fn status_error(&self, method: &str, response: reqwest::Response) -> Error {
         let status = response.status().as_u16();
         let url = redact_url(response.url());
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let body = response.bytes().await.unwrap_or_default();
         Error::Status {
             registry: self.host().to_string(),
@@ -241,6 +246,7 @@ impl Client {
             url,
             status,
             diagnostics: diagnostics(&body),
+            retry_after,
         }
     }
 

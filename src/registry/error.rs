@@ -69,6 +69,8 @@ pub enum Error {
         status: u16,
         /// The body's `errors` array, condensed.
         diagnostics: String,
+        /// Seconds the registry asked to wait before trying again (`Retry-After`).
+        retry_after: Option<u64>,
     },
     /// Content whose digest is not the one it was asked for.
     #[error(
@@ -112,6 +114,18 @@ impl Error {
             Error::Status { status, .. } => *status == 429 || *status >= 500,
             Error::Transport { .. } => true,
             _ => false,
+        }
+    }
+
+    /// How long the registry asked to wait before a retry, if it said (`Retry-After` in
+    /// seconds; the HTTP-date form is not used by registries and is ignored).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Status {
+                retry_after: Some(seconds),
+                ..
+            } => Some(std::time::Duration::from_secs(*seconds)),
+            _ => None,
         }
     }
 }

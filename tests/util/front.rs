@@ -28,6 +28,10 @@ pub enum Action {
     ForwardAddingHeader(String),
     /// Do not forward; answer with this status line and no body.
     Respond(String),
+    /// Do not forward; answer with this status line, these header lines and no body.
+    RespondWithHeaders(String, Vec<String>),
+    /// Do not forward or answer: reset the connection (TCP RST).
+    Reset,
 }
 
 /// A running front; its threads end with the test process.
@@ -109,9 +113,15 @@ fn serve(
     seen.lock().expect("front log").push(request.clone());
     let extra = match rule(&request) {
         Action::Respond(status) => {
-            let answer =
-                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = client.write_all(answer.as_bytes());
+            respond(&mut client, &status, &[]);
+            return;
+        }
+        Action::RespondWithHeaders(status, headers) => {
+            respond(&mut client, &status, &headers);
+            return;
+        }
+        Action::Reset => {
+            reset(client);
             return;
         }
         Action::Forward => None,
@@ -142,4 +152,35 @@ fn serve(
         }
     }
     let _ = client.write_all(&answer);
+}
+
+/// Answers with `status`, `headers` and no body, and closes.
+fn respond(client: &mut TcpStream, status: &str, headers: &[String]) {
+    let mut answer = format!("HTTP/1.1 {status}\r\n");
+    for header in headers {
+        answer.push_str(header);
+        answer.push_str("\r\n");
+    }
+    answer.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
+    let _ = client.write_all(answer.as_bytes());
+}
+
+/// Closes `client` with a TCP reset: `SO_LINGER` on with a zero timeout, then close.
+fn reset(client: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket descriptor, and a pointer to a live `linger` of the size given.
+    unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(client);
 }

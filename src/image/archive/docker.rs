@@ -379,7 +379,8 @@ fn resolve(members: &HashMap<String, MemberKind>, name: &str) -> Result<ArchiveM
     bail!("member {name}: too many links")
 }
 
-fn open_member(path: &Path, member: &ArchiveMember) -> Result<io::Take<File>> {
+/// A reader over `member`'s bytes in the tarball at `path`.
+pub fn open_member(path: &Path, member: &ArchiveMember) -> Result<io::Take<File>> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     file.seek(SeekFrom::Start(member.offset))
         .with_context(|| format!("seeking to {} in {}", member.name, path.display()))?;

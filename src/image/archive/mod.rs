@@ -26,14 +26,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 pub use docker::{
-    clean_name, read_docker_archive, write_docker_archive, ArchiveMember, DockerArchive,
+    clean_name, open_member, read_docker_archive, write_docker_archive, ArchiveMember,
+    DockerArchive,
 };
 pub use oci::{
     read_oci_layout, write_bytes_blob, write_oci_layout, OciIndexSpec, OciLayout, TopDescriptor,
 };
 pub use rootfs_tar::write_rootfs_tar;
 
-/// A verified blob on local disk.
+/// A blob on local disk: verified, unless `deferred` says it is still to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobFile {
     /// The blob's digest, `sha256:<hex>`.
@@ -42,8 +43,27 @@ pub struct BlobFile {
     pub media_type: String,
     /// Its size in bytes.
     pub size: u64,
-    /// Where it is.
+    /// Where it is (for a deferred blob: the archive that holds it).
     pub path: PathBuf,
+    /// `Some` for a layer whose digest so far comes only from its name in an archive: it
+    /// is read, and verified, only if it has to be sent (see [`DeferredLayer`]).
+    pub deferred: Option<DeferredLayer>,
+}
+
+/// A compressed layer inside a docker-save archive, known so far by its member name
+/// (`<hex>.tar.gz`, `blobs/sha256/<hex>`): not read yet. A registry that already holds a
+/// blob of that digest and size makes reading it unnecessary; otherwise it is copied out
+/// and checked (digest, size, diff_id) before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeferredLayer {
+    /// The member's bytes in [`BlobFile::path`].
+    pub member: ArchiveMember,
+    /// How it is compressed (from its first bytes).
+    pub compression: crate::image::layer::Compression,
+    /// The digest of its content, from the image config.
+    pub diff_id: String,
+    /// How errors name it: `layer 2 (<member>) of <archive>`.
+    pub what: String,
 }
 
 /// One single-platform image whose blobs are on disk.
@@ -215,6 +235,7 @@ mod tests {
             media_type: "x".into(),
             size: 3,
             path,
+            deferred: None,
         };
         assert!(open_blob(&blob).is_ok());
         blob.size = 4;

@@ -218,6 +218,7 @@ pub fn write_bytes_blob(dir: &Path, bytes: &[u8], media_type: &str) -> Result<Bl
         media_type: media_type.to_string(),
         size: bytes.len() as u64,
         path,
+        deferred: None,
     })
 }
 

@@ -62,6 +62,7 @@ pub(crate) fn write_blob(dir: &Path, bytes: &[u8], media_type: &str) -> Result<B
         media_type: media_type.to_string(),
         size: bytes.len() as u64,
         path,
+        deferred: None,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -13,7 +13,8 @@ use sha2::{Digest as _, Sha256};
 use super::json::{self, DockerManifest};
 use super::{compress_layer, scratch_path, settle, Pushable};
 use crate::image::archive::{
-    read_docker_archive, write_bytes_blob, BlobFile, DockerArchive, LocalImage,
+    open_member, read_docker_archive, write_bytes_blob, BlobFile, DeferredLayer, DockerArchive,
+    LocalImage,
 };
 use crate::image::layer::{self, Compression, HashingReader};
 use crate::image::manifest::DOCKER_MANIFEST;
@@ -63,16 +64,21 @@ pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> R
     let config = write_bytes_blob(scratch, &config_bytes, DOCKER_CONFIG)?;
     let mut layers = Vec::with_capacity(diff_ids.len());
     for (i, want_diff_id) in diff_ids.iter().enumerate() {
-        let (blob, diff_id) = load_layer(&archive, i, scratch)?;
-        if diff_id != *want_diff_id {
-            let _ = fs::remove_file(&blob.path);
-            bail!(
-                "layer {i} ({}) of {} does not match its diff_id in the config: its content \
-                 is {diff_id}, the config says {want_diff_id}",
-                archive.layers()[i].name,
-                path.display()
-            );
-        }
+        let blob = match defer_layer(&archive, i, want_diff_id)? {
+            Some(deferred) => deferred,
+            None => {
+                let (blob, diff_id) = load_layer(&archive, i, scratch)?;
+                check_diff_id(
+                    &blob,
+                    i,
+                    &archive.layers()[i].name,
+                    path,
+                    &diff_id,
+                    want_diff_id,
+                )?;
+                blob
+            }
+        };
         layers.push(blob);
     }
     let (manifest, manifest_digest) = json::to_bytes(&DockerManifest {
@@ -118,6 +124,108 @@ fn read_name(path: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Fails (removing the blob) unless `found`, the digest of layer `i`'s content, is the
+/// config's `want`.
+fn check_diff_id(
+    blob: &BlobFile,
+    i: usize,
+    member: &str,
+    archive: &Path,
+    found: &str,
+    want: &str,
+) -> Result<()> {
+    if found != want {
+        let _ = fs::remove_file(&blob.path);
+        bail!(
+            "layer {i} ({member}) of {} does not match its diff_id in the config: its content \
+             is {found}, the config says {want}",
+            archive.display()
+        );
+    }
+    Ok(())
+}
+
+/// Layer `i` as a [`DeferredLayer`], when it is compressed and its member name gives its
+/// digest: nothing but its first bytes is read now. `None` for any other layer.
+fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Option<BlobFile>> {
+    let member = &archive.layers()[i];
+    let Some(digest) = named_digest(&member.name) else {
+        return Ok(None);
+    };
+    let what = format!(
+        "layer {i} ({}) of {}",
+        member.name,
+        archive.path().display()
+    );
+    let mut head = Vec::with_capacity(4);
+    archive
+        .open_layer(i)?
+        .take(4)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {what}"))?;
+    let (compression, media_type) = match layer::detect("", &head).with_context(|| what.clone())? {
+        Compression::None => return Ok(None),
+        Compression::Gzip => (Compression::Gzip, DOCKER_GZIP),
+        Compression::Zstd => (Compression::Zstd, OCI_ZSTD),
+    };
+    Ok(Some(BlobFile {
+        digest,
+        media_type: media_type.to_string(),
+        size: member.size,
+        path: archive.path().to_path_buf(),
+        deferred: Some(DeferredLayer {
+            member: member.clone(),
+            compression,
+            diff_id: diff_id.to_string(),
+            what,
+        }),
+    }))
+}
+
+/// The digest a compressed layer's member name states: `<hex>.tar.gz` and `<hex>.tar.zst`
+/// (as `in` writes them), `blobs/sha256/<hex>` (Docker 25 and later).
+fn named_digest(name: &str) -> Option<String> {
+    let hex = name
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| name.strip_suffix(".tar.gz"))
+        .or_else(|| name.strip_suffix(".tar.zst"))?;
+    let is_hex = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    is_hex.then(|| format!("sha256:{hex}"))
+}
+
+/// Copies a [`DeferredLayer`] out of its archive into `scratch`, checking that its content
+/// is what its name and the config say: the verified blob file.
+pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
+    let Some(deferred) = &blob.deferred else {
+        return Ok(blob.path.clone());
+    };
+    let what = || deferred.what.clone();
+    let reader = BufReader::with_capacity(1 << 20, open_member(&blob.path, &deferred.member)?);
+    let (copy, diff_id) = copy_compressed(reader, deferred.compression, scratch, &blob.media_type)
+        .with_context(what)?;
+    if copy.digest != blob.digest || copy.size != blob.size {
+        let _ = fs::remove_file(&copy.path);
+        bail!(
+            "{}: its name says {} ({} bytes), but its content is {} ({} bytes)",
+            deferred.what,
+            blob.digest,
+            blob.size,
+            copy.digest,
+            copy.size
+        );
+    }
+    if diff_id != deferred.diff_id {
+        let _ = fs::remove_file(&copy.path);
+        bail!(
+            "{} does not match its diff_id in the config: its content is {diff_id}, the \
+             config says {}",
+            deferred.what,
+            deferred.diff_id
+        );
+    }
+    Ok(copy.path)
 }
 
 /// Layer `i` as a blob in scratch, and the digest of its uncompressed content.
@@ -181,6 +289,7 @@ fn copy_compressed(
         media_type: media_type.to_string(),
         size,
         path,
+        deferred: None,
     };
     Ok((blob, diff_id))
 }
@@ -237,16 +346,18 @@ mod tests {
         assert_eq!(fs::read(&image.config.path)?, config);
         assert_eq!(image.config.media_type, DOCKER_CONFIG);
         assert_eq!(parsed.config().digest().to_string(), image.config.digest);
+        let copies = tempfile::tempdir()?;
         for (i, layer) in image.layers.iter().enumerate() {
-            assert_eq!(sha256_file(&layer.path)?, layer.digest);
-            assert_eq!(fs::metadata(&layer.path)?.len(), layer.size);
+            let path = materialise(layer, copies.path())?;
+            assert_eq!(sha256_file(&path)?, layer.digest);
+            assert_eq!(fs::metadata(&path)?.len(), layer.size);
             assert_eq!(parsed.layers()[i].digest().to_string(), layer.digest);
             assert_eq!(
                 parsed.layers()[i].media_type().to_string(),
                 layer.media_type
             );
             if layer.media_type == DOCKER_GZIP {
-                assert_eq!(gunzip_digest(&layer.path)?, diff_ids[i]);
+                assert_eq!(gunzip_digest(&path)?, diff_ids[i]);
             }
         }
         Ok(())
@@ -304,7 +415,106 @@ mod tests {
         assert_eq!(image.layers[0].media_type, DOCKER_GZIP);
         assert_eq!(image.layers[1].digest, source.layers[1].digest);
         assert_eq!(image.layers[1].media_type, OCI_ZSTD);
+        // Named by their digests, they are not read until they must be sent.
+        assert!(image.layers.iter().all(|l| l.deferred.is_some()));
+        assert!(image.layers.iter().all(|l| l.path == archive));
         Ok(())
+    }
+
+    #[test]
+    fn a_deferred_layer_is_checked_when_it_is_read() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let layers = [make_layer(dir.path(), &[("a", b"gzip\n")], Fixture::Gzip)?];
+        let source = make_image(dir.path(), "amd64", &layers)?;
+        let archive = dir.path().join("ours.tar");
+        write_docker_archive(&archive, &source, &["x:1".to_string()])?;
+        let scratch = tempfile::tempdir()?;
+
+        // A config whose diff_id is wrong: found when the layer is read.
+        let wrong = LocalImage {
+            layers: vec![BlobFile {
+                deferred: None,
+                ..source.layers[0].clone()
+            }],
+            ..source.clone()
+        };
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&fs::read(&source.config.path)?)?;
+        config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "0".repeat(64)).into();
+        let config_blob =
+            write_bytes_blob(dir.path(), &serde_json::to_vec(&config)?, DOCKER_CONFIG)?;
+        let wrong = LocalImage {
+            config: config_blob,
+            ..wrong
+        };
+        let bad_config = dir.path().join("bad-config.tar");
+        write_docker_archive(&bad_config, &wrong, &[])?;
+        let loaded = image(from_docker_archive(&bad_config, None, scratch.path())?)?;
+        let err = format!(
+            "{:#}",
+            materialise(&loaded.layers[0], scratch.path()).unwrap_err()
+        );
+        assert!(err.contains("does not match its diff_id"), "{err}");
+        assert!(err.contains("bad-config.tar"), "{err}");
+
+        // A name that is not the digest of the bytes: found when the layer is read.
+        let misnamed = LocalImage {
+            layers: vec![BlobFile {
+                digest: format!("sha256:{}", "1".repeat(64)),
+                ..source.layers[0].clone()
+            }],
+            ..source.clone()
+        };
+        write_docker_archive(&archive, &misnamed, &[])?;
+        let loaded = image(from_docker_archive(&archive, None, scratch.path())?)?;
+        let err = format!(
+            "{:#}",
+            materialise(&loaded.layers[0], scratch.path()).unwrap_err()
+        );
+        assert!(err.contains("its name says"), "{err}");
+        assert!(err.contains(&source.layers[0].digest), "{err}");
+
+        // Bytes that are not a valid stream: found when the layer is read.
+        let loaded = image(from_docker_archive(&archive, None, scratch.path())?)?;
+        let deferred = loaded.layers[0].deferred.clone().context("deferred")?;
+        let mut bytes = fs::read(&archive)?;
+        let inside = (deferred.member.offset + deferred.member.size / 2) as usize;
+        bytes[inside] ^= 0xff;
+        fs::write(&archive, &bytes)?;
+        let err = format!(
+            "{:#}",
+            materialise(&loaded.layers[0], scratch.path()).unwrap_err()
+        );
+        assert!(err.contains("layer 0 ("), "{err}");
+        // No copy of a rejected layer is left in scratch.
+        assert!(!super::super::blob_name(scratch.path(), &source.layers[0].digest).exists());
+        for entry in fs::read_dir(scratch.path())? {
+            let name = entry?.file_name().to_string_lossy().to_string();
+            assert!(!name.starts_with("layer-"), "{name} is left");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn digests_in_member_names() {
+        let hex = "ab".repeat(32);
+        for name in [
+            format!("{hex}.tar.gz"),
+            format!("{hex}.tar.zst"),
+            format!("blobs/sha256/{hex}"),
+        ] {
+            assert_eq!(named_digest(&name), Some(format!("sha256:{hex}")), "{name}");
+        }
+        for name in [
+            format!("{hex}/layer.tar"),
+            format!("{hex}.tar"),
+            format!("{}.tar.gz", "AB".repeat(32)),
+            format!("{}.tar.gz", "ab".repeat(31)),
+            format!("blobs/sha512/{hex}"),
+            "layer.tar.gz".to_string(),
+        ] {
+            assert_eq!(named_digest(&name), None, "{name}");
+        }
     }
 
     #[test]

@@ -154,6 +154,7 @@ mod tests {
             media_type: "m".into(),
             size: 5,
             path: "x".into(),
+            deferred: None,
         };
         let docker = DockerManifest {
             schema_version: 2,

@@ -68,6 +68,13 @@ pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Re
     oci::from_layout(dir, ref_name, scratch)
 }
 
+/// The verified file of `blob`: its own path, or, for a deferred layer (see
+/// [`super::archive::DeferredLayer`]), a copy in `scratch` checked against the digest its
+/// name gave and the config's diff_id. The caller removes a copy when done with it.
+pub fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
+    docker::materialise(blob, scratch)
+}
+
 /// The gzip media type for an uncompressed layer media type.
 fn gzip_media_type(uncompressed: &str) -> String {
     if uncompressed.starts_with("application/vnd.docker.") {
@@ -117,6 +124,7 @@ fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<
             media_type: media_type.to_string(),
             size: compressed.size,
             path,
+            deferred: None,
         },
         diff_id: compressed.diff_id,
     })

@@ -158,6 +158,7 @@ impl Loader<'_> {
             media_type: parsed.config.media_type.clone(),
             size: parsed.config.size,
             path: self.layout.blob_path(&parsed.config.digest)?,
+            deferred: None,
         };
         let mut layers = Vec::with_capacity(parsed.layers.len());
         let mut changed = false;
@@ -265,6 +266,7 @@ impl Loader<'_> {
             media_type: descriptor.media_type.clone(),
             size: descriptor.size,
             path,
+            deferred: None,
         })
     }
 

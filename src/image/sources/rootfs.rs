@@ -198,6 +198,7 @@ fn keep_gzip(path: &Path) -> Result<(BlobFile, String)> {
         media_type: OCI_GZIP.to_string(),
         size,
         path: path.to_path_buf(),
+        deferred: None,
     };
     Ok((blob, diff_id))
 }
