@@ -44,6 +44,11 @@ impl Outputs {
             oci_layout: format == "oci-layout",
         }
     }
+
+    /// Whether any output is written from the downloaded blobs after the rootfs.
+    fn needs_blobs(&self) -> bool {
+        self.docker_save || self.oci_tarball || self.oci_layout
+    }
 }
 
 /// Runs `in`; `args[0]` is the destination directory.
@@ -164,8 +169,9 @@ async fn get(
         let image = image.clone();
         let arrivals = Arc::clone(&arrivals);
         let path = rootfs_path.clone();
+        let keep_blobs = outputs.needs_blobs();
         Some(tokio::task::spawn_blocking(move || {
-            apply_all(&path, &image, &arrivals)
+            apply_all(&path, &image, &arrivals, keep_blobs)
         }))
     } else {
         None
@@ -286,8 +292,15 @@ fn platform_spec(platform: Option<&Platform>) -> PlatformSpec {
 }
 
 /// Applies every layer of `image`, in order, as each download arrives; checks each
-/// layer's diff_id while it streams. Runs on a blocking thread.
-fn apply_all(root: &Path, image: &PlatformImage, arrivals: &Arrivals) -> anyhow::Result<()> {
+/// layer's diff_id while it streams. Unless `keep_blobs`, removes each downloaded blob once
+/// applied (used once, it then often leaves the page cache without ever being written to
+/// disk). Runs on a blocking thread.
+fn apply_all(
+    root: &Path,
+    image: &PlatformImage,
+    arrivals: &Arrivals,
+    keep_blobs: bool,
+) -> anyhow::Result<()> {
     let mut rootfs = Rootfs::create(root)?;
     let diff_ids = image.config.rootfs().diff_ids();
     let layers = image.layers();
@@ -297,6 +310,11 @@ fn apply_all(root: &Path, image: &PlatformImage, arrivals: &Arrivals) -> anyhow:
         let started = Instant::now();
         let stats = apply_one(&mut rootfs, &path, digest, media_type, expected)
             .with_context(|| format!("applying layer {} of {}", i + 1, layers.len()))?;
+        // The same blob may be listed again further up: keep it for that.
+        let used_again = layers[i + 1..].iter().any(|(d, _, _)| d == digest);
+        if !keep_blobs && !used_again {
+            let _ = std::fs::remove_file(&path);
+        }
         eprintln!(
             "applied layer {}/{} {} ({}, {} entries) in {:.1} s",
             i + 1,
