@@ -12,6 +12,7 @@
 //! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod commands;
 pub mod fetch;
 pub mod image;

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod build;
 mod check;
 mod check_access;
 mod get;

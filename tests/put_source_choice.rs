@@ -1,11 +1,12 @@
-//! Which image source `out` takes: none given lists every kind, `build` is not supported
-//! yet, and several follow D's precedence.
+//! Which image source `out` takes: none given lists every kind, and several follow D's
+//! precedence. Building itself is in `build.rs`.
 
 use serde_json::json;
 
 use crate::get::source_for;
-use crate::put::{assert_no_blobs, assert_nothing_pushed, pushed, put, work_dir, write_file};
+use crate::put::{assert_nothing_pushed, pushed, put, work_dir, write_file};
 use crate::put_sources::{assert_content_of, docker_archive, pushed_manifest};
+use crate::util::oracle::pulled_rootfs;
 use crate::util::*;
 
 #[test]
@@ -25,21 +26,6 @@ fn no_image_source_lists_every_kind() {
         assert!(err.contains(kind), "the error should list {kind}:\n{err}");
     }
     assert_nothing_pushed(&registry, "put/none", &out);
-}
-
-#[test]
-fn build_is_not_supported_yet() {
-    let registry = Registry::start(RegistryConfig::new());
-    let work = work_dir();
-    write_file(work.path(), "ctx/Dockerfile", "FROM scratch\n");
-    let out = put(
-        work.path(),
-        &source_for(&registry, "put/build"),
-        json!({"build": "ctx"}),
-    );
-    let err = out.expect_failure();
-    assert!(err.contains("not supported yet: build"), "{err}");
-    assert_no_blobs(&registry, &out);
 }
 
 #[test]
@@ -82,13 +68,27 @@ fn sources_follow_d_precedence() {
         "load_file over import_file",
     );
 
-    // build before load_file: not supported yet.
+    // build before load_file.
+    write_file(
+        work.path(),
+        "Dockerfile",
+        "FROM scratch\nCOPY built.txt /built.txt\n",
+    );
+    write_file(work.path(), "built.txt", "from build");
     let out = put(
         work.path(),
         &source_for(&registry, "put/prec-build"),
         json!({"build": ".", "load_file": "saved.tar", "load_repository": "team/app",
                "load_tag": "1"}),
     );
-    assert!(out.expect_failure().contains("not supported yet: build"));
-    assert_nothing_pushed(&registry, "put/prec-build", &out);
+    pushed(&out);
+    let work_pulled = tempfile::TempDir::new().expect("temp dir");
+    let rootfs = pulled_rootfs(&registry, "put/prec-build:latest", work_pulled.path(), "b");
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("built.txt"))
+            .ok()
+            .as_deref(),
+        Some("from build"),
+        "build should win over load_file"
+    );
 }

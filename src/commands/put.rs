@@ -2,6 +2,7 @@
 //! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
 //! with every tag.
 
+use crate::build;
 use crate::fetch;
 use crate::image::sources;
 use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
@@ -22,6 +23,7 @@ const SOURCES: &str = "load, build, load_file, import_file, pull_repository, ima
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
     Load(PathBuf),
+    Build(Box<PutParams>),
     LoadFile { path: PathBuf, want: Option<String> },
     ImportFile(PathBuf),
     Pull { repository: String, tag: String },
@@ -33,7 +35,7 @@ fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
         return Ok(Source::Load(dir.join(load)));
     }
     if params.build.is_some() {
-        bail!("not supported yet: build (building Dockerfiles with buildah comes in a later version); use load, load_file, import_file, pull_repository or image");
+        return Ok(Source::Build(Box::new(params.clone())));
     }
     if let Some(file) = &params.load_file {
         let want = params
@@ -115,10 +117,12 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let image =
-                tokio::task::spawn_blocking(move || local_image(local, &dir, &scratch_path))
-                    .await
-                    .context("preparing the image panicked")??;
+            let build = build::Target::new(&request.source, &settings, &first_tag);
+            let image = tokio::task::spawn_blocking(move || {
+                local_image(local, &dir, &scratch_path, &build)
+            })
+            .await
+            .context("preparing the image panicked")??;
             PushPlan::from_pushable(&image)
         }
     };
@@ -152,10 +156,12 @@ fn local_image(
     source: Source,
     dir: &Path,
     scratch: &Path,
+    build: &build::Target,
 ) -> anyhow::Result<crate::image::local::Pushable> {
     match source {
         // The sources name the param and the file in their errors.
         Source::Load(path) => sources::from_load_dir(&path, scratch),
+        Source::Build(params) => build::image(&params, dir, build, scratch),
         Source::LoadFile { path, want } => {
             sources::from_docker_archive(&path, want.as_deref(), scratch)
         }

@@ -6,6 +6,7 @@
 //! run in parallel. Nothing here skips: a missing tool is a panic that names the package.
 #![allow(dead_code, unused_imports)]
 
+pub mod base_image;
 pub mod bin;
 pub mod front;
 pub mod image;

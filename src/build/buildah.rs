@@ -1,0 +1,345 @@
+//! [`Buildah`]: builds a [`BuildRequest`] with buildah into an OCI layout directory, in a
+//! private [`Workspace`] that goes when the build ends. One function per buildah call; a
+//! failed call's error keeps the end of what buildah said on stderr.
+//!
+//! Every call gets `--root`/`--runroot` in the workspace, `--storage-driver vfs` (no
+//! kernel overlay needed), and the workspace's registries configuration; `bud` runs with
+//! `--isolation chroot` (no runtime, no network namespace), `--layers` (one layer per
+//! instruction, as Docker builds) and `--pull=false` (pull a base only when it is not in
+//! the storage, so loaded bases are used as they are). buildah's stdout (the step lines and
+//! `RUN` output) goes to our stderr: our stdout is only the JSON response.
+
+use super::registries::RegistryAccess;
+use super::request::{BuildRequest, SavedImage};
+use super::workspace::Workspace;
+use anyhow::{bail, Context as _};
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::fd::AsFd as _;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+
+/// The program run, looked up on `PATH`.
+pub const PROGRAM: &str = "buildah";
+
+/// How many of the last stderr lines a failed call's error keeps.
+const STDERR_TAIL: usize = 6;
+
+/// Builds images with buildah.
+#[derive(Debug)]
+pub struct Buildah {
+    workspace: Workspace,
+}
+
+impl Buildah {
+    /// Prepares a private workspace in `scratch` for a build that uses `access` to reach
+    /// the registries named by `hosts`.
+    pub fn new(
+        scratch: &Path,
+        access: &RegistryAccess,
+        hosts: &[String],
+    ) -> anyhow::Result<Buildah> {
+        let workspace = Workspace::create(scratch, access, hosts)
+            .context("preparing buildah's private workspace")?;
+        Ok(Buildah { workspace })
+    }
+
+    /// Builds `request` and writes the image as an OCI layout at `layout` (tag `latest`).
+    pub fn build(&self, request: &BuildRequest, layout: &Path) -> anyhow::Result<()> {
+        for saved in &request.bases {
+            self.load(saved, false)?;
+        }
+        for saved in &request.cache_from {
+            self.load(saved, true)?;
+        }
+        if let Some(cache) = &request.cache {
+            let name = format!("{}:{}", cache.repository, cache.tag);
+            match self.pull(&name) {
+                Ok(()) => eprintln!("cache: pulled {name}; its layers are reused where they match"),
+                Err(e) => eprintln!("cache: {name} is not available ({e:#}); building without it"),
+            }
+        }
+        eprintln!("building {} with buildah", request.dockerfile.display());
+        self.bud(request)
+            .with_context(|| format!("building {}", request.dockerfile.display()))?;
+        let id = std::fs::read_to_string(&self.workspace.iid_file)
+            .with_context(|| format!("reading {}", self.workspace.iid_file.display()))?;
+        self.push_layout(id.trim(), layout)
+    }
+
+    /// Loads a saved image (`image` from `in` with `save: true`) and names it. A cache
+    /// image is stored as an OCI image: buildah only takes cached layers from images of the
+    /// format it builds, and a docker-save tarball loads as a Docker image.
+    fn load(&self, saved: &SavedImage, as_cache: bool) -> anyhow::Result<()> {
+        let what = saved.archive.display();
+        let mut id = self
+            .pull_id(&format!("docker-archive:{what}"))
+            .with_context(|| format!("loading {what}"))?;
+        if as_cache {
+            // Relative to `tmp/`: buildah names an image pulled from a layout by its path,
+            // and the scratch path may have upper-case letters a name cannot.
+            let layout = self.workspace.tmp.join("cache-image");
+            let converted = "oci:cache-image:latest";
+            self.run(&[os("push"), os("--quiet"), os(&id), os(converted)])
+                .with_context(|| format!("storing {what} as an OCI image"))?;
+            id = self
+                .pull_id(converted)
+                .with_context(|| format!("storing {what} as an OCI image"))?;
+            std::fs::remove_dir_all(&layout)
+                .with_context(|| format!("removing {}", layout.display()))?;
+        }
+        self.run(&[os("tag"), os(&id), os(&saved.name)])
+            .with_context(|| format!("naming {what} {}", saved.name))?;
+        eprintln!("loaded {what} as {}", saved.name);
+        Ok(())
+    }
+
+    /// `buildah pull` of `source` (a transport:reference); the image's id.
+    fn pull_id(&self, source: &str) -> anyhow::Result<String> {
+        let auth = self.auth_file();
+        let output = self.run(&[
+            os("pull"),
+            os("--quiet"),
+            os("--authfile"),
+            auth,
+            os(source),
+        ])?;
+        let id = output.lines().last().unwrap_or_default().trim().to_string();
+        if id.is_empty() {
+            bail!("buildah pull printed no image id");
+        }
+        Ok(id)
+    }
+
+    /// `buildah pull` of a registry image into the storage.
+    fn pull(&self, name: &str) -> anyhow::Result<()> {
+        self.pull_id(&format!("docker://{name}")).map(drop)
+    }
+
+    /// `buildah bud`, its output streamed to our stderr.
+    fn bud(&self, request: &BuildRequest) -> anyhow::Result<()> {
+        let ws = &self.workspace;
+        let mut args: Vec<OsString> = [
+            "bud",
+            "--isolation",
+            "chroot",
+            "--layers",
+            "--pull=false",
+            "--format",
+            "oci",
+            "--identity-label=false",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        args.push("--authfile".into());
+        args.push(self.auth_file().into());
+        args.push("--iidfile".into());
+        args.push(ws.iid_file.clone().into());
+        args.push("--file".into());
+        args.push(request.dockerfile.clone().into());
+        if let Some(target) = &request.target {
+            args.push("--target".into());
+            args.push(target.into());
+        }
+        for (name, value) in &request.build_args {
+            args.push("--build-arg".into());
+            args.push(format!("{name}={value}").into());
+        }
+        for (name, value) in &request.labels {
+            args.push("--label".into());
+            args.push(format!("{name}={value}").into());
+        }
+        for secret in ws.secret_args(&request.secrets)? {
+            args.push("--secret".into());
+            args.push(secret.into());
+        }
+        if let Some(cache) = &request.cache {
+            for flag in ["--cache-from", "--cache-to"] {
+                args.push(flag.into());
+                args.push(cache.repository.clone().into());
+            }
+        }
+        args.push(request.context.clone().into());
+
+        let mut command = self.command();
+        command.args(&args);
+        let stderr_fd = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating stderr for buildah's output")?;
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stderr_fd))
+            .stderr(Stdio::piped());
+        let mut child = spawn(&mut command)?;
+        let tail = match child.stderr.take() {
+            Some(pipe) => forward_stderr(pipe),
+            None => VecDeque::new(),
+        };
+        let status = child.wait().context("waiting for buildah bud")?;
+        check(status, "bud", &tail)
+    }
+
+    /// `buildah push` of the built image into an OCI layout directory.
+    fn push_layout(&self, id: &str, layout: &Path) -> anyhow::Result<()> {
+        let destination = format!("oci:{}:latest", layout.display());
+        self.run(&[os("push"), os("--quiet"), os(id), os(&destination)])
+            .map(drop)
+            .context("writing the built image as an OCI layout")
+    }
+
+    fn auth_file(&self) -> &OsStr {
+        self.workspace.auth_file.as_os_str()
+    }
+
+    /// Runs a short buildah call, returning its stdout; its stderr goes into the error.
+    fn run(&self, args: &[&OsStr]) -> anyhow::Result<String> {
+        let mut command = self.command();
+        command.args(args).stdin(Stdio::null());
+        let output = match command.output() {
+            Ok(output) => output,
+            Err(e) => return Err(spawn_error(e)),
+        };
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: VecDeque<String> = stderr.lines().map(str::to_string).collect();
+        let call = args
+            .first()
+            .map(|a| a.to_string_lossy())
+            .unwrap_or_default();
+        check(output.status, &call, &tail)?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// `buildah` with the global flags and environment that keep it in the workspace.
+    fn command(&self) -> Command {
+        let ws = &self.workspace;
+        let mut command = Command::new(PROGRAM);
+        command
+            .current_dir(&ws.tmp)
+            .arg("--root")
+            .arg(&ws.storage)
+            .arg("--runroot")
+            .arg(&ws.runroot)
+            .arg("--storage-driver")
+            .arg("vfs")
+            .arg("--registries-conf")
+            .arg(&ws.registries_conf)
+            .arg("--registries-conf-dir")
+            .arg(&ws.registries_conf_dir)
+            .arg("--short-name-alias-conf")
+            .arg(&ws.short_name_aliases);
+        for name in [
+            "BUILDAH_FORMAT",
+            "BUILDAH_ISOLATION",
+            "BUILDAH_LAYERS",
+            "STORAGE_DRIVER",
+            "STORAGE_OPTS",
+            "REGISTRY_AUTH_FILE",
+            "DOCKER_CONFIG",
+        ] {
+            command.env_remove(name);
+        }
+        command
+            .env("HOME", &ws.home)
+            .env("XDG_CONFIG_HOME", ws.home.join(".config"))
+            .env("XDG_DATA_HOME", ws.home.join(".local/share"))
+            .env("TMPDIR", &ws.tmp)
+            .env("CONTAINERS_CONF", &ws.containers_conf)
+            .env("CONTAINERS_STORAGE_CONF", &ws.storage_conf)
+            .env("CONTAINERS_REGISTRIES_CONF", &ws.registries_conf);
+        if let Some(cas) = &ws.cas {
+            // Go reads the system bundle file and then every file in $SSL_CERT_DIR.
+            let system = std::env::var("SSL_CERT_DIR")
+                .unwrap_or_else(|_| "/etc/ssl/certs:/etc/pki/tls/certs".to_string());
+            command.env("SSL_CERT_DIR", format!("{}:{system}", cas.display()));
+        }
+        command
+    }
+
+    /// Removes the workspace: storage, configuration, certificates, secrets. When plain
+    /// removal fails (files owned by another user in a rootless user namespace), buildah
+    /// removes its containers and images first.
+    pub fn remove(self) {
+        let root = self.workspace.root.clone();
+        if std::fs::remove_dir_all(&root).is_ok() || !root.exists() {
+            return;
+        }
+        let _ = self.run(&[os("rm"), os("--all")]);
+        let _ = self.run(&[os("rmi"), os("--all"), os("--force")]);
+        if let Err(e) = std::fs::remove_dir_all(&root) {
+            eprintln!(
+                "warning: could not remove buildah's workspace {}: {e}",
+                root.display()
+            );
+        }
+    }
+}
+
+fn os(text: &str) -> &OsStr {
+    OsStr::new(text)
+}
+
+fn spawn(command: &mut Command) -> anyhow::Result<std::process::Child> {
+    command.spawn().map_err(spawn_error)
+}
+
+fn spawn_error(e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        anyhow::anyhow!(
+            "{PROGRAM} is not installed (not found on PATH): `out` builds Dockerfiles (params.build) with buildah; install it (apt-get install buildah)"
+        )
+    } else {
+        anyhow::anyhow!("starting {PROGRAM}: {e}")
+    }
+}
+
+/// Copies a child's stderr to ours line by line, keeping the last [`STDERR_TAIL`] lines.
+fn forward_stderr(pipe: impl std::io::Read) -> VecDeque<String> {
+    let mut tail = VecDeque::with_capacity(STDERR_TAIL);
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    let mut stderr = std::io::stderr();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = stderr.write_all(&line);
+                let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                if !text.is_empty() {
+                    if tail.len() == STDERR_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(text);
+                }
+            }
+        }
+    }
+    tail
+}
+
+/// An error for a failed call: buildah's last `Error:` line, else the end of its stderr.
+fn check(status: ExitStatus, call: &str, stderr: &VecDeque<String>) -> anyhow::Result<()> {
+    if status.success() {
+        return Ok(());
+    }
+    let lines: Vec<&str> = stderr
+        .iter()
+        .map(|line| line.trim())
+        .filter(|line| !line.is_empty())
+        .collect();
+    let error = lines.iter().rev().find_map(|line| {
+        line.strip_prefix("Error: ")
+            .or_else(|| line.strip_prefix("error: "))
+    });
+    let said = match error {
+        Some(error) => error.to_string(),
+        None => lines[lines.len().saturating_sub(3)..].join(" / "),
+    };
+    if said.is_empty() {
+        bail!("{PROGRAM} {call} failed ({status})");
+    }
+    bail!("{PROGRAM} {call} failed ({status}): {said}")
+}
