@@ -15,7 +15,7 @@ use super::workspace::Workspace;
 use anyhow::{bail, Context as _};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::os::fd::AsFd as _;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
@@ -175,7 +175,7 @@ impl Buildah {
             .stderr(Stdio::piped());
         let mut child = spawn(&mut command)?;
         let tail = match child.stderr.take() {
-            Some(pipe) => forward_stderr(pipe),
+            Some(pipe) => forward_stderr(pipe, std::io::stderr()),
             None => VecDeque::new(),
         };
         let status = child.wait().context("waiting for buildah bud")?;
@@ -295,18 +295,18 @@ fn spawn_error(e: std::io::Error) -> anyhow::Error {
     }
 }
 
-/// Copies a child's stderr to ours line by line, keeping the last [`STDERR_TAIL`] lines.
-fn forward_stderr(pipe: impl std::io::Read) -> VecDeque<String> {
+/// Copies a child's stderr to `out` (our stderr) line by line, keeping the last
+/// [`STDERR_TAIL`] lines.
+fn forward_stderr(pipe: impl std::io::Read, mut out: impl std::io::Write) -> VecDeque<String> {
     let mut tail = VecDeque::with_capacity(STDERR_TAIL);
     let mut reader = BufReader::new(pipe);
     let mut line = Vec::new();
-    let mut stderr = std::io::stderr();
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                let _ = stderr.write_all(&line);
+                let _ = out.write_all(&line);
                 let text = String::from_utf8_lossy(&line).trim_end().to_string();
                 if !text.is_empty() {
                     if tail.len() == STDERR_TAIL {
@@ -342,4 +342,41 @@ fn check(status: ExitStatus, call: &str, stderr: &VecDeque<String>) -> anyhow::R
         bail!("{PROGRAM} {call} failed ({status})");
     }
     bail!("{PROGRAM} {call} failed ({status}): {said}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt as _;
+
+    #[test]
+    fn errors_keep_buildahs_last_error_line_or_the_end_of_stderr() {
+        let failed = ExitStatus::from_raw(1 << 8);
+        let lines = |text: &str| text.lines().map(str::to_string).collect::<VecDeque<_>>();
+        let stderr = lines("Copying config\nsubprocess exited with status 1\nError: building at STEP \"RUN false\": exit status 1\n");
+        let e = check(failed, "bud", &stderr).map_err(|e| e.to_string());
+        assert_eq!(
+            e,
+            Err("buildah bud failed (exit status: 1): building at STEP \"RUN false\": exit status 1".into())
+        );
+        let e = check(failed, "pull", &lines("a\nb\n\nc\nd\n")).map_err(|e| e.to_string());
+        assert_eq!(
+            e,
+            Err("buildah pull failed (exit status: 1): b / c / d".into())
+        );
+        let e = check(failed, "tag", &VecDeque::new()).map_err(|e| e.to_string());
+        assert_eq!(e, Err("buildah tag failed (exit status: 1)".into()));
+        assert!(check(ExitStatus::from_raw(0), "tag", &stderr).is_ok());
+    }
+
+    #[test]
+    fn forwarded_stderr_keeps_the_last_lines() {
+        let text: String = (1..=10).map(|i| format!("line {i}\n")).collect();
+        let mut copy = Vec::new();
+        let tail = forward_stderr(text.as_bytes(), &mut copy);
+        assert_eq!(copy, text.as_bytes());
+        assert_eq!(tail.len(), STDERR_TAIL);
+        assert_eq!(tail.back().map(String::as_str), Some("line 10"));
+        assert_eq!(tail.front().map(String::as_str), Some("line 5"));
+    }
 }
