@@ -79,13 +79,31 @@ floor() {
 }
 
 # Runs every contender $runs times, interleaved and in a rotating order, each in a fresh
-# $work: the shared disk gets slower after each large delete (it is mounted with discard),
-# so running one tool's runs back to back would favour whichever goes first.
+# directory. Outputs are NOT deleted between runs, only at the end: on this machine's disk
+# (ext4 without a journal) the kernel skips recently deleted inodes when it allocates new
+# ones (`recently_deleted()`, up to 6 minutes after the delete), and with tens of thousands
+# of them that scan costs more than the work: `perf` showed 45% of all CPU in it, and the
+# same get took 36 s (34 s of it in the kernel) 65 s after deleting the previous tree, but
+# 7 s beside it. Deleting between runs made each time depend on who ran just before.
+# When the disk has too little room to keep every run, runs delete as they go, and say so.
 contenders=(floor ours_rootfs skopeo_umoci ours_save skopeo_save)
 declare -A times median
+keep_runs=1
+need_mb=$((runs * ${#contenders[@]} * total_mb * 3))
+free_mb=$(df -Pm "$IR_TMP" | awk 'NR == 2 {print $4}')
+if ((free_mb < need_mb + 2048)); then
+  keep_runs=0
+  ir_log "only ${free_mb} MB free (keeping every run needs ${need_mb} MB): deleting between runs, times will vary more"
+fi
+run_count=0
 run_one() { # run_one NAME
   local start t
-  rm -rf "$work"
+  if ((keep_runs)); then
+    run_count=$((run_count + 1))
+    work="$IR_TMP/runs/$run_count"
+  else
+    rm -rf "$work"
+  fi
   mkdir -p "$work"
   sync
   sleep 1
@@ -107,9 +125,10 @@ for name in "${contenders[@]}"; do
 done
 
 # Peak RSS of our rootfs get, measured on its own run.
-rm -rf "$work" && mkdir -p "$work"
+work="$IR_TMP/runs/rss"
+mkdir -p "$work"
 rss_kb=$(request '{}' | /usr/bin/time -f %M "$in_bin" "$work/dest" 2>&1 >/dev/null | tail -n 1)
-rm -rf "$work"
+rm -rf "$IR_TMP/runs"
 
 ratio() { echo "scale=3; $1 / $2" | bc; }
 summary=$(jq -n \

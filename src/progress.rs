@@ -60,8 +60,14 @@ impl Progress {
             .unwrap_or_default()
     }
 
-    /// The summary line.
+    /// The summary line: blobs finished, bytes so far, overall rate.
     pub fn line(&self) -> String {
+        self.line_since(&[], Duration::ZERO)
+    }
+
+    /// The summary line, and for each blob in flight its bytes so far, its size and its
+    /// rate since the last line (`before`: each blob's bytes then, `since`: how long ago).
+    fn line_since(&self, before: &[u64], since: Duration) -> String {
         let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
         let total: u64 = self.items.iter().map(|i| i.size).sum();
         let done: u64 = self
@@ -85,15 +91,19 @@ impl Progress {
         let active: Vec<String> = self
             .items
             .iter()
-            .filter(|i| !i.finished.load(Ordering::Relaxed) && i.done.load(Ordering::Relaxed) > 0)
+            .enumerate()
+            .filter(|(_, i)| {
+                !i.finished.load(Ordering::Relaxed) && i.done.load(Ordering::Relaxed) > 0
+            })
             .take(4)
-            .map(|i| {
-                format!(
-                    "{} {}/{}",
-                    i.name,
-                    mb(i.done.load(Ordering::Relaxed)),
-                    mb(i.size)
-                )
+            .map(|(n, i)| {
+                let now = i.done.load(Ordering::Relaxed);
+                let mut item = format!("{} {}/{}", i.name, mb(now), mb(i.size));
+                if let Some(then) = before.get(n).filter(|_| !since.is_zero()) {
+                    let rate = now.saturating_sub(*then) as f64 / since.as_secs_f64();
+                    item.push_str(&format!(" {}/s", mb(rate as u64)));
+                }
+                item
             })
             .collect();
         if !active.is_empty() {
@@ -102,15 +112,31 @@ impl Progress {
         line
     }
 
-    /// Prints [`Self::line`] every [`INTERVAL`] until the returned guard is dropped.
+    /// Each blob's bytes so far.
+    fn snapshot(&self) -> Vec<u64> {
+        self.items
+            .iter()
+            .map(|i| i.done.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Prints a progress line on stderr every [`INTERVAL`] until the returned guard is
+    /// dropped.
     pub fn report(self: &Arc<Self>) -> Reporter {
+        self.report_to(|line| eprintln!("{line}"))
+    }
+
+    /// Gives `sink` a progress line every [`INTERVAL`] until the returned guard is dropped.
+    pub fn report_to(self: &Arc<Self>, sink: impl Fn(String) + Send + 'static) -> Reporter {
         let progress = Arc::clone(self);
         let handle = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(INTERVAL);
             ticker.tick().await;
+            let mut before = progress.snapshot();
             loop {
                 ticker.tick().await;
-                eprintln!("{}", progress.line());
+                sink(progress.line_since(&before, INTERVAL));
+                before = progress.snapshot();
             }
         });
         Reporter { handle }
@@ -161,5 +187,55 @@ mod tests {
         );
         assert!(line.contains("0123456789ab 1.0 MB/2.0 MB"), "{line}");
         assert_eq!(short("sha256:abc"), "abc");
+    }
+
+    /// One line per interval, none before the first, with each blob in flight's rate
+    /// over the last interval; none after the guard is dropped.
+    #[tokio::test(start_paused = true)]
+    async fn one_line_every_interval_with_rates() {
+        let p = Progress::new(
+            "downloading",
+            &[
+                ("sha256:aaaaaaaaaaaa00".into(), 90_000_000),
+                ("sha256:bbbbbbbbbbbb00".into(), 9_000_000),
+            ],
+        );
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        let reporter = p.report_to(move |line| sink.lock().map(|mut l| l.push(line)).unwrap_or(()));
+        let count = || lines.lock().map(|l| l.len()).unwrap_or(usize::MAX);
+        tokio::time::sleep(INTERVAL / 2).await;
+        assert_eq!(count(), 0, "no line before the first interval");
+        p.items[0].done.store(30_000_000, Ordering::Relaxed);
+        p.items[1].done.store(9_000_000, Ordering::Relaxed);
+        p.items[1].finished.store(true, Ordering::Relaxed);
+        tokio::time::sleep(INTERVAL).await;
+        assert_eq!(count(), 1);
+        p.items[0].done.store(60_000_000, Ordering::Relaxed);
+        tokio::time::sleep(INTERVAL).await;
+        assert_eq!(count(), 2);
+        drop(reporter);
+        tokio::time::sleep(INTERVAL * 5).await;
+        assert_eq!(count(), 2, "no line after the guard is dropped");
+        let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+        assert!(
+            lines[0].starts_with("downloading 1/2 blobs, 39.0 MB of 99.0 MB"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains("aaaaaaaaaaaa 30.0 MB/90.0 MB 10.0 MB/s"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            !lines[0].contains("bbbbbbbbbbbb"),
+            "finished blobs are not in flight"
+        );
+        assert!(
+            lines[1].contains("aaaaaaaaaaaa 60.0 MB/90.0 MB 10.0 MB/s"),
+            "{}",
+            lines[1]
+        );
     }
 }
