@@ -3,6 +3,7 @@
 //! otherwise uploaded streaming from disk, or copied through a scratch file from another
 //! registry), then child manifests by digest, then the top manifest once per tag.
 
+use crate::image::archive::Deferred;
 use crate::image::local::Pushable;
 use crate::progress::{self, Progress};
 use crate::registry::upload::Mount;
@@ -20,6 +21,11 @@ pub enum BlobSource {
     File(PathBuf),
     /// A layer still inside its archive, read (and verified) only if it must be sent.
     Deferred(Box<crate::image::archive::BlobFile>),
+    /// Another repository of the registry being pushed to (mounted from there).
+    Target {
+        /// The repository that has the blob.
+        repository: String,
+    },
     /// A repository on a registry (mounted when it is the target's registry).
     Remote {
         /// The client for that registry.
@@ -69,8 +75,11 @@ impl PushPlan {
         for local in image.images() {
             for blob in std::iter::once(&local.config).chain(local.layers.iter()) {
                 if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    let source = match blob.deferred {
-                        Some(_) => BlobSource::Deferred(Box::new(blob.clone())),
+                    let source = match &blob.deferred {
+                        Some(Deferred::Mount { repository }) => BlobSource::Target {
+                            repository: repository.clone(),
+                        },
+                        Some(Deferred::Member(_)) => BlobSource::Deferred(Box::new(blob.clone())),
                         None => BlobSource::File(blob.path.clone()),
                     };
                     blobs.push(PushBlob {
@@ -154,10 +163,17 @@ pub async fn push(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, blob) in plan.blobs.iter().enumerate() {
+        let mut blob = blob.clone();
+        if let BlobSource::Target { repository: from } = &blob.source {
+            blob.source = BlobSource::Remote {
+                client: Arc::clone(&target),
+                repository: from.clone(),
+            };
+        }
         let (target, repository, blob, report, progress, semaphore, scratch) = (
             Arc::clone(&target),
             repository.to_string(),
-            blob.clone(),
+            blob,
             Arc::clone(&report),
             Arc::clone(&progress),
             Arc::clone(&semaphore),
@@ -299,6 +315,9 @@ async fn push_blob(
                 .await
                 .with_context(|| format!("copying it from {}/{from}", client.host()))?;
             (path, true)
+        }
+        BlobSource::Target { repository: from } => {
+            anyhow::bail!("internal: blob in {from} was not resolved to the target's client")
         }
     };
     let mut attempt = 0;

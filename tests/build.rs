@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::get::{get, source_for};
-use crate::put::{assert_nothing_pushed, merged, pushed, work_dir, write_file, Pushed};
+use crate::put::{
+    assert_nothing_pushed, blob_counts, merged, pushed, work_dir, write_file, Pushed,
+};
 use crate::put_sources::{docker_archive, pushed_manifest};
 use crate::util::base_image::{busybox_image, push_busybox};
 use crate::util::oracle::{pulled_rootfs, repository_tags, stored_blobs};
@@ -215,6 +217,14 @@ fn build_runs_the_dockerfile_with_args_labels_and_build_metadata() {
         2,
         "the base's layer and the RUN's: {layers:?}"
     );
+    // The base's layer is the registry's own blob (mounted), not buildah's recompression.
+    assert_eq!(layers[0], self::layers(&registry, "base/busybox:1")[0]);
+    assert!(
+        out.stderr.contains("1 base layer(s) are pushed as"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(blob_counts(&out).mounted, 1, "{}", out.stderr);
     let labels = &config(&registry, "built/app", "v1")["config"]["Labels"];
     assert_eq!(
         labels,
@@ -339,6 +349,9 @@ fn build_pulls_private_bases_with_the_source_credentials_and_tls_options() {
         file_in(&private, "built/own:latest", &["private"]),
         [Some("private\n".to_string())]
     );
+    // On the base's own registry, the base layer is shared with the base.
+    let base_layer = layers(&private, "base/busybox:1")[0].clone();
+    assert_eq!(layers(&private, "built/own:latest")[0], base_layer);
 
     // The repository is elsewhere: additional_private_registries and a CA for the base's
     // registry only.
@@ -354,6 +367,8 @@ fn build_pulls_private_bases_with_the_source_credentials_and_tls_options() {
         file_in(&target, "built/other:latest", &["private"]),
         [Some("private\n".to_string())]
     );
+    // On another registry, the base layer is uploaded as buildah compressed it.
+    assert_ne!(layers(&target, "built/other:latest")[0], base_layer);
 
     // Without the credentials the base cannot be pulled.
     let source = merged(

@@ -9,6 +9,7 @@
 //! the storage, so loaded bases are used as they are). buildah's stdout (the step lines and
 //! `RUN` output) goes to our stderr: our stdout is only the JSON response.
 
+use super::bases::{image_names, layers_of, BaseLayer};
 use super::registries::RegistryAccess;
 use super::request::{BuildRequest, SavedImage};
 use super::workspace::Workspace;
@@ -180,6 +181,35 @@ impl Buildah {
         };
         let status = child.wait().context("waiting for buildah bud")?;
         check(status, "bud", &tail)
+    }
+
+    /// The layers of every image pulled from a registry into the storage (bases, cache
+    /// images), with the blobs their registries hold; `loaded` names images loaded from
+    /// files, which have none. A failure only loses the sharing: it is a warning.
+    pub fn pulled_layers(&self, loaded: &[String]) -> Vec<BaseLayer> {
+        let names = match self
+            .run(&[os("images"), os("--json")])
+            .and_then(|listed| image_names(&listed))
+        {
+            Ok(names) => names,
+            Err(e) => {
+                eprintln!("warning: listing the base images failed ({e:#}): base layers are pushed as built");
+                return Vec::new();
+            }
+        };
+        let mut layers = Vec::new();
+        for name in names.iter().filter(|n| !loaded.contains(n)) {
+            let found = self
+                .run(&[os("inspect"), os("--type"), os("image"), os(name)])
+                .and_then(|inspected| layers_of(name, &inspected));
+            match found {
+                Ok(found) => layers.extend(found),
+                Err(e) => eprintln!(
+                    "warning: reading base image {name} failed ({e:#}): its layers are pushed as built"
+                ),
+            }
+        }
+        layers
     }
 
     /// `buildah push` of the built image into an OCI layout directory.

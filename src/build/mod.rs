@@ -9,6 +9,7 @@
 //! - `workspace`: the private directory a build runs in, removed afterwards;
 //! - `buildah`: [`Buildah`], the builder: one `build` call that writes an OCI layout.
 
+mod bases;
 mod buildah;
 mod registries;
 mod request;
@@ -32,6 +33,7 @@ use std::path::Path;
 /// pushed (the default cache image) and how to reach registries.
 #[derive(Debug, Clone)]
 pub struct Target {
+    registry: String,
     repository: String,
     tag: String,
     access: RegistryAccess,
@@ -41,6 +43,7 @@ impl Target {
     /// For a put of `source` (validated as `settings`) whose first tag is `first_tag`.
     pub fn new(source: &Source, settings: &Settings, first_tag: &str) -> Target {
         Target {
+            registry: settings.reference.registry().to_string(),
             repository: settings.reference.name(),
             tag: first_tag.to_string(),
             access: RegistryAccess::new(source, settings),
@@ -69,7 +72,49 @@ pub fn image(
     let builder = Buildah::new(scratch, &target.access, &hosts)?;
     let layout = scratch.join("built");
     let built = builder.build(&request, &layout);
+    let loaded: Vec<String> = request
+        .bases
+        .iter()
+        .chain(&request.cache_from)
+        .map(|saved| saved.name.clone())
+        .collect();
+    let bases = match built {
+        Ok(()) => builder.pulled_layers(&loaded),
+        Err(_) => Vec::new(),
+    };
     builder.remove();
     built?;
-    sources::from_oci_layout(&layout, None, scratch).context("reading the image buildah built")
+    let image = sources::from_oci_layout(&layout, None, scratch)
+        .context("reading the image buildah built")?;
+    share_base_layers(image, &bases, &target.registry)
+}
+
+/// Points the built image's base layers at the blobs the target registry already has (see
+/// [`bases`]), and says how many.
+fn share_base_layers(
+    image: Pushable,
+    bases: &[bases::BaseLayer],
+    registry: &str,
+) -> anyhow::Result<Pushable> {
+    let Pushable::Image(local) = image else {
+        return Ok(image);
+    };
+    let config = std::fs::read(&local.config.path)
+        .with_context(|| format!("reading {}", local.config.path.display()))?;
+    let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
+        .context("reading the built image's config")?["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (local, shared) = bases::reuse(local, &diff_ids, bases, registry)?;
+    if shared > 0 {
+        eprintln!(
+            "{shared} base layer(s) are pushed as {registry} has them (mounted, not uploaded)"
+        );
+    }
+    Ok(Pushable::Image(local))
 }

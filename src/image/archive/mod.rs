@@ -34,7 +34,8 @@ pub use oci::{
 };
 pub use rootfs_tar::write_rootfs_tar;
 
-/// A blob on local disk: verified, unless `deferred` says it is still to be.
+/// A blob on local disk: verified, unless `deferred` says it is read only if it must be
+/// sent, or not at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobFile {
     /// The blob's digest, `sha256:<hex>`.
@@ -43,11 +44,24 @@ pub struct BlobFile {
     pub media_type: String,
     /// Its size in bytes.
     pub size: u64,
-    /// Where it is (for a deferred blob: the archive that holds it).
+    /// Where it is (for a deferred archive member: the archive that holds it).
     pub path: PathBuf,
-    /// `Some` for a layer whose digest so far comes only from its name in an archive: it
-    /// is read, and verified, only if it has to be sent (see [`DeferredLayer`]).
-    pub deferred: Option<DeferredLayer>,
+    /// `Some` for a blob that is not to be read now (see [`Deferred`]).
+    pub deferred: Option<Deferred>,
+}
+
+/// A blob whose bytes are not read when the image is prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deferred {
+    /// A layer inside a docker-save archive, known by its member name.
+    Member(DeferredLayer),
+    /// A blob the registry being pushed to holds in `repository` (a base image's layer, as
+    /// that registry has it): mounted from there, never read here. `path` is a local
+    /// copy of the same content, compressed differently, kept for nothing but errors.
+    Mount {
+        /// The repository on the target registry that has it.
+        repository: String,
+    },
 }
 
 /// A compressed layer inside a docker-save archive, known so far by its member name

@@ -13,8 +13,8 @@ use sha2::{Digest as _, Sha256};
 use super::json::{self, DockerManifest};
 use super::{compress_layer, scratch_path, settle, Pushable};
 use crate::image::archive::{
-    open_member, read_docker_archive, write_bytes_blob, BlobFile, DeferredLayer, DockerArchive,
-    LocalImage,
+    open_member, read_docker_archive, write_bytes_blob, BlobFile, Deferred, DeferredLayer,
+    DockerArchive, LocalImage,
 };
 use crate::image::layer::{self, Compression, HashingReader};
 use crate::image::manifest::DOCKER_MANIFEST;
@@ -175,12 +175,12 @@ fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Optio
         media_type: media_type.to_string(),
         size: member.size,
         path: archive.path().to_path_buf(),
-        deferred: Some(DeferredLayer {
+        deferred: Some(Deferred::Member(DeferredLayer {
             member: member.clone(),
             compression,
             diff_id: diff_id.to_string(),
             what,
-        }),
+        })),
     }))
 }
 
@@ -198,8 +198,13 @@ fn named_digest(name: &str) -> Option<String> {
 /// Copies a [`DeferredLayer`] out of its archive into `scratch`, checking that its content
 /// is what its name and the config say: the verified blob file.
 pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
-    let Some(deferred) = &blob.deferred else {
-        return Ok(blob.path.clone());
+    let deferred = match &blob.deferred {
+        None => return Ok(blob.path.clone()),
+        Some(Deferred::Member(deferred)) => deferred,
+        Some(Deferred::Mount { repository }) => bail!(
+            "blob {} is in {repository} on the registry, not on disk",
+            blob.digest
+        ),
     };
     let what = || deferred.what.clone();
     let reader = BufReader::with_capacity(1 << 20, open_member(&blob.path, &deferred.member)?);
@@ -476,7 +481,9 @@ mod tests {
 
         // Bytes that are not a valid stream: found when the layer is read.
         let loaded = image(from_docker_archive(&archive, None, scratch.path())?)?;
-        let deferred = loaded.layers[0].deferred.clone().context("deferred")?;
+        let Some(Deferred::Member(deferred)) = loaded.layers[0].deferred.clone() else {
+            bail!("layer 0 is not deferred");
+        };
         let mut bytes = fs::read(&archive)?;
         let inside = (deferred.member.offset + deferred.member.size / 2) as usize;
         bytes[inside] ^= 0xff;

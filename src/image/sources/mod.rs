@@ -75,6 +75,28 @@ pub fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
     docker::materialise(blob, scratch)
 }
 
+/// `image` with some of its layers replaced (`(index, blob)`): the manifest is rebuilt with
+/// their descriptors, in the spec's field order, so it gets a new digest.
+pub fn replace_layers(
+    mut image: super::archive::LocalImage,
+    replacements: Vec<(usize, BlobFile)>,
+) -> Result<super::archive::LocalImage> {
+    let mut manifest: json::Manifest =
+        serde_json::from_slice(&image.manifest).context("reading the image manifest")?;
+    for (i, blob) in replacements {
+        let (Some(descriptor), Some(layer)) = (manifest.layers.get_mut(i), image.layers.get_mut(i))
+        else {
+            bail!("the image has no layer {i}");
+        };
+        *descriptor = json::Descriptor::of(&blob);
+        *layer = blob;
+    }
+    let (bytes, digest) = json::to_bytes(&manifest)?;
+    image.manifest = bytes;
+    image.manifest_digest = digest;
+    Ok(image)
+}
+
 /// The gzip media type for an uncompressed layer media type.
 fn gzip_media_type(uncompressed: &str) -> String {
     if uncompressed.starts_with("application/vnd.docker.") {
