@@ -218,7 +218,12 @@ fn build_runs_the_dockerfile_with_args_labels_and_build_metadata() {
         "the base's layer and the RUN's: {layers:?}"
     );
     // The base's layer is the registry's own blob (mounted), not buildah's recompression.
-    assert_eq!(layers[0], self::layers(&registry, "base/busybox:1")[0]);
+    assert_eq!(
+        layers[0],
+        self::layers(&registry, "base/busybox:1")[0],
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr.contains("1 base layer(s) are pushed as"),
         "{}",
