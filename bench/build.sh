@@ -179,9 +179,9 @@ cat >"$shim/buildah" <<EOF
 start=\$EPOCHREALTIME
 "$real_buildah" "\$@"
 rc=\$?
-sub=""
+sub="other"
 for a in "\$@"; do
-  case "\$a" in bud|build|push|pull|tag|rm|rmi) sub=\$a; break ;; esac
+  case "\$a" in bud|build|push|pull|tag|rm|rmi|images|inspect) sub=\$a; break ;; esac
 done
 printf '%s %s %s\n' "\$sub" "\$start" "\$EPOCHREALTIME" >>"$IR_TMP/ours-calls"
 exit \$rc
