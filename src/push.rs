@@ -21,15 +21,10 @@ pub enum BlobSource {
     File(PathBuf),
     /// A layer still inside its archive, read (and verified) only if it must be sent.
     Deferred(Box<crate::image::archive::BlobFile>),
-    /// Another repository of the registry being pushed to (mounted from there).
-    Target {
-        /// The repository that has the blob.
-        repository: String,
-    },
     /// A repository on a registry (mounted when it is the target's registry).
     Remote {
-        /// The client for that registry.
-        client: Arc<Client>,
+        /// The client for that registry; `None`: the registry being pushed to.
+        client: Option<Arc<Client>>,
         /// The repository that has the blob.
         repository: String,
     },
@@ -76,7 +71,8 @@ impl PushPlan {
             for blob in std::iter::once(&local.config).chain(local.layers.iter()) {
                 if !blobs.iter().any(|b| b.digest == blob.digest) {
                     let source = match &blob.deferred {
-                        Some(Deferred::Mount { repository }) => BlobSource::Target {
+                        Some(Deferred::Mount { repository }) => BlobSource::Remote {
+                            client: None,
                             repository: repository.clone(),
                         },
                         Some(Deferred::Member(_)) => BlobSource::Deferred(Box::new(blob.clone())),
@@ -163,17 +159,10 @@ pub async fn push(
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, blob) in plan.blobs.iter().enumerate() {
-        let mut blob = blob.clone();
-        if let BlobSource::Target { repository: from } = &blob.source {
-            blob.source = BlobSource::Remote {
-                client: Arc::clone(&target),
-                repository: from.clone(),
-            };
-        }
         let (target, repository, blob, report, progress, semaphore, scratch) = (
             Arc::clone(&target),
             repository.to_string(),
-            blob,
+            blob.clone(),
             Arc::clone(&report),
             Arc::clone(&progress),
             Arc::clone(&semaphore),
@@ -298,6 +287,7 @@ async fn push_blob(
             client,
             repository: from,
         } => {
+            let client = client.as_deref().unwrap_or(target);
             if client.host() == target.host() && from != repository {
                 match target.mount_blob(repository, &blob.digest, from).await? {
                     Mount::Mounted => {
@@ -315,9 +305,6 @@ async fn push_blob(
                 .await
                 .with_context(|| format!("copying it from {}/{from}", client.host()))?;
             (path, true)
-        }
-        BlobSource::Target { repository: from } => {
-            anyhow::bail!("internal: blob in {from} was not resolved to the target's client")
         }
     };
     let mut attempt = 0;

@@ -183,10 +183,10 @@ impl Buildah {
         check(status, "bud", &tail)
     }
 
-    /// The layers of every image pulled from a registry into the storage (bases, cache
-    /// images), with the blobs their registries hold; `loaded` names images loaded from
+    /// The layers of every image pulled from `registry` into the storage (bases, cache
+    /// images), with the blobs that registry holds; `loaded` names images loaded from
     /// files, which have none. A failure only loses the sharing: it is a warning.
-    pub fn pulled_layers(&self, loaded: &[String]) -> Vec<BaseLayer> {
+    pub fn pulled_layers(&self, registry: &str, loaded: &[String]) -> Vec<BaseLayer> {
         let names = match self
             .run(&[os("images"), os("--json")])
             .and_then(|listed| image_names(&listed))
@@ -198,7 +198,13 @@ impl Buildah {
             }
         };
         let mut layers = Vec::new();
-        for name in names.iter().filter(|n| !loaded.contains(n)) {
+        let from_registry = |name: &String| {
+            crate::reference::Reference::parse(name).is_ok_and(|r| r.registry() == registry)
+        };
+        for name in names
+            .iter()
+            .filter(|n| !loaded.contains(n) && from_registry(n))
+        {
             let found = self
                 .run(&[os("inspect"), os("--type"), os("image"), os(name)])
                 .and_then(|inspected| layers_of(name, &inspected));

@@ -79,7 +79,7 @@ pub fn image(
         .map(|saved| saved.name.clone())
         .collect();
     let bases = match built {
-        Ok(()) => builder.pulled_layers(&loaded),
+        Ok(()) => builder.pulled_layers(&target.registry, &loaded),
         Err(_) => Vec::new(),
     };
     builder.remove();

@@ -208,7 +208,7 @@ async fn pull_plan(
                     digest,
                     size,
                     source: BlobSource::Remote {
-                        client: Arc::clone(&client),
+                        client: Some(Arc::clone(&client)),
                         repository: from.clone(),
                     },
                 });

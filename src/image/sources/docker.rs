@@ -68,14 +68,8 @@ pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> R
             Some(deferred) => deferred,
             None => {
                 let (blob, diff_id) = load_layer(&archive, i, scratch)?;
-                check_diff_id(
-                    &blob,
-                    i,
-                    &archive.layers()[i].name,
-                    path,
-                    &diff_id,
-                    want_diff_id,
-                )?;
+                let what = layer_name(i, &archive.layers()[i].name, path);
+                check_diff_id(&blob.path, &what, &diff_id, want_diff_id)?;
                 blob
             }
         };
@@ -126,25 +120,22 @@ fn read_name(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Fails (removing the blob) unless `found`, the digest of layer `i`'s content, is the
-/// config's `want`.
-fn check_diff_id(
-    blob: &BlobFile,
-    i: usize,
-    member: &str,
-    archive: &Path,
-    found: &str,
-    want: &str,
-) -> Result<()> {
+/// Fails (removing the copy) unless `found`, the digest of the content of the layer named
+/// `what`, is the config's `want`.
+fn check_diff_id(copy: &Path, what: &str, found: &str, want: &str) -> Result<()> {
     if found != want {
-        let _ = fs::remove_file(&blob.path);
+        let _ = fs::remove_file(copy);
         bail!(
-            "layer {i} ({member}) of {} does not match its diff_id in the config: its content \
-             is {found}, the config says {want}",
-            archive.display()
+            "{what} does not match its diff_id in the config: its content is {found}, the \
+             config says {want}"
         );
     }
     Ok(())
+}
+
+/// How errors name layer `i`: `layer 2 (<member>) of <archive>`.
+fn layer_name(i: usize, member: &str, archive: &Path) -> String {
+    format!("layer {i} ({member}) of {}", archive.display())
 }
 
 /// Layer `i` as a [`DeferredLayer`], when it is compressed and its member name gives its
@@ -221,15 +212,7 @@ pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
             copy.size
         );
     }
-    if diff_id != deferred.diff_id {
-        let _ = fs::remove_file(&copy.path);
-        bail!(
-            "{} does not match its diff_id in the config: its content is {diff_id}, the \
-             config says {}",
-            deferred.what,
-            deferred.diff_id
-        );
-    }
+    check_diff_id(&copy.path, &deferred.what, &diff_id, &deferred.diff_id)?;
     Ok(copy.path)
 }
 
