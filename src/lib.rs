@@ -16,6 +16,7 @@ pub mod build;
 pub mod commands;
 pub mod fetch;
 pub mod image;
+pub mod pattern;
 pub mod progress;
 pub mod push;
 pub mod reference;

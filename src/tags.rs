@@ -14,14 +14,16 @@
 //!    `-<variant>` appended when `source.variant` is set. With `bump_aliases` the aliases
 //!    come right after it, once [`TagPlan::with_aliases`] has seen the repository's tags.
 //! 3. Else `source.tag`.
-//! 4. Else `latest`, unless `source.variant` is set: R has no such default and fails when
-//!    nothing names a tag, and so does this module.
+//! 4. Else `latest`, but only when no tag is named anywhere: not with `additional_tags`
+//!    (which then pushes only its own tags, as R) and not with `source.variant` (R has no
+//!    such default and fails when nothing names a tag, and so does this module).
 //!
 //! Then `latest` when `tag_as_latest` is true, then every whitespace-separated word of the
 //! `additional_tags` file (an empty file adds nothing). `tag_prefix` is put in front of the
 //! additional tags only when no tag file is given: D prefixes only the tag file's tag, and
-//! R (which has no tag file) prefixes only the additional tags. Repeated tags are pushed
-//! once, where they first appear.
+//! R (which has no tag file) prefixes only the additional tags. `tag_prefix` with neither a
+//! tag file nor `additional_tags` is R's error. Repeated tags are pushed once, where they
+//! first appear.
 //!
 //! Relative paths are relative to the `out` source directory (`argv[1]`); absolute paths
 //! are used as written. Paths may lead outside that directory: the pipeline author controls
@@ -120,6 +122,13 @@ pub fn plan(request: &TagRequest) -> anyhow::Result<TagPlan> {
              give one of them"
         );
     }
+    let additional = given(params.additional_tags.as_deref());
+    if tag_file.is_none() && !prefix.is_empty() && additional.is_none() {
+        bail!(
+            "tag_prefix can only be used when additional_tags are specified (or, as in \
+             docker-image-resource, with tag_file)"
+        );
+    }
     if params.bump_aliases && version.is_none() {
         bail!("`bump_aliases` needs `version`: the aliases are worked out from it");
     }
@@ -165,13 +174,13 @@ pub fn plan(request: &TagRequest) -> anyhow::Result<TagPlan> {
         }
     } else if let Some(tag) = source_tag {
         tags.add(tag.to_string(), "source.tag")?;
-    } else if variant.is_none() {
+    } else if variant.is_none() && additional.is_none() {
         tags.add(LATEST.to_string(), "the default tag")?;
     }
     if params.tag_as_latest {
         tags.add(LATEST.to_string(), "tag_as_latest")?;
     }
-    if let Some(path) = given(params.additional_tags.as_deref()) {
+    if let Some(path) = additional {
         let file = ParamFile::read("additional_tags", path, request.base)?;
         let extra_prefix = if tag_file.is_none() { prefix } else { "" };
         let origin = match extra_prefix {
@@ -526,7 +535,8 @@ mod tests {
             ("additional_tags, not prefixed with tag_file (D)", r#"{"tag_file": "tag", "tag_prefix": "v", "additional_tags": "extra"}"#, extra, None, None, &["v1.2.3", "a", "b", "c"], false),
             ("additional_tags prefixed without tag_file (R)", r#"{"tag_prefix": "v", "additional_tags": "extra"}"#, extra, Some("dev"), None, &["dev", "va", "vb", "vc"], false),
             ("additional_tags after the default", r#"{"additional_tags": "extra", "tag_as_latest": true}"#, extra, None, None, &["latest", "a", "b", "c"], false),
-            ("empty additional_tags", r#"{"additional_tags": "extra"}"#, empty_extra, None, None, &["latest"], false),
+            ("additional_tags alone: no latest", r#"{"additional_tags": "extra"}"#, extra, None, None, &["a", "b", "c"], false),
+            ("empty additional_tags with source.tag", r#"{"additional_tags": "extra"}"#, empty_extra, Some("dev"), None, &["dev"], false),
             ("version", r#"{"version": "1.2.3"}"#, NO_FILES, None, None, &["1.2.3"], false),
             ("version in R's form", r#"{"version": "v1.2"}"#, NO_FILES, None, None, &["1.2.0"], false),
             ("numeric version", r#"{"version": 1.20}"#, NO_FILES, None, None, &["1.20.0"], false),
@@ -589,6 +599,8 @@ mod tests {
             ("bad variant", r#"{"version": "1.2.3"}"#, NO_FILES, None, Some("a b"), &["version \"1.2.3\" with source.variant \"a b\" gives \"1.2.3-a b\""]),
             ("variant that is no alias", r#"{"version": "1.2.3", "bump_aliases": true}"#, NO_FILES, None, Some("-x"), &["bump_aliases (for version \"1.2.3\" with source.variant \"-x\") gives \"-x\""]),
             ("variant and nothing else", "{}", NO_FILES, None, Some("lts"), &["no tag to push"]),
+            ("empty additional_tags alone", r#"{"additional_tags": "x"}"#, &[("x", b" \n")], None, None, &["no tag to push"]),
+            ("tag_prefix alone (R's error)", r#"{"tag_prefix": "v"}"#, NO_FILES, Some("dev"), None, &["tag_prefix can only be used when additional_tags are specified"]),
         ];
         for (name, params, files, source_tag, variant, expected) in cases {
             let case = Case::new(params, files).source(*source_tag, *variant);

@@ -107,6 +107,28 @@ fn default_tag_is_source_tag_else_latest() {
 }
 
 #[test]
+fn additional_tags_alone_push_only_those_tags() {
+    // No `latest` appears: it is implied only when no tag is named anywhere (R).
+    tag_run(
+        json!({}),
+        json!({"additional_tags": "more"}),
+        &[("more", "v1 v1.2\n")],
+    )
+    .assert_pushed(&["v1", "v1.2"], &[]);
+    // R's error for a tag_prefix with nothing to prefix; nothing is pushed.
+    let run = tag_run(json!({"tag": "dev"}), json!({"tag_prefix": "v"}), &[]);
+    let error = run.out.expect_failure();
+    assert!(
+        error.contains("tag_prefix can only be used when additional_tags are specified"),
+        "{error}"
+    );
+    assert_eq!(
+        repository_tags(&run.registry, "put/tags").unwrap_or_default(),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
 fn tag_file_with_prefix_latest_and_additional_tags() {
     let run = tag_run(
         json!({"tag": "ignored-source-tag"}),

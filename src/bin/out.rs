@@ -1,4 +1,5 @@
-//! `/opt/resource/out <source>`: pushes an image (not implemented yet).
+//! `/opt/resource/out <sources>`: builds or loads an image and pushes it; see
+//! [`image_resource::commands::put`].
 fn main() -> std::process::ExitCode {
     image_resource::commands::main(image_resource::commands::Executable::Out)
 }

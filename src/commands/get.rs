@@ -11,9 +11,10 @@ use crate::image::layer::{self, HashingReader};
 use crate::image::manifest::PlatformSpec;
 use crate::image::metadata;
 use crate::image::rootfs::Rootfs;
+use crate::pattern;
 use crate::progress::{self, Progress};
-use crate::resource::{parse_request, Command, GetParams, GetRequest, Platform};
-use crate::settings::{first_success, Settings};
+use crate::resource::{parse_request, Command, GetParams, GetRequest, Platform, Version};
+use crate::settings::{first_success, Endpoint, Settings};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -59,6 +60,9 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         .context("`in` needs the destination directory as its first argument")?;
     let request: GetRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Get)?;
+    for note in request.source.notes(Command::Get) {
+        eprintln!("{note}");
+    }
     let settings = Settings::from_source(&request.source)?;
     std::fs::create_dir_all(&dest)
         .with_context(|| format!("creating the destination directory {}", dest.display()))?;
@@ -78,14 +82,29 @@ async fn get(
     dest: &Path,
     written: &mut Written,
 ) -> anyhow::Result<Value> {
+    let source = &request.source;
     let reference = &settings.reference;
-    let version = &request.version;
-    let tag = reference
-        .tag()
-        .map(str::to_string)
-        .or_else(|| version.tag.clone())
+    // Bad patterns fail before anything is fetched (R finds out after the download).
+    let label_regex =
+        pattern::compile_optional("source.label_regex", source.label_regex.as_deref())?;
+    let annotation_regex = pattern::compile_optional(
+        "source.annotation_regex",
+        source.annotation_regex.as_deref(),
+    )?;
+    let endpoints = settings.pull_endpoints().await?;
+    let version = match &request.version {
+        Some(version) => version.clone(),
+        None => current_version(settings, &endpoints).await?,
+    };
+    // As R: the version's tag first; D's versions carry none, so then the source's tag.
+    let tag = version
+        .tag
+        .clone()
+        .filter(|t| !t.is_empty())
+        .or_else(|| reference.tag().map(str::to_string))
         .unwrap_or_else(|| "latest".to_string());
-    let repository = reference.name();
+    // As written in `source.repository` (D and R do not normalise it).
+    let repository = source.repository.as_str();
     written.file("repository", repository.as_bytes())?;
     written.file("tag", tag.as_bytes())?;
     written.file("digest", version.digest.as_bytes())?;
@@ -94,132 +113,100 @@ async fn get(
         json!({"name": "tag", "value": tag}),
     ];
     let response_version = json!({"digest": version.digest, "tag": tag});
-    if request.params.skip_download {
-        return Ok(json!({"version": response_version, "metadata": metadata}));
-    }
-
     let outputs = Outputs::from_params(&request.params);
     let platform = platform_spec(
         request
             .params
             .platform
             .as_ref()
-            .or(request.source.platform.as_ref()),
+            .or(source.platform.as_ref()),
     );
-    let endpoints = settings.pull_endpoints().await?;
-    let (endpoint, resolved) = first_success(&endpoints, async |endpoint| {
-        fetch::resolve(
-            &endpoint.client,
-            &endpoint.repository,
-            &version.digest,
-            &platform,
-            outputs.oci_layout,
+    let wants_matches = label_regex.is_some() || annotation_regex.is_some();
+    let matching = |image: &PlatformImage| {
+        let label_matches = |key: &str| label_regex.as_ref().is_some_and(|re| re.is_match(key));
+        let annotation_matches =
+            |key: &str| annotation_regex.as_ref().is_some_and(|re| re.is_match(key));
+        metadata::matching_entries(
+            &image.config,
+            &image.manifest,
+            &label_matches,
+            &annotation_matches,
         )
-        .await
-        .with_context(|| {
-            format!(
-                "fetching {repository}@{} from {}",
-                version.digest, endpoint.label
-            )
-        })
-    })
-    .await?;
+        .into_iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+    };
+    if request.params.skip_download {
+        if wants_matches {
+            // R reads labels and annotations even without the download: manifests and the
+            // config only.
+            let (_, resolved) = first_success(&endpoints, async |endpoint| {
+                fetch::resolve(
+                    &endpoint.client,
+                    &endpoint.repository,
+                    &version.digest,
+                    &platform,
+                    false,
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "fetching {repository}@{} from {}",
+                        version.digest, endpoint.label
+                    )
+                })
+            })
+            .await?;
+            if let Some(image) = resolved.images.first() {
+                metadata.extend(matching(image));
+            }
+        }
+        return Ok(json!({"version": response_version, "metadata": metadata}));
+    }
+
+    let scratch = written.dir(SCRATCH)?;
+    let rootfs_path = dest.join("rootfs");
+    let job = Job {
+        version: &version,
+        repository,
+        outputs,
+        platform: &platform,
+        scratch: &scratch,
+        rootfs: &rootfs_path,
+        max_concurrent_downloads: source.max_concurrent_downloads,
+    };
+    if outputs.rootfs_dir {
+        written.track(&rootfs_path);
+    }
+    // A mirror that fails part-way (a manifest, a blob, a layer) is left whole: what it
+    // wrote is removed and the origin is asked for everything again.
+    let mut failures: Vec<String> = Vec::new();
+    let mut fetched = None;
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        match fetch_and_apply(&job, endpoint).await {
+            Ok(resolved) => {
+                fetched = Some(resolved);
+                break;
+            }
+            Err(e) if i + 1 < endpoints.len() => {
+                eprintln!(
+                    "{} failed, starting over from {}: {e:#}",
+                    endpoint.label,
+                    endpoints[i + 1].label
+                );
+                failures.push(format!("{}: {e:#}", endpoint.label));
+                job.clear()?;
+            }
+            Err(e) if failures.is_empty() => return Err(e),
+            Err(e) => bail!("{e:#} (before that, {})", failures.join("; ")),
+        }
+    }
+    let resolved = fetched.context("no registry endpoint to try")?;
     let image = resolved
         .images
         .first()
         .context("the manifest resolved to no image")?
         .clone();
-
-    let scratch = written.dir(SCRATCH)?;
-    let blobs_dir = scratch.join("blobs");
-    std::fs::create_dir_all(&blobs_dir)
-        .with_context(|| format!("creating {}", blobs_dir.display()))?;
-
-    // Every blob to download: the selected image's layers first (the applier waits on them
-    // in order), then other platforms' (oci-layout only). Unique by digest.
-    let mut blobs: Vec<(String, u64)> = Vec::new();
-    for img in &resolved.images {
-        for (digest, _, size) in img.layers() {
-            if !blobs.iter().any(|(d, _)| *d == digest) {
-                blobs.push((digest, size));
-            }
-        }
-    }
-    let started = Instant::now();
-    let progress = Progress::new("downloading", &blobs);
-    let reporter = progress.report();
-    let arrivals = Arc::new(Arrivals::default());
-    let concurrency = request
-        .source
-        .max_concurrent_downloads
-        .unwrap_or(blobs.len().clamp(3, 8));
-    let client = Arc::clone(&endpoint.client);
-    let downloads = fetch::download(
-        client,
-        endpoint.repository.clone(),
-        blobs.clone(),
-        blobs_dir.clone(),
-        concurrency,
-        Arc::clone(&progress),
-        Arc::clone(&arrivals),
-    );
-    let rootfs_path = dest.join("rootfs");
-    let applier = if outputs.rootfs_dir {
-        written.track(&rootfs_path);
-        let image = image.clone();
-        let arrivals = Arc::clone(&arrivals);
-        let path = rootfs_path.clone();
-        let keep_blobs = outputs.needs_blobs();
-        Some(tokio::task::spawn_blocking(move || {
-            apply_all(&path, &image, &arrivals, keep_blobs)
-        }))
-    } else {
-        None
-    };
-    // Downloads run on this task, the applier on a blocking thread that waits for each
-    // layer in turn. A failed download wakes the applier (through `arrivals`); a failed
-    // apply cancels the downloads. Both have stopped before this returns, so cleanup never
-    // races a writer.
-    let total: u64 = blobs.iter().map(|(_, s)| s).sum();
-    let apply_failed = tokio::sync::Notify::new();
-    let downloaded = async {
-        tokio::select! {
-            result = downloads => result?,
-            () = apply_failed.notified() => bail!("cancelled"),
-        }
-        drop(reporter);
-        eprintln!(
-            "downloaded {} blobs, {} in {:.1} s",
-            blobs.len(),
-            progress::mb(total),
-            started.elapsed().as_secs_f64()
-        );
-        anyhow::Ok(())
-    };
-    let applied = async {
-        let Some(applier) = applier else {
-            return anyhow::Ok(());
-        };
-        let result = applier
-            .await
-            .context("the layer applier panicked")
-            .and_then(|r| r);
-        if result.is_err() {
-            apply_failed.notify_one();
-        }
-        result?;
-        eprintln!(
-            "unpacked {} layers into rootfs/ in {:.1} s",
-            image.manifest.layers().len(),
-            started.elapsed().as_secs_f64()
-        );
-        anyhow::Ok(())
-    };
-    match tokio::join!(downloaded, applied) {
-        (_, Err(e)) => return Err(e),
-        (Err(e), Ok(())) => return Err(e),
-        (Ok(()), Ok(())) => {}
-    }
+    let blobs_dir = job.blobs_dir();
 
     let blob_file = |digest: &str, media_type: &str, size: u64| BlobFile {
         digest: digest.to_string(),
@@ -269,6 +256,7 @@ async fn get(
             &format!("{repository}@{}", version.digest),
         )?,
     )?;
+    metadata.extend(matching(&image));
     metadata.push(json!({"name": "image_id", "value": image_id}));
     metadata.push(json!({"name": "size", "value": progress::mb(size)}));
     for (key, value) in metadata::labels(&image.config) {
@@ -277,6 +265,186 @@ async fn get(
     std::fs::remove_dir_all(&scratch)
         .with_context(|| format!("removing the scratch directory {}", scratch.display()))?;
     Ok(json!({"version": response_version, "metadata": metadata}))
+}
+
+/// With no version (`{}`), the source's tag (or digest) as it is now: the mirror's
+/// "not found" falls through to the origin; the origin's is an error.
+async fn current_version(settings: &Settings, endpoints: &[Endpoint]) -> anyhow::Result<Version> {
+    let reference = &settings.reference;
+    let wanted = reference.reference_string();
+    for endpoint in endpoints {
+        let found = endpoint
+            .client
+            .head_manifest(&endpoint.repository, &wanted)
+            .await
+            .with_context(|| format!("resolving {reference} on {}", endpoint.label));
+        match found {
+            Ok(Some(descriptor)) => {
+                return Ok(Version {
+                    digest: descriptor.digest,
+                    tag: reference.tag().map(str::to_string),
+                })
+            }
+            Ok(None) => eprintln!(
+                "{wanted} of {} is not on {}",
+                reference.name(),
+                endpoint.label
+            ),
+            Err(e) => eprintln!("{e:#}"),
+        }
+    }
+    bail!(
+        "no version was given and {reference} does not exist on {}: nothing to fetch",
+        endpoints
+            .iter()
+            .map(|e| e.label.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    )
+}
+
+/// What one attempt at fetching needs, the same for every endpoint.
+struct Job<'a> {
+    version: &'a Version,
+    repository: &'a str,
+    outputs: Outputs,
+    platform: &'a PlatformSpec,
+    scratch: &'a Path,
+    rootfs: &'a Path,
+    max_concurrent_downloads: Option<usize>,
+}
+
+impl Job<'_> {
+    fn blobs_dir(&self) -> PathBuf {
+        self.scratch.join("blobs")
+    }
+
+    /// Removes what a failed attempt wrote (the blobs and `rootfs/`).
+    fn clear(&self) -> anyhow::Result<()> {
+        for path in [self.blobs_dir(), self.rootfs.to_path_buf()] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                std::fs::remove_dir_all(&path)
+                    .with_context(|| format!("removing {} before starting over", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves the version on `endpoint`, downloads every blob the outputs need, and applies
+/// the selected image's layers to `rootfs/` as they arrive.
+async fn fetch_and_apply(job: &Job<'_>, endpoint: &Endpoint) -> anyhow::Result<Resolved> {
+    let Job {
+        version,
+        repository,
+        outputs,
+        ..
+    } = *job;
+    let resolved = fetch::resolve(
+        &endpoint.client,
+        &endpoint.repository,
+        &version.digest,
+        job.platform,
+        outputs.oci_layout,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "fetching {repository}@{} from {}",
+            version.digest, endpoint.label
+        )
+    })?;
+    let image = resolved
+        .images
+        .first()
+        .context("the manifest resolved to no image")?
+        .clone();
+    let blobs_dir = job.blobs_dir();
+    std::fs::create_dir_all(&blobs_dir)
+        .with_context(|| format!("creating {}", blobs_dir.display()))?;
+
+    // Every blob to download: the selected image's layers first (the applier waits on them
+    // in order), then other platforms' (oci-layout only). Unique by digest.
+    let mut blobs: Vec<(String, u64)> = Vec::new();
+    for img in &resolved.images {
+        for (digest, _, size) in img.layers() {
+            if !blobs.iter().any(|(d, _)| *d == digest) {
+                blobs.push((digest, size));
+            }
+        }
+    }
+    let started = Instant::now();
+    let progress = Progress::new("downloading", &blobs);
+    let reporter = progress.report();
+    let arrivals = Arc::new(Arrivals::default());
+    let concurrency = job
+        .max_concurrent_downloads
+        .unwrap_or(blobs.len().clamp(3, 8));
+    let client = Arc::clone(&endpoint.client);
+    let downloads = fetch::download(
+        client,
+        endpoint.repository.clone(),
+        blobs.clone(),
+        blobs_dir.clone(),
+        concurrency,
+        Arc::clone(&progress),
+        Arc::clone(&arrivals),
+    );
+    let applier = if outputs.rootfs_dir {
+        let image = image.clone();
+        let arrivals = Arc::clone(&arrivals);
+        let path = job.rootfs.to_path_buf();
+        let keep_blobs = outputs.needs_blobs();
+        Some(tokio::task::spawn_blocking(move || {
+            apply_all(&path, &image, &arrivals, keep_blobs)
+        }))
+    } else {
+        None
+    };
+    // Downloads run on this task, the applier on a blocking thread that waits for each
+    // layer in turn. A failed download wakes the applier (through `arrivals`); a failed
+    // apply cancels the downloads. Both have stopped before this returns, so cleanup never
+    // races a writer.
+    let total: u64 = blobs.iter().map(|(_, s)| s).sum();
+    let apply_failed = tokio::sync::Notify::new();
+    let downloaded = async {
+        tokio::select! {
+            result = downloads => result?,
+            () = apply_failed.notified() => bail!("cancelled"),
+        }
+        drop(reporter);
+        eprintln!(
+            "downloaded {} blobs, {} in {:.1} s",
+            blobs.len(),
+            progress::mb(total),
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    };
+    let applied = async {
+        let Some(applier) = applier else {
+            return anyhow::Ok(());
+        };
+        let result = applier
+            .await
+            .context("the layer applier panicked")
+            .and_then(|r| r);
+        if result.is_err() {
+            apply_failed.notify_one();
+        }
+        result?;
+        eprintln!(
+            "unpacked {} layers into rootfs/ in {:.1} s",
+            image.manifest.layers().len(),
+            started.elapsed().as_secs_f64()
+        );
+        anyhow::Ok(())
+    };
+    match tokio::join!(downloaded, applied) {
+        (_, Err(e)) => Err(e),
+        (Err(e), Ok(())) => Err(e),
+        (Ok(()), Ok(())) => Ok(resolved),
+    }
 }
 
 /// The platform to pick: params' over source's, each field over the host's.

@@ -22,8 +22,7 @@ pub enum Executable {
 
 /// The whole of an executable: read stdin, run, print the response or the error.
 pub fn main(executable: Executable) -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(executable, &args) {
+    match arguments(std::env::args_os().skip(1)).and_then(|args| run(executable, &args)) {
         Ok(response) => {
             let mut stdout = std::io::stdout().lock();
             match serde_json::to_writer(&mut stdout, &response)
@@ -43,6 +42,22 @@ pub fn main(executable: Executable) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The arguments as text: a directory whose name is not UTF-8 is an error, not a panic
+/// (Concourse always passes plain paths).
+fn arguments(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Vec<String>> {
+    args.enumerate()
+        .map(|(i, arg)| {
+            arg.into_string().map_err(|arg| {
+                anyhow::anyhow!(
+                    "argument {} ({}) is not valid UTF-8; give the directory by a UTF-8 path",
+                    i + 1,
+                    std::path::Path::new(&arg).display()
+                )
+            })
+        })
+        .collect()
 }
 
 fn run(executable: Executable, args: &[String]) -> anyhow::Result<serde_json::Value> {
@@ -73,5 +88,24 @@ fn run(executable: Executable, args: &[String]) -> anyhow::Result<serde_json::Va
                 .context("starting the async runtime")?;
             runtime.block_on(put::run(&input, args))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt as _;
+
+    #[test]
+    fn non_utf8_arguments_are_errors() {
+        let good = arguments([OsString::from("/tmp/dest")].into_iter());
+        assert_eq!(good.ok(), Some(vec!["/tmp/dest".to_string()]));
+        let bad = OsString::from_vec(b"/tmp/d\xffst".to_vec());
+        let e = arguments([bad].into_iter()).map_err(|e| e.to_string());
+        assert_eq!(
+            e.err().as_deref(),
+            Some("argument 1 (/tmp/d\u{FFFD}st) is not valid UTF-8; give the directory by a UTF-8 path")
+        );
     }
 }

@@ -73,6 +73,14 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         .context("`out` needs the sources directory as its first argument")?;
     let request: PutRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Put)?;
+    for note in request
+        .source
+        .notes(Command::Put)
+        .into_iter()
+        .chain(request.params.notes())
+    {
+        eprintln!("{note}");
+    }
     let settings = Settings::from_source(&request.source)?;
     if settings.reference.digest().is_some() {
         bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");

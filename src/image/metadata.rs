@@ -3,7 +3,7 @@
 //! `docker_inspect.json`.
 
 use anyhow::Context as _;
-use oci_spec::image::ImageConfiguration;
+use oci_spec::image::{ImageConfiguration, ImageManifest};
 use serde_json::{json, Map, Value};
 
 /// `{"env": [...], "user": "...", "cmd": [...], "entrypoint": [...]}`; absent fields are
@@ -29,6 +29,31 @@ pub fn labels(config: &ImageConfiguration) -> Vec<(String, String)> {
         .unwrap_or_default();
     labels.sort();
     labels
+}
+
+/// R's `label_regex` / `annotation_regex` metadata entries: the config's labels whose key
+/// `label_matches`, sorted by key, then the manifest's annotations whose key
+/// `annotation_matches`, sorted by key; each as `(key, value)`, with no prefix (as R).
+pub fn matching_entries(
+    config: &ImageConfiguration,
+    manifest: &ImageManifest,
+    label_matches: &dyn Fn(&str) -> bool,
+    annotation_matches: &dyn Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = labels(config)
+        .into_iter()
+        .filter(|(k, _)| label_matches(k))
+        .collect();
+    let mut annotations: Vec<(String, String)> = manifest
+        .annotations()
+        .iter()
+        .flatten()
+        .filter(|(k, _)| annotation_matches(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    annotations.sort();
+    entries.extend(annotations);
+    entries
 }
 
 /// `labels.json`: the labels as an object (`{}` when there are none).

@@ -71,8 +71,10 @@ pub fn split_host_port(host: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// True when an option's `domain` names this registry host: exactly, or by host name when the
-/// domain has no port (`registry.local` matches `registry.local:5000`). Case-insensitive.
+/// True when an option's `domain` names this registry host: exactly, by host name when the
+/// domain has no port (`registry.local` matches `registry.local:5000`), or with `:443` for a
+/// host written without a port (HTTPS's default, so D's `registry.local:443` matches a
+/// repository `registry.local/app`). Case-insensitive.
 pub fn domain_matches(domain: &str, host: &str) -> bool {
     let domain = domain.trim().to_ascii_lowercase();
     let host = host.to_ascii_lowercase();
@@ -80,8 +82,8 @@ pub fn domain_matches(domain: &str, host: &str) -> bool {
         return true;
     }
     let (dh, dp) = split_host_port(&domain);
-    let (hh, _) = split_host_port(&host);
-    dp.is_none() && dh == hh
+    let (hh, hp) = split_host_port(&host);
+    dh == hh && (dp.is_none() || (dp == Some("443") && hp.is_none()))
 }
 
 /// True for `localhost` and loopback addresses, where plain HTTP is allowed as Docker does.
@@ -530,6 +532,11 @@ mod tests {
         assert!(!domain_matches("reg.local:5001", "reg.local:5000"));
         assert!(!domain_matches("other.local", "reg.local"));
         assert!(!domain_matches("reg.local:5000", "reg.local"));
+        assert!(domain_matches("reg.local:443", "reg.local"));
+        assert!(domain_matches("REG.local:443", "reg.local:443"));
+        assert!(!domain_matches("reg.local:443", "reg.local:5000"));
+        assert!(!domain_matches("other.local:443", "reg.local"));
+        assert!(domain_matches("[::1]:443", "::1"));
     }
 
     #[test]

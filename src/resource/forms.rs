@@ -4,7 +4,7 @@
 //! object.
 
 use super::errors::split_position;
-use super::{CaCert, DockerConfigJson, RegistryMirror};
+use super::{CaCert, DockerConfigJson, RegistryMirror, Version};
 use crate::reference;
 use crate::secret::Secret;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -68,6 +68,36 @@ pub(super) fn digest<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error
     let value = String::deserialize(d)?;
     reference::validate_digest(&value).map_err(|e| de::Error::custom(e.reason))?;
     Ok(value)
+}
+
+/// A version as Concourse sends it; `null` and `{}` (D's empty version) are no version.
+pub(super) fn optional_version<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Version>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawVersion {
+        #[serde(default, deserialize_with = "optional_digest")]
+        digest: Option<String>,
+        #[serde(default)]
+        tag: Option<String>,
+    }
+    match Option::<RawVersion>::deserialize(d)? {
+        None => Ok(None),
+        Some(RawVersion {
+            digest: Some(digest),
+            tag,
+        }) => Ok(Some(Version { digest, tag })),
+        Some(RawVersion {
+            digest: None,
+            tag: None,
+        }) => Ok(None),
+        Some(RawVersion { digest: None, .. }) => Err(de::Error::missing_field("digest")),
+    }
+}
+
+fn optional_digest<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    digest(d).map(Some)
 }
 
 pub(super) fn format<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -97,6 +97,24 @@ pub struct PutParams {
     /// R: with `version`, also move the `major` and `major.minor` aliases.
     #[serde(default, deserialize_with = "nullable")]
     pub bump_aliases: bool,
+    /// D: `DOCKER_BUILDKIT` for `docker build`. Builds always use buildah: accepted, noted.
+    pub docker_buildkit: Option<serde_json::Value>,
+}
+
+impl PutParams {
+    /// Notes for params that are accepted for D's pipelines but change nothing here; the
+    /// caller prints them on stderr.
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let Some(value) = &self.docker_buildkit {
+            notes.push(format!(
+                "note: params.docker_buildkit ({value}) is accepted for docker-image-resource \
+                 pipelines; builds always go through buildah, which reads BuildKit's Dockerfile \
+                 syntax (`RUN --mount=type=secret`) either way"
+            ));
+        }
+        notes
+    }
 }
 
 /// Where a build secret comes from.

@@ -1,6 +1,6 @@
 //! The requests `check`, `in` and `out` read, the version they carry, and which command runs.
 
-use super::forms::{digest, nullable};
+use super::forms::{digest, nullable, optional_version};
 use super::{GetParams, PutParams, Source};
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 pub struct CheckRequest {
     /// The resource's configuration.
     pub source: Source,
-    /// The last version emitted, if any.
+    /// The last version emitted, if any (`{}`, as D sends it, is none).
+    #[serde(default, deserialize_with = "optional_version")]
     pub version: Option<Version>,
 }
 
@@ -20,8 +21,9 @@ pub struct CheckRequest {
 pub struct GetRequest {
     /// The resource's configuration.
     pub source: Source,
-    /// The version to fetch.
-    pub version: Version,
+    /// The version to fetch; `{}` (D sends it) means none: the source's tag as it is now.
+    #[serde(deserialize_with = "optional_version")]
+    pub version: Option<Version>,
     /// The step's `params` (default: none).
     #[serde(default, deserialize_with = "nullable")]
     pub params: GetParams,

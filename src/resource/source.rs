@@ -46,6 +46,17 @@ pub struct Source {
     pub aws_role_arns: Vec<String>,
     /// ECR: the registry's account id.
     pub aws_account_id: Option<String>,
+    /// ECR: R's deprecated alias of `aws_account_id` (same meaning).
+    pub aws_ecr_registry_id: Option<String>,
+    /// R: authenticate to Azure ACR through an AAD token.
+    #[serde(default, deserialize_with = "nullable")]
+    pub azure_acr: bool,
+    /// R: the managed identity's client id for ACR.
+    pub azure_client_id: Option<String>,
+    /// R: the AAD tenant for ACR.
+    pub azure_tenant_id: Option<String>,
+    /// R: `AzurePublic`, `AzureGovernment` or `AzureChina`.
+    pub azure_environment: Option<String>,
     /// D: `host:port` or CIDR entries allowed plain HTTP and unverified TLS.
     #[serde(default, deserialize_with = "nullable")]
     pub insecure_registries: Vec<String>,
@@ -97,6 +108,13 @@ pub struct Source {
     pub debug: bool,
     /// R's notary options: parsed, reported unsupported. May hold keys; never printed.
     pub content_trust: Option<Value>,
+    /// R (`in`): config labels whose key matches become metadata entries.
+    pub label_regex: Option<String>,
+    /// R (`in`): manifest annotations whose key matches become metadata entries.
+    pub annotation_regex: Option<String>,
+    /// D: seconds to wait for the Docker daemon. There is no daemon: accepted, noted.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub startup_timeout: Option<String>,
 }
 
 /// A Docker `config.json`: a JSON object. Its `Debug` shows only the top-level keys.
@@ -214,6 +232,11 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("aws_role_arn", ALL, AUTH),
     ("aws_role_arns", ALL, AUTH),
     ("aws_account_id", ALL, AUTH),
+    ("aws_ecr_registry_id", ALL, AUTH),
+    ("azure_acr", ALL, AUTH),
+    ("azure_client_id", ALL, AUTH),
+    ("azure_tenant_id", ALL, AUTH),
+    ("azure_environment", ALL, AUTH),
     ("tag_regex", CHECK, LIST),
     ("created_at_sort", CHECK, LIST),
     ("semver_constraint", CHECK, SEMVER),
@@ -245,6 +268,19 @@ impl Source {
         Err(anyhow!(message))
     }
 
+    /// Notes for options that are accepted so a pipeline of D or R keeps working, but have
+    /// nothing to do here; the caller prints them on stderr.
+    pub fn notes(&self, command: Command) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let (Some(timeout), Command::Get | Command::Put) = (&self.startup_timeout, command) {
+            notes.push(format!(
+                "note: source.startup_timeout ({timeout}) is accepted for docker-image-resource \
+                 pipelines; there is no Docker daemon to start, so it changes nothing"
+            ));
+        }
+        notes
+    }
+
     /// Whether an option in [`UNSUPPORTED`] has a non-default value; `None` for a name
     /// this function does not know.
     fn is_set(&self, option: &str) -> Option<bool> {
@@ -258,6 +294,11 @@ impl Source {
             "aws_role_arn" => self.aws_role_arn.is_some(),
             "aws_role_arns" => !self.aws_role_arns.is_empty(),
             "aws_account_id" => self.aws_account_id.is_some(),
+            "aws_ecr_registry_id" => self.aws_ecr_registry_id.is_some(),
+            "azure_acr" => self.azure_acr,
+            "azure_client_id" => self.azure_client_id.is_some(),
+            "azure_tenant_id" => self.azure_tenant_id.is_some(),
+            "azure_environment" => self.azure_environment.is_some(),
             "tag_regex" => self.tag_regex.is_some(),
             "created_at_sort" => self.created_at_sort,
             "semver_constraint" => self.semver_constraint.is_some(),
@@ -314,6 +355,11 @@ impl fmt::Debug for Source {
             .field("aws_role_arn", &self.aws_role_arn)
             .field("aws_role_arns", &self.aws_role_arns)
             .field("aws_account_id", &self.aws_account_id)
+            .field("aws_ecr_registry_id", &self.aws_ecr_registry_id)
+            .field("azure_acr", &self.azure_acr)
+            .field("azure_client_id", &self.azure_client_id)
+            .field("azure_tenant_id", &self.azure_tenant_id)
+            .field("azure_environment", &self.azure_environment)
             .field("insecure_registries", &self.insecure_registries)
             .field("insecure", &self.insecure)
             .field("ca_certs", &self.ca_certs)
@@ -334,6 +380,9 @@ impl fmt::Debug for Source {
             .field("max_concurrent_uploads", &self.max_concurrent_uploads)
             .field("debug", &self.debug)
             .field("content_trust", &redacted)
+            .field("label_regex", &self.label_regex)
+            .field("annotation_regex", &self.annotation_regex)
+            .field("startup_timeout", &self.startup_timeout)
             .finish()
     }
 }
@@ -356,7 +405,7 @@ mod tests {
         }
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
-                "created_at_sort" | "pre_releases" | "fail_when_missing" => "true",
+                "created_at_sort" | "pre_releases" | "fail_when_missing" | "azure_acr" => "true",
                 "aws_role_arns" | "pre_release_prefixes" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
                 "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,

@@ -183,6 +183,7 @@ pub struct ImageBuilder {
     user: Option<String>,
     working_dir: Option<String>,
     labels: Map<String, Value>,
+    annotations: Map<String, Value>,
     layers: Vec<(Vec<u8>, Compression)>,
     wrong_diff_ids: Vec<usize>,
 }
@@ -205,6 +206,7 @@ impl ImageBuilder {
             user: None,
             working_dir: None,
             labels: Map::new(),
+            annotations: Map::new(),
             layers: Vec::new(),
             wrong_diff_ids: Vec::new(),
         }
@@ -252,7 +254,14 @@ impl ImageBuilder {
         self
     }
 
-    /// Adds a label.
+    /// Adds a manifest annotation.
+    pub fn annotation(mut self, key: &str, value: &str) -> ImageBuilder {
+        self.annotations
+            .insert(key.to_string(), Value::String(value.to_string()));
+        self
+    }
+
+    /// Adds a config label.
     pub fn label(mut self, key: &str, value: &str) -> ImageBuilder {
         self.labels
             .insert(key.to_string(), Value::String(value.to_string()));
@@ -367,7 +376,7 @@ impl ImageBuilder {
         let config_bytes = serde_json::to_vec(&config).expect("config JSON");
         let config_digest = write_blob(root, &config_bytes);
 
-        let manifest = json!({
+        let mut manifest = json!({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_bytes.len()},
@@ -376,6 +385,9 @@ impl ImageBuilder {
                 .map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size}))
                 .collect::<Vec<_>>(),
         });
+        if !self.annotations.is_empty() {
+            manifest["annotations"] = Value::Object(self.annotations.clone());
+        }
         let manifest = serde_json::to_vec(&manifest).expect("manifest JSON");
         let digest = write_blob(root, &manifest);
         WrittenImage {

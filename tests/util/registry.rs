@@ -72,8 +72,13 @@ impl RegistryConfig {
     }
 
     /// Serve HTTPS with a certificate from `ca` for `127.0.0.1` and `localhost`.
-    pub fn tls(mut self, ca: &Ca) -> RegistryConfig {
-        let (cert_pem, key_pem) = ca.server_cert(&["127.0.0.1", "localhost"]);
+    pub fn tls(self, ca: &Ca) -> RegistryConfig {
+        self.tls_for(ca, &["127.0.0.1", "localhost"])
+    }
+
+    /// Serve HTTPS with a certificate from `ca` for `names` (host names or IP addresses).
+    pub fn tls_for(mut self, ca: &Ca, names: &[&str]) -> RegistryConfig {
+        let (cert_pem, key_pem) = ca.server_cert(names);
         self.tls = Some(ServerTls {
             ca_pem: ca.cert_pem(),
             cert_pem,
