@@ -303,6 +303,10 @@ fn in_oci_layout_of_a_docker_image_keeps_its_manifest() {
     );
     assert_eq!(index["manifests"][0]["digest"], json!(digest), "{index}");
     assert_eq!(
+        fs::read_to_string(layout.join("single-image-digest")).expect("single-image-digest"),
+        digest
+    );
+    assert_eq!(
         sha256_digest(&layout_blob(&layout, &digest)),
         digest,
         "the manifest blob"
