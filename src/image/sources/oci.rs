@@ -120,7 +120,8 @@ fn choose<'a>(entries: &'a [TopDescriptor], marker: Option<&str>) -> Result<Choi
             .map(Choice::One)
             .ok_or_else(|| {
                 anyhow!(
-                    "its single-image-digest file names {digest}, which index.json does not                      list"
+                    "its single-image-digest file names {digest}, which index.json does not \
+                     list"
                 )
             });
     }
@@ -130,7 +131,9 @@ fn choose<'a>(entries: &'a [TopDescriptor], marker: Option<&str>) -> Result<Choi
         all => {
             if let Some(index) = all.iter().find(|e| is_index(&e.media_type)) {
                 bail!(
-                    "its index.json lists {} entries ({}), and {} is an index: several entries                      are pushed as one index only when each is an image manifest (nested                      indexes are not supported)",
+                    "its index.json lists {} entries ({}), and {} is an index: several entries \
+                     are pushed as one index only when each is an image manifest (nested \
+                     indexes are not supported)",
                     all.len(),
                     entry_names(all),
                     index.digest
@@ -209,7 +212,9 @@ fn check_distinct_platforms(entries: &[(String, &Value)]) -> Result<()> {
         }
         if let Some(first) = seen.insert(key.clone(), name) {
             bail!(
-                "index.json lists two images for {key} ({first} and {name}), so they cannot                  be pushed as one multi-platform index; keep one image per platform in the                  layout (skopeo copy oci:<dir>:<ref> oci:<new dir> copies one out)"
+                "index.json lists two images for {key} ({first} and {name}), so they cannot \
+                 be pushed as one multi-platform index; keep one image per platform in the \
+                 layout (skopeo copy oci:<dir>:<ref> oci:<new dir> copies one out)"
             );
         }
     }
@@ -343,13 +348,16 @@ impl Loader<'_> {
                 .layout
                 .read_blob(&image.config.digest)
                 .with_context(what)?;
-            let platform = config_platform(&config).with_context(what)?.ok_or_else(|| {
-                anyhow!(
-                    "{}: it has no platform in index.json and its config {} names no os and                      architecture; add a platform to its index.json entry",
-                    what(),
-                    image.config.digest
-                )
-            })?;
+            let platform = config_platform(&config)
+                .with_context(what)?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: it has no platform in index.json and its config {} names no os and \
+                     architecture; add a platform to its index.json entry",
+                        what(),
+                        image.config.digest
+                    )
+                })?;
             entry.platform = Some(platform);
             filled = true;
         }
