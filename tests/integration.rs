@@ -15,6 +15,7 @@ mod get_platform;
 mod get_redirect;
 mod get_rootfs;
 mod harness;
+mod oci_layouts;
 mod put;
 mod put_bad_inputs;
 mod put_load_and_pull;

@@ -11,6 +11,12 @@
 //! `skopeo copy --all docker://… oci:<dir>:<ref>` (skopeo 1.9) writes; skopeo omits the
 //! top-level `mediaType` of `index.json`, which image-spec 1.1 asks for and we write.
 //!
+//! For a single image, `index.json` lists its manifest, and the layout also holds
+//! `single-image-digest` (the manifest digest, no newline), the marker that
+//! concourse/registry-image-resource's `in` writes (`commands/oci_layout.go`, `WriteToPath`)
+//! and its `out` reads: without it, R's `out` pushes `index.json` itself as a one-entry
+//! index instead of the image. The layout spec allows extra files; other readers ignore it.
+//!
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,6 +40,13 @@ const LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
 /// The only layout version there is.
 const LAYOUT_VERSION: &str = "1.0.0";
+/// R's marker: the digest of the one image a layout holds (see the module doc).
+const SINGLE_IMAGE_DIGEST_FILE: &str = "single-image-digest";
+/// Media types of image manifests (as opposed to indexes).
+const IMAGE_MANIFEST_MEDIA_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
 
 /// What `index.json` lists.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -119,8 +132,9 @@ impl From<DescriptorJson> for TopDescriptor {
 
 /// Writes an OCI image layout at `dir`: every blob of `blobs` (hard-linked from its file
 /// when on the same filesystem, else copied) and an `index.json` listing `index`. Every
-/// descriptor of `index` must be among `blobs`. Works in `<dir>.tmp` (which must not exist)
-/// and renames it at the end.
+/// descriptor of `index` must be among `blobs`. When `index` is one image manifest,
+/// `single-image-digest` names it, as R writes it. Works in `<dir>.tmp` (which must not
+/// exist) and renames it at the end.
 pub fn write_oci_layout(dir: &Path, index: &OciIndexSpec, blobs: &[BlobFile]) -> Result<()> {
     let tmp = tmp_sibling(dir)?;
     if fs::symlink_metadata(&tmp).is_ok() {
@@ -166,7 +180,13 @@ fn write_layout(tmp: &Path, index: &OciIndexSpec, blobs: &[BlobFile]) -> Result<
         media_type: Some(OCI_INDEX_MEDIA_TYPE.to_string()),
         manifests: index.manifests.iter().map(DescriptorJson::from).collect(),
     };
-    write_file(&tmp.join(INDEX_FILE), &serde_json::to_vec(&index_json)?)
+    write_file(&tmp.join(INDEX_FILE), &serde_json::to_vec(&index_json)?)?;
+    if let [only] = index.manifests.as_slice() {
+        if IMAGE_MANIFEST_MEDIA_TYPES.contains(&only.media_type.as_str()) {
+            write_file(&tmp.join(SINGLE_IMAGE_DIGEST_FILE), only.digest.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -274,6 +294,24 @@ impl OciLayout {
                 names()
             ),
         }
+    }
+
+    /// The digest R's `single-image-digest` marker names, when the layout has one.
+    pub fn single_image_digest(&self) -> Result<Option<String>> {
+        let path = self.dir.join(SINGLE_IMAGE_DIGEST_FILE);
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(file) => file
+                .take(1024)
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("reading {}", path.display()))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
+        let digest = String::from_utf8_lossy(&bytes).trim().to_string();
+        digest_parts(&digest)
+            .with_context(|| format!("{} does not hold a digest ({digest:?})", path.display()))?;
+        Ok(Some(digest))
     }
 
     /// Where blob `digest` is; an error naming the digest when it is missing.
@@ -428,6 +466,16 @@ mod tests {
             }],
         });
         assert_eq!(index, want);
+        // R's marker: the manifest digest, no newline.
+        assert_eq!(
+            fs::read_to_string(layout.join(SINGLE_IMAGE_DIGEST_FILE))?,
+            image.manifest_digest
+        );
+        let read = read_oci_layout(&layout)?;
+        assert_eq!(
+            read.single_image_digest()?.as_deref(),
+            Some(image.manifest_digest.as_str())
+        );
 
         let inspect: Value = serde_json::from_str(&run(
             "skopeo",
@@ -526,8 +574,10 @@ mod tests {
         let copied = read_oci_layout(&other)?;
         assert_eq!(copied.read_blob(&index_blob.digest)?, index_bytes);
 
-        // Our reader, on our layout.
+        // Our reader, on our layout; no single-image marker for an index.
+        assert!(!layout.join(SINGLE_IMAGE_DIGEST_FILE).exists());
         let read = read_oci_layout(&layout)?;
+        assert_eq!(read.single_image_digest()?, None);
         assert_eq!(read.manifests(), spec.manifests.as_slice());
         assert_eq!(read.select(Some("1.0"))?.digest, index_blob.digest);
         assert_eq!(read.select(None)?.digest, index_blob.digest);

@@ -60,10 +60,13 @@ pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pus
     path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))
 }
 
-/// An OCI layout directory. `ref_name` picks the `index.json` entry (`None`: the only
-/// one). An index becomes [`Pushable::Index`] with every child's image (a nested index is
-/// an error); a manifest becomes [`Pushable::Image`]. Manifests that need no compressing
-/// keep their bytes and digests.
+/// An OCI layout directory. `ref_name` picks the `index.json` entry; `None` takes the one
+/// R's `single-image-digest` marker names, else the only one, else every entry (all image
+/// manifests, each platform once) as one index: `index.json` itself, with platforms
+/// missing from it taken from the images' configs. An index becomes [`Pushable::Index`]
+/// with every child's image (a nested index is an error); a manifest becomes
+/// [`Pushable::Image`]. Manifests and indexes that need no change keep their bytes and
+/// digests.
 pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<Pushable> {
     oci::from_layout(dir, ref_name, scratch)
 }

@@ -1,6 +1,10 @@
 //! OCI layouts (R's `image` as a directory, and what builders write) and OCI image
 //! tarballs (a tar of a layout, extracted into scratch as it is read).
 //!
+//! Without a ref name, a layout whose `index.json` lists several image manifests (what R's
+//! `in` writes for a multi-platform tag, and what multi-platform builds write) is pushed as
+//! one index, as R pushes it: see [`choose`].
+//!
 //! Every blob is checked against its descriptor (digest and size). Compressed layers are
 //! referenced where they lie; uncompressed ones are compressed into scratch and their
 //! manifest rebuilt, and an index whose children changed is rebuilt too. Otherwise the
@@ -12,6 +16,8 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
 use super::json::{self, Descriptor};
 use super::{compress_layer, gzip_media_type, scan, scratch_path, Pushable};
@@ -22,8 +28,11 @@ use crate::image::manifest::{self, Parsed};
 /// Blobs already hashed (while an OCI tarball was extracted): digest → size.
 type Verified = HashMap<String, u64>;
 
-/// Largest `oci-layout` or `index.json` taken from a tarball.
+/// Largest `oci-layout`, `index.json` or `single-image-digest` taken from a tarball, and
+/// largest `index.json` read.
 const MAX_JSON_BYTES: u64 = 64 << 20;
+/// The annotation that names an entry of `index.json`.
+const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// See [`super::from_oci_layout`].
 pub(super) fn from_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<Pushable> {
@@ -32,7 +41,7 @@ pub(super) fn from_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) ->
 }
 
 /// An OCI image tarball: its layout is extracted into scratch (blobs hashed on the way),
-/// then loaded like a directory, taking the only entry of `index.json`.
+/// then loaded like a directory without a ref name (see [`choose`]).
 pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
     let dir = scratch_path(scratch, "oci-tarball");
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -43,31 +52,186 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
     load(&layout, None, scratch, &verified)
 }
 
-/// The manifest (or index) `ref_name` names, with every image it covers.
+/// What `ref_name` names, with every image it covers; without a name, what [`choose`]
+/// picks.
 fn load(
     layout: &OciLayout,
     ref_name: Option<&str>,
     scratch: &Path,
     verified: &Verified,
 ) -> Result<Pushable> {
-    let top = layout.select(ref_name)?;
     let mut loader = Loader {
         layout,
         scratch,
         verified,
         layers: HashMap::new(),
     };
+    let top = match ref_name {
+        Some(_) => layout.select(ref_name)?,
+        None => {
+            let marker = layout.single_image_digest()?;
+            match choose(layout.manifests(), marker.as_deref()).with_context(|| loader.where_())? {
+                Choice::One(top) => top,
+                Choice::All => return loader.index_json(),
+            }
+        }
+    };
     let raw = loader.read_json_blob(&top.digest, top.size)?;
     match manifest::parse(&top.media_type, &raw)
         .with_context(|| format!("{} in {}", top.digest, loader.where_()))?
     {
-        Parsed::Index(_) => loader.index(top, raw),
+        Parsed::Index(_) => {
+            let origin = IndexOrigin {
+                what: format!("index {}", top.digest),
+                digest: top.digest.clone(),
+                media_type: top.media_type.clone(),
+                is_index_json: false,
+            };
+            loader.index(&origin, raw)
+        }
         Parsed::Manifest(_) => Ok(Pushable::Image(loader.image(
             &top.media_type,
             raw,
             &top.digest,
         )?)),
     }
+}
+
+/// What a layout read without a ref name pushes.
+#[derive(Debug, PartialEq)]
+enum Choice<'a> {
+    /// One entry of `index.json`: an image, or an index.
+    One(&'a TopDescriptor),
+    /// Every entry (all image manifests), as one index: `index.json` itself.
+    All,
+}
+
+/// Which entries of `index.json` (`entries`) are pushed when no ref name is given, as
+/// concourse/registry-image-resource (R) decides (`commands/oci_layout.go`,
+/// `NewIndexImageFromPath`): the entry R's `single-image-digest` marker (`marker`) names;
+/// else the only entry; else all of them as one index, which is how R's `in` and
+/// multi-platform builds list several platforms. Ref names play no part, as in R; unlike
+/// R, several entries must all be image manifests (an index among them is refused).
+fn choose<'a>(entries: &'a [TopDescriptor], marker: Option<&str>) -> Result<Choice<'a>> {
+    if let Some(digest) = marker {
+        return entries
+            .iter()
+            .find(|e| e.digest == digest)
+            .map(Choice::One)
+            .ok_or_else(|| {
+                anyhow!(
+                    "its single-image-digest file names {digest}, which index.json does not \
+                     list"
+                )
+            });
+    }
+    match entries {
+        [] => bail!("its index.json lists no images"),
+        [only] => Ok(Choice::One(only)),
+        all => {
+            if let Some(index) = all.iter().find(|e| is_index(&e.media_type)) {
+                bail!(
+                    "its index.json lists {} entries ({}), and {} is an index: several entries \
+                     are pushed as one index only when each is an image manifest (nested \
+                     indexes are not supported)",
+                    all.len(),
+                    entry_names(all),
+                    index.digest
+                );
+            }
+            Ok(Choice::All)
+        }
+    }
+}
+
+/// The entries' ref names (or digests, for entries without one), for messages.
+fn entry_names(entries: &[TopDescriptor]) -> String {
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e.ref_name.as_deref().unwrap_or(&e.digest))
+        .collect();
+    names.join(", ")
+}
+
+/// Whether `media_type` is an index (OCI index or Docker manifest list).
+fn is_index(media_type: &str) -> bool {
+    matches!(media_type, manifest::OCI_INDEX | manifest::DOCKER_LIST)
+}
+
+/// The platform an image config names (`architecture`, `os`, and `variant`, `os.version`,
+/// `os.features` when given), as an index descriptor's `platform`; `None` when it names
+/// no `os` or `architecture`.
+fn config_platform(config: &[u8]) -> Result<Option<Value>> {
+    let config: Value = serde_json::from_slice(config).context("parsing the image config")?;
+    let text = |key: &str| {
+        config
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(os), Some(architecture)) = (text("os"), text("architecture")) else {
+        return Ok(None);
+    };
+    let mut platform = serde_json::Map::new();
+    platform.insert("architecture".into(), architecture.into());
+    platform.insert("os".into(), os.into());
+    if let Some(version) = text("os.version") {
+        platform.insert("os.version".into(), version.into());
+    }
+    if let Some(features) = config.get("os.features").filter(|f| f.is_array()) {
+        platform.insert("os.features".into(), features.clone());
+    }
+    if let Some(variant) = text("variant") {
+        platform.insert("variant".into(), variant.into());
+    }
+    Ok(Some(Value::Object(platform)))
+}
+
+/// `os/architecture[/variant][ (os.version)]` of a descriptor's platform.
+fn platform_name(platform: &Value) -> String {
+    let text = |key: &str| platform.get(key).and_then(Value::as_str).unwrap_or("");
+    let mut name = format!("{}/{}", text("os"), text("architecture"));
+    if !text("variant").is_empty() {
+        name = format!("{name}/{}", text("variant"));
+    }
+    if !text("os.version").is_empty() {
+        name = format!("{name} ({})", text("os.version"));
+    }
+    name
+}
+
+/// An error when two entries (`(name, platform)`) are for the same platform: then they are
+/// not the platforms of one image (two tags of one platform, say). `unknown/unknown`
+/// (BuildKit's attestation manifests) may repeat.
+fn check_distinct_platforms(entries: &[(String, &Value)]) -> Result<()> {
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    for (name, platform) in entries {
+        let key = platform_name(platform);
+        if key == "unknown/unknown" {
+            continue;
+        }
+        if let Some(first) = seen.insert(key.clone(), name) {
+            bail!(
+                "index.json lists two images for {key} ({first} and {name}), so they cannot \
+                 be pushed as one multi-platform index; keep one image per platform in the \
+                 layout (skopeo copy oci:<dir>:<ref> oci:<new dir> copies one out)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The index being loaded: for messages, and for what may change.
+struct IndexOrigin {
+    /// `index <digest>`, or `index.json`.
+    what: String,
+    /// Its digest.
+    digest: String,
+    /// Its media type when it states none.
+    media_type: String,
+    /// `index.json` itself, listing several images: a missing `platform` is taken from the
+    /// image's config, and a missing `mediaType` is added.
+    is_index_json: bool,
 }
 
 /// Loads images out of one layout, compressing each uncompressed layer once.
@@ -98,20 +262,36 @@ impl Loader<'_> {
         Ok(raw)
     }
 
-    /// An index and every image it lists; rebuilt when a child's manifest was.
-    fn index(&mut self, top: &TopDescriptor, raw: Vec<u8>) -> Result<Pushable> {
+    /// `index.json` itself, listing several images (see [`choose`]): pushed as one index.
+    fn index_json(&mut self) -> Result<Pushable> {
+        let path = self.layout.dir().join("index.json");
+        let mut raw = Vec::new();
+        File::open(&path)
+            .with_context(|| format!("opening {}", path.display()))?
+            .take(MAX_JSON_BYTES)
+            .read_to_end(&mut raw)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let origin = IndexOrigin {
+            what: "index.json".to_string(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&raw))),
+            media_type: manifest::OCI_INDEX.to_string(),
+            is_index_json: true,
+        };
+        self.index(&origin, raw)
+    }
+
+    /// An index and every image it lists; rebuilt when a child's manifest was (or, for
+    /// `index.json`, when a platform or the media type had to be filled in).
+    fn index(&mut self, origin: &IndexOrigin, raw: Vec<u8>) -> Result<Pushable> {
         let mut index: json::Index = serde_json::from_slice(&raw)
-            .with_context(|| format!("parsing index {} in {}", top.digest, self.where_()))?;
+            .with_context(|| format!("parsing {} in {}", origin.what, self.where_()))?;
         let mut images = Vec::with_capacity(index.manifests.len());
         let mut changed = false;
         for child in &mut index.manifests {
-            if matches!(
-                child.media_type.as_str(),
-                manifest::OCI_INDEX | manifest::DOCKER_LIST
-            ) {
+            if is_index(&child.media_type) {
                 bail!(
-                    "index {} in {} lists another index, {}: nested indexes are not supported",
-                    top.digest,
+                    "{} in {} lists another index, {}: nested indexes are not supported",
+                    origin.what,
                     self.where_(),
                     child.digest
                 );
@@ -125,14 +305,21 @@ impl Loader<'_> {
             }
             images.push(image);
         }
+        if origin.is_index_json {
+            changed |= self.fill_platforms(&mut index, &images)?;
+            if index.media_type.is_none() {
+                index.media_type = Some(manifest::OCI_INDEX.to_string());
+                changed = true;
+            }
+        }
         let media_type = index
             .media_type
             .clone()
-            .unwrap_or_else(|| top.media_type.clone());
+            .unwrap_or_else(|| origin.media_type.clone());
         let (raw, digest) = if changed {
             json::to_bytes(&index)?
         } else {
-            (raw, top.digest.clone())
+            (raw, origin.digest.clone())
         };
         Ok(Pushable::Index {
             raw,
@@ -140,6 +327,54 @@ impl Loader<'_> {
             media_type,
             images,
         })
+    }
+
+    /// Gives every entry of `index` without a platform the one its image's config names,
+    /// and checks that no two entries are for the same platform; whether any was filled in.
+    fn fill_platforms(&self, index: &mut json::Index, images: &[LocalImage]) -> Result<bool> {
+        let mut filled = false;
+        for (entry, image) in index.manifests.iter_mut().zip(images) {
+            if entry.platform.is_some() {
+                continue;
+            }
+            let what = || {
+                format!(
+                    "image {} listed in index.json of {}",
+                    entry.digest,
+                    self.where_()
+                )
+            };
+            let config = self
+                .layout
+                .read_blob(&image.config.digest)
+                .with_context(what)?;
+            let platform = config_platform(&config)
+                .with_context(what)?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: it has no platform in index.json and its config {} names no os and \
+                     architecture; add a platform to its index.json entry",
+                        what(),
+                        image.config.digest
+                    )
+                })?;
+            entry.platform = Some(platform);
+            filled = true;
+        }
+        let named: Vec<(String, &Value)> = index
+            .manifests
+            .iter()
+            .filter_map(|e| {
+                let name = e
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME_ANNOTATION))
+                    .unwrap_or(&e.digest);
+                Some((name.clone(), e.platform.as_ref()?))
+            })
+            .collect();
+        check_distinct_platforms(&named).with_context(|| self.where_())?;
+        Ok(filled)
     }
 
     /// One image manifest with its config and layers.
@@ -311,7 +546,7 @@ fn extract(path: &Path, dir: &Path) -> Result<Verified> {
         let name = crate::image::archive::clean_name(&String::from_utf8_lossy(&entry.path_bytes()));
         let entry_type = entry.header().entry_type();
         let digest = match name.as_str() {
-            "oci-layout" | "index.json" => None,
+            "oci-layout" | "index.json" | "single-image-digest" => None,
             _ => match blob_digest(&name) {
                 Some(digest) => Some(digest),
                 None => continue,

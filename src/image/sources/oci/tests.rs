@@ -3,14 +3,14 @@ use std::ffi::OsStr;
 use serde_json::Value;
 
 use super::super::test_support::{
-    expect_err, gunzip_digest, index_layout, layout_of, layout_of_pushable, oci_latest,
-    skopeo_diff_ids,
+    expect_err, gunzip_digest, index_bytes, index_layout, layout_of, layout_of_pushable,
+    oci_latest, skopeo_diff_ids,
 };
 use super::*;
 use crate::image::archive::test_support::{
     make_image, make_layer, run, sha256_digest, sha256_file, Compression as Fixture, Layer,
 };
-use crate::image::manifest::{OCI_INDEX, OCI_MANIFEST};
+use crate::image::manifest::{DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST};
 use crate::image::sources::from_oci_layout;
 
 const OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -249,6 +249,12 @@ fn entries_are_chosen_by_ref_name() -> Result<()> {
         list.push(second["manifests"][0].clone());
     }
     fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)?;
+    // The marker of the one-image layout would still pick the amd64 image (as in R).
+    assert_eq!(
+        fs::read_to_string(layout.join("single-image-digest"))?,
+        amd.manifest_digest
+    );
+    fs::remove_file(layout.join("single-image-digest"))?;
     for entry in fs::read_dir(other.join("blobs/sha256"))? {
         let entry = entry?;
         let dest = layout.join("blobs/sha256").join(entry.file_name());
@@ -259,10 +265,251 @@ fn entries_are_chosen_by_ref_name() -> Result<()> {
     let scratch = tempfile::tempdir()?;
     let image = only_image(from_oci_layout(&layout, Some("arm"), scratch.path())?)?;
     assert_eq!(image.manifest_digest, arm.manifest_digest);
-    let err = expect_err(from_oci_layout(&layout, None, scratch.path()))?;
-    assert!(err.contains("latest, arm"), "{err}");
     let err = expect_err(from_oci_layout(&layout, Some("x"), scratch.path()))?;
     assert!(err.contains("no image named x"), "{err}");
+    // Without a name, both entries (two platforms) are pushed as one index, as R does.
+    let Pushable::Index { images, .. } = from_oci_layout(&layout, None, scratch.path())? else {
+        bail!("not an index");
+    };
+    assert_eq!(images.len(), 2);
+    Ok(())
+}
+
+/// Writes a layout whose `index.json` lists `images` directly (as R's `in` writes a
+/// multi-platform tag), each with its platform when `with_platforms`; returns the layout.
+fn flat_layout(
+    dir: &Path,
+    images: &[(&str, &LocalImage)],
+    with_platforms: bool,
+    media_type: bool,
+) -> Result<PathBuf> {
+    let (layout, _) = index_layout(dir, images, "latest")?;
+    let mut index: Value = serde_json::from_slice(&index_bytes(images)?)?;
+    if !with_platforms {
+        for entry in index["manifests"].as_array_mut().context("manifests")? {
+            entry.as_object_mut().context("entry")?.remove("platform");
+        }
+    }
+    if !media_type {
+        index.as_object_mut().context("index")?.remove("mediaType");
+    }
+    fs::write(layout.join("index.json"), serde_json::to_vec(&index)?)?;
+    Ok(layout)
+}
+
+#[test]
+fn index_json_listing_several_images_is_pushed_as_it_is() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (amd, arm) = two_platforms(dir.path(), false)?;
+    let layout = flat_layout(dir.path(), &[("amd64", &amd), ("arm64", &arm)], true, true)?;
+    let scratch = tempfile::tempdir()?;
+    let Pushable::Index {
+        raw,
+        digest,
+        media_type,
+        images,
+    } = from_oci_layout(&layout, None, scratch.path())?
+    else {
+        bail!("not an index");
+    };
+    // index.json's own bytes, as R pushes them: the same digest.
+    assert_eq!(raw, fs::read(layout.join("index.json"))?);
+    assert_eq!(digest, sha256_digest(&raw));
+    assert_eq!(media_type, OCI_INDEX);
+    let digests: Vec<&str> = images.iter().map(|i| i.manifest_digest.as_str()).collect();
+    assert_eq!(digests, [&amd.manifest_digest, &arm.manifest_digest]);
+    // A ref name still picks one entry... of none here: an error naming what there is.
+    let err = expect_err(from_oci_layout(&layout, Some("latest"), scratch.path()))?;
+    assert!(err.contains("no image named latest"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn missing_platforms_and_media_type_are_filled_in() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (amd, arm) = two_platforms(dir.path(), true)?;
+    let layout = flat_layout(
+        dir.path(),
+        &[("amd64", &amd), ("arm64", &arm)],
+        false,
+        false,
+    )?;
+    let scratch = tempfile::tempdir()?;
+    let Pushable::Index {
+        raw,
+        digest,
+        media_type,
+        images,
+    } = from_oci_layout(&layout, None, scratch.path())?
+    else {
+        bail!("not an index");
+    };
+    assert_eq!(digest, sha256_digest(&raw));
+    assert_eq!(media_type, OCI_INDEX);
+    let index: Value = serde_json::from_slice(&raw)?;
+    assert_eq!(index["mediaType"], OCI_INDEX);
+    let entries = index["manifests"].as_array().context("manifests")?;
+    for ((entry, image), arch) in entries.iter().zip(&images).zip(["amd64", "arm64"]) {
+        assert_eq!(
+            entry["platform"],
+            serde_json::json!({"architecture": arch, "os": "linux"})
+        );
+        assert_eq!(entry["digest"], image.manifest_digest.as_str());
+    }
+    // The arm64 image had a plain layer: compressed, its manifest rebuilt.
+    assert_ne!(images[1].manifest_digest, arm.manifest_digest);
+    // The same input gives the same index.
+    assert_eq!(
+        from_oci_layout(&layout, None, scratch.path())?.digest(),
+        digest
+    );
+
+    // The same layout as an OCI tarball.
+    let tarball = dir.path().join("flat.tar");
+    let mut tar = tar::Builder::new(File::create(&tarball)?);
+    tar.append_dir_all(".", &layout)?;
+    tar.into_inner()?;
+    let from_tar = super::from_tarball(&tarball, scratch.path())?;
+    assert_eq!(from_tar.digest(), digest);
+    Ok(())
+}
+
+#[test]
+fn two_images_for_one_platform_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (amd, _) = two_platforms(dir.path(), false)?;
+    let other = make_image(
+        dir.path(),
+        "amd64",
+        &[make_layer(dir.path(), &[("x", b"other\n")], Fixture::Gzip)?],
+    )?;
+    let layout = flat_layout(
+        dir.path(),
+        &[("amd64", &amd), ("amd64", &other)],
+        false,
+        true,
+    )?;
+    let scratch = tempfile::tempdir()?;
+    let err = expect_err(from_oci_layout(&layout, None, scratch.path()))?;
+    assert!(
+        err.contains("two images for linux/amd64")
+            && err.contains(&amd.manifest_digest)
+            && err.contains(&other.manifest_digest),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn single_image_digest_marker_picks_the_image() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (amd, arm) = two_platforms(dir.path(), false)?;
+    let layout = flat_layout(dir.path(), &[("amd64", &amd), ("arm64", &arm)], true, true)?;
+    fs::write(layout.join("single-image-digest"), &arm.manifest_digest)?;
+    let scratch = tempfile::tempdir()?;
+    let image = only_image(from_oci_layout(&layout, None, scratch.path())?)?;
+    assert_eq!(image.manifest_digest, arm.manifest_digest);
+    // In a tarball too.
+    let tarball = dir.path().join("marked.tar");
+    let mut tar = tar::Builder::new(File::create(&tarball)?);
+    tar.append_dir_all(".", &layout)?;
+    tar.into_inner()?;
+    assert_eq!(
+        super::from_tarball(&tarball, scratch.path())?.digest(),
+        arm.manifest_digest
+    );
+
+    let missing = format!("sha256:{}", "1".repeat(64));
+    fs::write(layout.join("single-image-digest"), &missing)?;
+    let err = expect_err(from_oci_layout(&layout, None, scratch.path()))?;
+    assert!(
+        err.contains("single-image-digest") && err.contains(&missing),
+        "{err}"
+    );
+    fs::write(layout.join("single-image-digest"), "latest")?;
+    let err = expect_err(from_oci_layout(&layout, None, scratch.path()))?;
+    assert!(err.contains("does not hold a digest"), "{err}");
+    Ok(())
+}
+
+fn entry(media_type: &str, digest: char, ref_name: Option<&str>) -> TopDescriptor {
+    TopDescriptor {
+        media_type: media_type.to_string(),
+        digest: format!("sha256:{}", digest.to_string().repeat(64)),
+        size: 1,
+        ref_name: ref_name.map(str::to_string),
+        platform: None,
+    }
+}
+
+#[test]
+fn which_entries_are_pushed() -> Result<()> {
+    let a = entry(OCI_MANIFEST, 'a', Some("amd"));
+    let b = entry(DOCKER_MANIFEST, 'b', None);
+    let i = entry(OCI_INDEX, 'c', Some("multi"));
+    assert_eq!(choose(std::slice::from_ref(&a), None)?, Choice::One(&a));
+    assert_eq!(choose(std::slice::from_ref(&i), None)?, Choice::One(&i));
+    let both = [a.clone(), b.clone()];
+    assert_eq!(choose(&both, None)?, Choice::All);
+    assert_eq!(choose(&both, Some(&b.digest))?, Choice::One(&both[1]));
+    let err = expect_err(choose(&both, Some(&i.digest)))?;
+    assert!(err.contains("single-image-digest"), "{err}");
+    let err = expect_err(choose(&[a.clone(), i.clone()], None))?;
+    assert!(
+        err.contains("lists 2 entries (amd, multi)") && err.contains(&i.digest),
+        "{err}"
+    );
+    assert!(expect_err(choose(&[], None))?.contains("no images"));
+    Ok(())
+}
+
+#[test]
+fn platforms_from_configs() -> Result<()> {
+    let platform = |config: Value| config_platform(&serde_json::to_vec(&config)?);
+    assert_eq!(
+        platform(
+            serde_json::json!({"os": "linux", "architecture": "arm", "variant": "v7",
+            "config": {}})
+        )?,
+        Some(serde_json::json!({"architecture": "arm", "os": "linux", "variant": "v7"}))
+    );
+    assert_eq!(
+        platform(serde_json::json!({"os": "windows", "architecture": "amd64",
+            "os.version": "10.0.17763.1", "os.features": ["win32k"]}))?,
+        Some(serde_json::json!({"architecture": "amd64", "os": "windows",
+            "os.version": "10.0.17763.1", "os.features": ["win32k"]}))
+    );
+    assert_eq!(platform(serde_json::json!({"os": "linux"}))?, None);
+    assert_eq!(
+        platform(serde_json::json!({"os": "", "architecture": "amd64"}))?,
+        None
+    );
+    assert!(config_platform(b"not json").is_err());
+
+    let amd = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let arm = serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"});
+    let unknown = serde_json::json!({"os": "unknown", "architecture": "unknown"});
+    assert_eq!(platform_name(&arm), "linux/arm64/v8");
+    let named = |list: &[(&str, &Value)]| -> Vec<(String, Value)> {
+        list.iter()
+            .map(|(n, p)| (n.to_string(), (*p).clone()))
+            .collect()
+    };
+    let check = |list: Vec<(String, Value)>| {
+        let refs: Vec<(String, &Value)> = list.iter().map(|(n, p)| (n.clone(), p)).collect();
+        check_distinct_platforms(&refs)
+    };
+    check(named(&[
+        ("a", &amd),
+        ("b", &arm),
+        ("c", &unknown),
+        ("d", &unknown),
+    ]))?;
+    let err = expect_err(check(named(&[("a", &amd), ("b", &arm), ("c", &amd)])))?;
+    assert!(
+        err.contains("two images for linux/amd64 (a and c)"),
+        "{err}"
+    );
     Ok(())
 }
 
