@@ -140,16 +140,16 @@ fn numeric(identifier: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn parsed(text: &str) -> Option<(u64, u64, u64, &'static str, &'static str)> {
-        SemVer::parse(text).map(|v| {
-            let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-            (v.major, v.minor, v.patch, leak(v.pre), leak(v.metadata))
-        })
+    /// Major, minor, patch, pre-release, metadata.
+    type Parts<'a> = (u64, u64, u64, &'a str, &'a str);
+
+    fn parsed(text: &str) -> Option<(u64, u64, u64, String, String)> {
+        SemVer::parse(text).map(|v| (v.major, v.minor, v.patch, v.pre, v.metadata))
     }
 
     #[test]
     fn parses_like_masterminds_new_version() {
-        let table: &[(&str, Option<(u64, u64, u64, &str, &str)>)] = &[
+        let table: &[(&str, Option<Parts>)] = &[
             ("1.2.3", Some((1, 2, 3, "", ""))),
             ("1", Some((1, 0, 0, "", ""))),
             ("1.2", Some((1, 2, 0, "", ""))),
@@ -181,7 +181,8 @@ mod tests {
             ("sha-abc123", None),
         ];
         for (text, expected) in table {
-            assert_eq!(parsed(text), *expected, "{text}");
+            let expected = expected.map(|(a, b, c, p, m)| (a, b, c, p.to_string(), m.to_string()));
+            assert_eq!(parsed(text), expected, "{text}");
         }
         assert_eq!(SemVer::parse("v1.2").map(|v| v.dots()), Some(1));
         assert_eq!(SemVer::parse("1.0.0-rc.2").map(|v| v.dots()), Some(3));
