@@ -280,3 +280,28 @@ fn docker_hub_listing_through_a_pull_through_mirror() {
     );
     assert!(!out.stderr.contains("falling back"), "{}", out.stderr);
 }
+
+#[test]
+fn listing_with_token_auth_takes_one_token() {
+    let server = TokenServer::start(TokenConfig::new().user("lister", "s3cret-list"));
+    let registry = Registry::start(RegistryConfig::new().token(&server));
+    let mut digests = Vec::new();
+    for tag in [
+        "1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0", "1.6.0", "1.7.0", "1.8.0",
+    ] {
+        digests.push((tag, push_tags(&registry, &fresh(), "token/list", &[tag])));
+    }
+    server.clear_requests();
+    let source = json!({ "repository": format!("{}/token/list", registry.host()),
+        "username": "lister", "password": "s3cret-list" });
+    let expected: Vec<Value> = digests
+        .iter()
+        .map(|(tag, digest)| json!({ "tag": tag, "digest": digest }))
+        .collect();
+    let out = check(&source, None);
+    assert_eq!(out.expect_success(), &Value::Array(expected));
+    // The listing and nine HEADs (eight at a time) share one pull token.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(!out.stderr.contains("s3cret-list"), "{}", out.stderr);
+}
