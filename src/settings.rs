@@ -171,20 +171,39 @@ pub async fn first_success<'e, T>(
     endpoints: &'e [Endpoint],
     operation: impl AsyncFn(&Endpoint) -> anyhow::Result<T>,
 ) -> anyhow::Result<(&'e Endpoint, T)> {
+    first_found(endpoints, operation, |_| true).await
+}
+
+/// [`first_success`] where a mirror's answer that `found` calls "not found" (a missing tag,
+/// an empty tag list) also falls through to the next endpoint, as R's `check` does; the last
+/// endpoint's answer is returned whatever it is.
+pub async fn first_found<'e, T>(
+    endpoints: &'e [Endpoint],
+    operation: impl AsyncFn(&Endpoint) -> anyhow::Result<T>,
+    found: impl Fn(&T) -> bool,
+) -> anyhow::Result<(&'e Endpoint, T)> {
     let mut failures: Vec<String> = Vec::new();
     for (i, endpoint) in endpoints.iter().enumerate() {
-        match operation(endpoint).await {
-            Ok(value) => return Ok((endpoint, value)),
-            Err(e) if i + 1 < endpoints.len() => {
+        let next = endpoints.get(i + 1);
+        match (operation(endpoint).await, next) {
+            (Ok(value), None) => return Ok((endpoint, value)),
+            (Ok(value), Some(_)) if found(&value) => return Ok((endpoint, value)),
+            (Ok(_), Some(next)) => {
+                eprintln!(
+                    "{} does not have it (not found), falling back to {}",
+                    endpoint.label, next.label
+                );
+                failures.push(format!("{}: not found", endpoint.label));
+            }
+            (Err(e), Some(next)) => {
                 eprintln!(
                     "{} failed, falling back to {}: {e:#}",
-                    endpoint.label,
-                    endpoints[i + 1].label
+                    endpoint.label, next.label
                 );
                 failures.push(format!("{}: {e:#}", endpoint.label));
             }
-            Err(e) if failures.is_empty() => return Err(e),
-            Err(e) => {
+            (Err(e), None) if failures.is_empty() => return Err(e),
+            (Err(e), None) => {
                 return Err(anyhow::anyhow!(
                     "{e:#} (before that, {})",
                     failures.join("; ")

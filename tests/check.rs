@@ -48,14 +48,16 @@ fn plain_http_tag_resolves_to_skopeo_digest() {
 }
 
 #[test]
-fn default_tag_is_latest_and_numeric_tags_keep_their_text() {
+fn without_tag_semver_tags_then_latest_and_numeric_tags_keep_their_text() {
     let registry = Registry::start(RegistryConfig::new());
     let latest = push_random(&registry, "check/tags:latest");
     let one_ten = push_random(&registry, "check/tags:1.10");
     let source = source_for(&registry, "check/tags");
+    // No tag: R's listing, the semver tags ascending, then latest (a digest of its own).
+    // More in check_semver.rs.
     assert_eq!(
         check(&source, None).expect_success(),
-        &json!([{ "digest": latest, "tag": "latest" }])
+        &json!([{ "digest": one_ten, "tag": "1.10" }, { "digest": latest, "tag": "latest" }])
     );
     // A JSON number keeps its text: 1.10, not 1.1.
     let request = format!(

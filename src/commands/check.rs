@@ -1,57 +1,138 @@
-//! `check`: resolves the source's tag to the digest of its manifest (the index digest for a
-//! multi-arch tag) and emits versions after the given one.
+//! `check`: the versions after the given one, oldest first.
 //!
-//! Single-tag mode: `HEAD /v2/<name>/manifests/<tag>` (GET and hash when the registry sends no
-//! digest). With a given version that still exists and differs from the current one, the answer
-//! is `[given, current]`; otherwise `[current]`. A missing tag is `[]`, not an error.
+//! - With a tag (`tag`, or `repository` carrying `:tag` or `@digest`): the tag's digest from
+//!   `HEAD /v2/<name>/manifests/<tag>` (GET and hash when the registry sends no digest; the
+//!   index digest for a multi-arch tag). With a given version that still exists and differs
+//!   from the current one, the answer is `[given, current]`; otherwise `[current]`. A missing
+//!   tag is `[]`, not an error.
+//! - Without one: R's semver listing ([`semver_tags`]) over the tags listed once, whose
+//!   digests are resolved with at most [`RESOLVE_CONCURRENCY`] HEADs at a time.
+//!
+//! With a Docker Hub mirror, the whole check runs on the mirror first and on the origin when
+//! the mirror fails or finds nothing (R's `Check.Execute`).
+
+pub mod semver;
+pub mod semver_tags;
 
 use crate::registry::Descriptor;
-use crate::resource::{parse_request, CheckRequest, Command, Version};
-use crate::settings::{first_success, Settings};
+use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
+use crate::settings::{first_found, Endpoint, Settings};
 use anyhow::Context as _;
+use futures_util::StreamExt as _;
+use semver_tags::Rules;
+
+/// Manifest HEADs in flight at once when resolving listed tags.
+pub const RESOLVE_CONCURRENCY: usize = 8;
 
 /// Runs `check` on a request; returns the JSON array of versions.
 pub async fn run(input: &[u8]) -> anyhow::Result<serde_json::Value> {
     let request: CheckRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Check)?;
     let settings = Settings::from_source(&request.source)?;
-    let versions = check(&settings, request.version.as_ref()).await?;
+    for note in ignored_options(&request.source, pins_a_tag(&settings)) {
+        eprintln!("note: {note}");
+    }
+    let versions = check(&settings, &request.source, request.version.as_ref()).await?;
     Ok(serde_json::to_value(versions)?)
 }
 
 /// The versions to emit, oldest first.
-pub async fn check(settings: &Settings, given: Option<&Version>) -> anyhow::Result<Vec<Version>> {
+pub async fn check(
+    settings: &Settings,
+    source: &Source,
+    given: Option<&Version>,
+) -> anyhow::Result<Vec<Version>> {
+    let endpoints = settings.pull_endpoints().await?;
+    if pins_a_tag(settings) {
+        return check_tag(settings, &endpoints, given).await;
+    }
+    let rules = Rules {
+        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
+        pre_releases: source.pre_releases,
+        pre_release_prefixes: &source.pre_release_prefixes,
+        constraint: None,
+    };
+    check_repository(settings, &endpoints, &rules, given).await
+}
+
+/// Whether the source names one tag (or digest); otherwise `check` lists the repository.
+fn pins_a_tag(settings: &Settings) -> bool {
+    settings.reference.tag().is_some() || settings.reference.digest().is_some()
+}
+
+/// Options R's `check` ignores in this mode: one line each for stderr.
+fn ignored_options(source: &Source, pinned: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    if pinned {
+        let listing = [
+            ("tag_regex", source.tag_regex.is_some()),
+            ("semver_constraint", source.semver_constraint.is_some()),
+            ("pre_releases", source.pre_releases),
+            (
+                "pre_release_prefixes",
+                !source.pre_release_prefixes.is_empty(),
+            ),
+            ("created_at_sort", source.created_at_sort),
+        ];
+        for (option, _) in listing.iter().filter(|(_, set)| *set) {
+            notes.push(format!(
+                "`{option}` is ignored by check when a tag is given (as in R): the tag is checked"
+            ));
+        }
+        if source.variant.is_some() {
+            notes.push(
+                "`variant` does not change check when a tag is given (as in R); it names the \
+                 variant tags `out` pushes"
+                    .to_string(),
+            );
+        }
+    } else if source.created_at_sort && source.tag_regex.is_none() {
+        notes.push("`created_at_sort` is ignored without `tag_regex` (as in R)".to_string());
+    }
+    notes
+}
+
+/// One tag: `[given, current]` while the given version exists and differs, else `[current]`.
+async fn check_tag(
+    settings: &Settings,
+    endpoints: &[Endpoint],
+    given: Option<&Version>,
+) -> anyhow::Result<Vec<Version>> {
     let reference = &settings.reference;
     let tag = reference
         .tag()
         .map(str::to_string)
         .or_else(|| reference.digest().is_none().then(|| "latest".to_string()));
     let wanted = reference.reference_string();
-    let endpoints = settings.pull_endpoints().await?;
-    let (_, (current, given_exists)) = first_success(&endpoints, async |endpoint| {
-        let client = &endpoint.client;
-        let current: Option<Descriptor> = client
-            .head_manifest(&endpoint.repository, &wanted)
-            .await
-            .with_context(|| format!("resolving {reference} on {}", endpoint.label))?;
-        let Some(current) = current else {
-            return Ok((None, false));
-        };
-        let given_exists = match given {
-            Some(version) if version.digest != current.digest => client
-                .head_manifest(&endpoint.repository, &version.digest)
+    let found = |(current, _): &(Option<Descriptor>, bool)| current.is_some();
+    let (_, (current, given_exists)) = first_found(
+        endpoints,
+        async |endpoint| {
+            let client = &endpoint.client;
+            let current: Option<Descriptor> = client
+                .head_manifest(&endpoint.repository, &wanted)
                 .await
-                .with_context(|| {
-                    format!(
-                        "checking whether version {} of {reference} still exists on {}",
-                        version.digest, endpoint.label
-                    )
-                })?
-                .is_some(),
-            _ => false,
-        };
-        Ok((Some(current), given_exists))
-    })
+                .with_context(|| format!("resolving {reference} on {}", endpoint.label))?;
+            let Some(current) = current else {
+                return Ok((None, false));
+            };
+            let given_exists = match given {
+                Some(version) if version.digest != current.digest => client
+                    .head_manifest(&endpoint.repository, &version.digest)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "checking whether version {} of {reference} still exists on {}",
+                            version.digest, endpoint.label
+                        )
+                    })?
+                    .is_some(),
+                _ => false,
+            };
+            Ok((Some(current), given_exists))
+        },
+        found,
+    )
     .await?;
     let Some(current) = current else {
         eprintln!(
@@ -73,4 +154,58 @@ pub async fn check(settings: &Settings, given: Option<&Version>) -> anyhow::Resu
     }
     versions.push(current);
     Ok(versions)
+}
+
+/// No tag: list the tags once, resolve the candidates, and pick versions as R does.
+async fn check_repository(
+    settings: &Settings,
+    endpoints: &[Endpoint],
+    rules: &Rules<'_>,
+    given: Option<&Version>,
+) -> anyhow::Result<Vec<Version>> {
+    let name = settings.reference.name();
+    let (_, versions) = first_found(
+        endpoints,
+        async |endpoint| {
+            let tags = endpoint
+                .client
+                .list_tags(&endpoint.repository)
+                .await
+                .with_context(|| format!("listing the tags of {name} on {}", endpoint.label))?;
+            let resolve = async |tags: Vec<String>| resolve_digests(endpoint, &name, tags).await;
+            semver_tags::versions(&tags, given, rules, resolve).await
+        },
+        |versions: &Vec<Version>| !versions.is_empty(),
+    )
+    .await?;
+    if versions.is_empty() {
+        eprintln!(
+            "{name} has no version tags and no `{}` tag: no versions",
+            rules.bare_tag()
+        );
+    }
+    Ok(versions)
+}
+
+/// The digests of `tags` on `endpoint`, in order (`None` for a tag that is gone), with at
+/// most [`RESOLVE_CONCURRENCY`] HEADs in flight.
+async fn resolve_digests(
+    endpoint: &Endpoint,
+    name: &str,
+    tags: Vec<String>,
+) -> anyhow::Result<Vec<Option<String>>> {
+    futures_util::stream::iter(tags)
+        .map(|tag| async move {
+            endpoint
+                .client
+                .head_manifest(&endpoint.repository, &tag)
+                .await
+                .map(|descriptor| descriptor.map(|d| d.digest))
+                .with_context(|| format!("resolving {name}:{tag} on {}", endpoint.label))
+        })
+        .buffered(RESOLVE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }

@@ -270,7 +270,9 @@ async fn get(
 
 /// `repository` without a trailing `:tag` or `@digest` (a port's colon stays).
 fn without_tag_or_digest(repository: &str) -> &str {
-    let name = repository.split_once('@').map_or(repository, |(name, _)| name);
+    let name = repository
+        .split_once('@')
+        .map_or(repository, |(name, _)| name);
     let last = name.rfind('/').map_or(0, |i| i + 1);
     match name[last..].find(':') {
         Some(colon) => &name[..last + colon],
@@ -543,8 +545,14 @@ mod tests {
             ("golang:1.7", "golang"),
             ("localhost:5000/team/app", "localhost:5000/team/app"),
             ("localhost:5000/team/app:2.5", "localhost:5000/team/app"),
-            (&*format!("registry.local/app@{digest}"), "registry.local/app"),
-            (&*format!("registry.local:443/app:1@{digest}"), "registry.local:443/app"),
+            (
+                &*format!("registry.local/app@{digest}"),
+                "registry.local/app",
+            ),
+            (
+                &*format!("registry.local:443/app:1@{digest}"),
+                "registry.local:443/app",
+            ),
         ] {
             assert_eq!(super::without_tag_or_digest(written), expected, "{written}");
         }

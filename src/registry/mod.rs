@@ -9,6 +9,7 @@ pub mod auth;
 pub mod challenge;
 pub mod client;
 pub mod error;
+pub mod tags;
 pub mod transport;
 pub mod upload;
 

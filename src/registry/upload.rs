@@ -1,10 +1,10 @@
 //! The push half of the distribution API on [`Client`]: blob existence, cross-repository
 //! mounts, uploads streamed from files (monolithic `PUT`, or chunked `PATCH` when the registry
-//! asks for a minimum chunk size), manifest `PUT`s, and tag listing with `Link` pagination.
+//! asks for a minimum chunk size), and manifest `PUT`s.
 
 use super::auth::repository_scope;
 use super::client::{Client, Request};
-use super::error::{diagnostics, Error};
+use super::error::Error;
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
@@ -290,76 +290,6 @@ impl Client {
         Ok(())
     }
 
-    /// Every tag of `repository`, following `Link` pagination. A repository that does not
-    /// exist has no tags.
-    pub async fn list_tags(&self, repository: &str) -> Result<Vec<String>, Error> {
-        #[derive(serde::Deserialize)]
-        struct Page {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
-        let base = self.base_url().await?;
-        let mut next = Some(format!("{base}/v2/{repository}/tags/list?n=1000"));
-        let mut tags = Vec::new();
-        let scopes = vec![repository_scope(repository, "pull")];
-        let mut pages = 0;
-        while let Some(url) = next.take() {
-            pages += 1;
-            if pages > 10_000 {
-                return Err(Error::Protocol {
-                    registry: self.host().to_string(),
-                    detail: format!("tag listing of {repository} does not end"),
-                });
-            }
-            let response = self
-                .send_with(Request {
-                    method: Method::GET,
-                    url: &url,
-                    accept: Some("application/json"),
-                    scopes: &scopes,
-                    repository,
-                    headers: &[],
-                    body: &|| None,
-                })
-                .await?;
-            if response.status() == StatusCode::NOT_FOUND {
-                return Ok(tags);
-            }
-            if !response.status().is_success() {
-                return Err(self.status_error("GET", response).await);
-            }
-            next = response
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link)
-                .map(|link| {
-                    parse_url(self.host(), &base)
-                        .and_then(|b| {
-                            b.join(&link).map_err(|e| Error::Protocol {
-                                registry: self.host().to_string(),
-                                detail: format!("bad Link {link}: {e}"),
-                            })
-                        })
-                        .map(|u| u.to_string())
-                })
-                .transpose()?;
-            let body = response.bytes().await.map_err(|e| Error::Transport {
-                host: self.host().to_string(),
-                detail: format!("reading the tag list of {repository}: {e}"),
-            })?;
-            let page: Page = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-                registry: self.host().to_string(),
-                detail: format!(
-                    "tag list of {repository} is not JSON ({e}): {}",
-                    diagnostics(&body)
-                ),
-            })?;
-            tags.extend(page.tags.unwrap_or_default());
-        }
-        Ok(tags)
-    }
-
     /// The absolute URL of a response's `Location`.
     fn location(&self, base: &str, response: &reqwest::Response) -> Result<String, Error> {
         let location = response
@@ -380,25 +310,10 @@ impl Client {
     }
 }
 
-fn parse_url(host: &str, url: &str) -> Result<url::Url, Error> {
+pub(super) fn parse_url(host: &str, url: &str) -> Result<url::Url, Error> {
     url::Url::parse(url).map_err(|e| Error::Protocol {
         registry: host.to_string(),
         detail: format!("invalid URL {url:?}: {e}"),
-    })
-}
-
-/// The target of a `Link: <url>; rel="next"` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        params
-            .split(';')
-            .any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
-            })
-            .then(|| target.to_string())
     })
 }
 
@@ -408,23 +323,4 @@ fn read_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len as usize);
     file.take(len).read_to_end(&mut buf)?;
     Ok(buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_headers() {
-        assert_eq!(
-            next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
-            Some("/v2/a/tags/list?n=2&last=b")
-        );
-        assert_eq!(
-            next_link(r#"<https://x/y>; rel=next"#).as_deref(),
-            Some("https://x/y")
-        );
-        assert_eq!(next_link(r#"<https://x/y>; rel="prev""#), None);
-        assert_eq!(next_link("garbage"), None);
-    }
 }

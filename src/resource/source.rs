@@ -215,13 +215,18 @@ pub struct Platform {
 const ALL: &[Command] = &[Command::Check, Command::Get, Command::Put];
 const CHECK: &[Command] = &[Command::Check];
 const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
-const LIST: &str = "listing tags is not built; pin `tag` instead";
-const SEMVER: &str = "R's semver mode is not built; pin `tag` instead";
+const LIST: &str = "listing tags by regex is not built; pin `tag` instead, or drop it for \
+                    R's semver listing";
+const SEMVER: &str = "semver constraints are not built; pin `tag` instead, or drop it for \
+                      every semver tag";
 const GIT: &str = "tags from git commits are not built; pin `tag` instead";
 const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
 
 /// Options that parse but do nothing yet: (option, the commands whose behaviour it changes,
-/// what is missing). Shrink this as features land.
+/// what is missing). Shrink this as features land. `variant`, `pre_releases` and
+/// `pre_release_prefixes` are built (R's listing without a tag); the listing options below
+/// count as set only when no tag is given, since R's `check` ignores them next to a tag
+/// ([`Source::is_set`]).
 const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("docker_config", ALL, AUTH),
     ("registry_extension", ALL, AUTH),
@@ -240,9 +245,6 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("tag_regex", CHECK, LIST),
     ("created_at_sort", CHECK, LIST),
     ("semver_constraint", CHECK, SEMVER),
-    ("variant", CHECK, SEMVER),
-    ("pre_releases", CHECK, SEMVER),
-    ("pre_release_prefixes", CHECK, SEMVER),
     ("git_repo", CHECK, GIT),
     ("git_private_key", CHECK, GIT),
     ("git_branch", CHECK, GIT),
@@ -299,12 +301,12 @@ impl Source {
             "azure_client_id" => self.azure_client_id.is_some(),
             "azure_tenant_id" => self.azure_tenant_id.is_some(),
             "azure_environment" => self.azure_environment.is_some(),
-            "tag_regex" => self.tag_regex.is_some(),
-            "created_at_sort" => self.created_at_sort,
-            "semver_constraint" => self.semver_constraint.is_some(),
-            "variant" => self.variant.is_some(),
-            "pre_releases" => self.pre_releases,
-            "pre_release_prefixes" => !self.pre_release_prefixes.is_empty(),
+            "tag_regex" => self.tag_regex.is_some() && !self.pins_a_tag(),
+            // Without `tag_regex`, R ignores it (`check` says so on stderr).
+            "created_at_sort" => {
+                self.created_at_sort && self.tag_regex.is_some() && !self.pins_a_tag()
+            }
+            "semver_constraint" => self.semver_constraint.is_some() && !self.pins_a_tag(),
             "git_repo" => self.git_repo.is_some(),
             "git_private_key" => self.git_private_key.is_some(),
             "git_branch" => self.git_branch.is_some(),
@@ -312,6 +314,14 @@ impl Source {
             "content_trust" => self.content_trust.is_some(),
             _ => return None,
         })
+    }
+
+    /// Whether `tag` is set or `repository` carries a tag or digest: then R's `check` checks
+    /// that one tag and ignores the listing options.
+    fn pins_a_tag(&self) -> bool {
+        self.tag.is_some()
+            || Reference::parse(&self.repository)
+                .is_ok_and(|r| r.tag().is_some() || r.digest().is_some())
     }
 
     /// The normalised reference from `repository`, with `tag` applied when set.
@@ -405,8 +415,9 @@ mod tests {
         }
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
-                "created_at_sort" | "pre_releases" | "fail_when_missing" | "azure_acr" => "true",
-                "aws_role_arns" | "pre_release_prefixes" => r#"["x"]"#,
+                "created_at_sort" => r#"true, "tag_regex": "x""#,
+                "fail_when_missing" | "azure_acr" => "true",
+                "aws_role_arns" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
                 "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
                 _ => r#""x""#,
@@ -417,8 +428,10 @@ mod tests {
                 match s.reject_unsupported(command) {
                     Err(e) if commands.contains(&command) => {
                         let e = e.to_string();
+                        // `created_at_sort` only counts with `tag_regex`, which is named first.
                         assert!(
-                            e.starts_with(&format!("not supported yet: {option} (in `source`): ")),
+                            e.starts_with(&format!("not supported yet: {option} (in `source`): "))
+                                || e.ends_with(&format!("; also not supported yet: {option}")),
                             "{e}"
                         );
                     }
@@ -427,6 +440,20 @@ mod tests {
                 }
             }
         }
+        // Next to a tag, R's check ignores the listing options (check notes it on stderr).
+        let pinned = source(
+            r#""tag": "1", "tag_regex": "x", "semver_constraint": "1", "created_at_sort": true,
+            "variant": "v", "pre_releases": true, "pre_release_prefixes": ["x"]"#,
+        );
+        assert!(pinned.reject_unsupported(Command::Check).is_ok());
+        let in_repository = source(r#""repository": "golang:1", "semver_constraint": "1""#);
+        assert!(in_repository.reject_unsupported(Command::Check).is_ok());
+        // Without a tag: R's listing options are built, `created_at_sort` alone is ignored.
+        let listing = source(
+            r#""variant": "v", "pre_releases": true, "pre_release_prefixes": ["x"],
+            "created_at_sort": true"#,
+        );
+        assert!(listing.reject_unsupported(Command::Check).is_ok());
         let s = source(r#""tag_regex": "x", "semver_constraint": "1", "aws_region": "r""#);
         let e = s
             .reject_unsupported(Command::Check)

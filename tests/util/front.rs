@@ -30,6 +30,8 @@ pub enum Action {
     Respond(String),
     /// Do not forward; answer with this status line, these header lines and no body.
     RespondWithHeaders(String, Vec<String>),
+    /// Do not forward; answer with this status line, these header lines and this body.
+    RespondWithBody(String, Vec<String>, Vec<u8>),
     /// Do not forward or answer: reset the connection (TCP RST).
     Reset,
 }
@@ -120,6 +122,10 @@ fn serve(
             respond(&mut client, &status, &headers);
             return;
         }
+        Action::RespondWithBody(status, headers, body) => {
+            respond_with_body(&mut client, &status, &headers, &body);
+            return;
+        }
         Action::Reset => {
             reset(client);
             return;
@@ -156,13 +162,23 @@ fn serve(
 
 /// Answers with `status`, `headers` and no body, and closes.
 fn respond(client: &mut TcpStream, status: &str, headers: &[String]) {
+    respond_with_body(client, status, headers, b"");
+}
+
+/// Answers with `status`, `headers` and `body`, and closes.
+fn respond_with_body(client: &mut TcpStream, status: &str, headers: &[String], body: &[u8]) {
     let mut answer = format!("HTTP/1.1 {status}\r\n");
     for header in headers {
         answer.push_str(header);
         answer.push_str("\r\n");
     }
-    answer.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-    let _ = client.write_all(answer.as_bytes());
+    answer.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
+    let mut answer = answer.into_bytes();
+    answer.extend_from_slice(body);
+    let _ = client.write_all(&answer);
 }
 
 /// Closes `client` with a TCP reset: `SO_LINGER` on with a zero timeout, then close.
