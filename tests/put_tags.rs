@@ -16,6 +16,12 @@ use crate::util::oracle::repository_tags;
 use crate::util::*;
 
 /// Sorted, deduplicated tags.
+fn run_check(source: &Value) -> Value {
+    run("check", &[], &json!({ "source": source }))
+        .expect_success()
+        .clone()
+}
+
 fn tag_set(tags: &[String]) -> BTreeSet<String> {
     tags.iter().cloned().collect()
 }
@@ -109,12 +115,21 @@ fn default_tag_is_source_tag_else_latest() {
 #[test]
 fn additional_tags_alone_push_only_those_tags() {
     // No `latest` appears: it is implied only when no tag is named anywhere (R).
-    tag_run(
+    let run = tag_run(
         json!({}),
         json!({"additional_tags": "more"}),
-        &[("more", "v1 v1.2\n")],
-    )
-    .assert_pushed(&["v1", "v1.2"], &[]);
+        &[("more", "v1 v1.2 latest\n")],
+    );
+    // The version is the one `check` reports for this source (R's listing picks the most
+    // specific semver tag of a digest), so the check after the put finds no new version.
+    let pushed = run.assert_pushed(&["v1.2", "v1", "latest"], &[]);
+    let source = source_for(&run.registry, "put/tags");
+    let checked = run_check(&source);
+    assert_eq!(
+        checked,
+        json!([{"tag": pushed.tag, "digest": pushed.digest}]),
+        "check after put"
+    );
     // R's error for a tag_prefix with nothing to prefix; nothing is pushed.
     let run = tag_run(json!({"tag": "dev"}), json!({"tag_prefix": "v"}), &[]);
     let error = run.out.expect_failure();

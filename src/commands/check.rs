@@ -55,6 +55,30 @@ pub async fn check(
     check_repository(settings, &endpoints, &rules, given).await
 }
 
+/// The tag `check` would report for an image just pushed under `pushed` (all one digest),
+/// when it would report it at all: the source's tag when it was pushed; without one, the tag
+/// R's listing picks for that digest. `out` emits it as its version, so that the next check
+/// finds the same version and downstream jobs run once.
+pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> Option<String> {
+    if pins_a_tag(settings) {
+        let tag = settings.reference.tag()?;
+        return pushed.iter().find(|t| *t == tag).cloned();
+    }
+    let rules = Rules {
+        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
+        pre_releases: source.pre_releases,
+        pre_release_prefixes: &source.pre_release_prefixes,
+        constraint: None,
+    };
+    let candidates = rules.candidates(pushed, None);
+    let resolved: Vec<(&semver_tags::Candidate, String)> =
+        candidates.iter().map(|c| (c, String::new())).collect();
+    semver_tags::select(&resolved, &rules)
+        .into_iter()
+        .next()
+        .and_then(|version| version.tag)
+}
+
 /// Whether the source names one tag (or digest); otherwise `check` lists the repository.
 fn pins_a_tag(settings: &Settings) -> bool {
     settings.reference.tag().is_some() || settings.reference.digest().is_some()

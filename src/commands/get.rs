@@ -105,7 +105,7 @@ async fn get(
         .unwrap_or_else(|| "latest".to_string());
     // As written in `source.repository` (D and R do not normalise it), less a tag or digest
     // carried there, so that `repository:tag` still names the image.
-    let repository = without_tag_or_digest(source.repository.trim());
+    let repository = super::repository_as_written(source);
     written.file("repository", repository.as_bytes())?;
     written.file("tag", tag.as_bytes())?;
     written.file("digest", version.digest.as_bytes())?;
@@ -266,18 +266,6 @@ async fn get(
     std::fs::remove_dir_all(&scratch)
         .with_context(|| format!("removing the scratch directory {}", scratch.display()))?;
     Ok(json!({"version": response_version, "metadata": metadata}))
-}
-
-/// `repository` without a trailing `:tag` or `@digest` (a port's colon stays).
-fn without_tag_or_digest(repository: &str) -> &str {
-    let name = repository
-        .split_once('@')
-        .map_or(repository, |(name, _)| name);
-    let last = name.rfind('/').map_or(0, |i| i + 1);
-    match name[last..].find(':') {
-        Some(colon) => &name[..last + colon],
-        None => name,
-    }
 }
 
 /// With no version (`{}`), the source's tag (or digest) as it is now: the mirror's
@@ -533,30 +521,6 @@ fn apply_one(
         bail!("uncompressed layer digest is {diff_id} but the image config says {expected_diff_id}: the layer is corrupt");
     }
     Ok(stats)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn repository_as_written_less_its_tag_or_digest() {
-        let digest = format!("sha256:{}", "a".repeat(64));
-        for (written, expected) in [
-            ("golang", "golang"),
-            ("golang:1.7", "golang"),
-            ("localhost:5000/team/app", "localhost:5000/team/app"),
-            ("localhost:5000/team/app:2.5", "localhost:5000/team/app"),
-            (
-                &*format!("registry.local/app@{digest}"),
-                "registry.local/app",
-            ),
-            (
-                &*format!("registry.local:443/app:1@{digest}"),
-                "registry.local:443/app",
-            ),
-        ] {
-            assert_eq!(super::without_tag_or_digest(written), expected, "{written}");
-        }
-    }
 }
 
 mod pipe {

@@ -44,6 +44,25 @@ pub fn main(executable: Executable) -> ExitCode {
     }
 }
 
+/// `source.repository` as written (D and R do not normalise it), less a `:tag` or
+/// `@digest` carried there, so that `repository:tag` still names the image: the `repository`
+/// file and metadata of `in` and `out`.
+pub(crate) fn repository_as_written(source: &crate::resource::Source) -> &str {
+    without_tag_or_digest(source.repository.trim())
+}
+
+/// `repository` without a trailing `:tag` or `@digest` (a port's colon stays).
+fn without_tag_or_digest(repository: &str) -> &str {
+    let name = repository
+        .split_once('@')
+        .map_or(repository, |(name, _)| name);
+    let last = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last..].find(':') {
+        Some(colon) => &name[..last + colon],
+        None => name,
+    }
+}
+
 /// The arguments as text: a directory whose name is not UTF-8 is an error, not a panic
 /// (Concourse always passes plain paths).
 fn arguments(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Vec<String>> {
@@ -96,6 +115,27 @@ mod tests {
     use super::*;
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt as _;
+
+    #[test]
+    fn repository_as_written_less_its_tag_or_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        for (written, expected) in [
+            ("golang", "golang"),
+            ("golang:1.7", "golang"),
+            ("localhost:5000/team/app", "localhost:5000/team/app"),
+            ("localhost:5000/team/app:2.5", "localhost:5000/team/app"),
+            (
+                &*format!("registry.local/app@{digest}"),
+                "registry.local/app",
+            ),
+            (
+                &*format!("registry.local:443/app:1@{digest}"),
+                "registry.local:443/app",
+            ),
+        ] {
+            assert_eq!(without_tag_or_digest(written), expected, "{written}");
+        }
+    }
 
     #[test]
     fn non_utf8_arguments_are_errors() {

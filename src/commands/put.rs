@@ -151,11 +151,23 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         plan.top.digest,
         tags.join(", ")
     );
+    // The version `check` will report for this image, so a put and the check after it do not
+    // make two versions of one push; else the first tag.
+    let version_tag = super::check::reported_tag(&settings, &request.source, &tags)
+        .unwrap_or_else(|| first_tag.clone());
+    // The version's tag first, then the others in the order they were pushed.
+    let listed: Vec<&str> = std::iter::once(version_tag.as_str())
+        .chain(
+            tags.iter()
+                .map(String::as_str)
+                .filter(|t| *t != version_tag),
+        )
+        .collect();
     Ok(json!({
-        "version": {"tag": first_tag, "digest": plan.top.digest},
+        "version": {"tag": version_tag, "digest": plan.top.digest},
         "metadata": [
-            {"name": "repository", "value": settings.reference.name()},
-            {"name": "tags", "value": tags.join(" ")},
+            {"name": "repository", "value": super::repository_as_written(&request.source)},
+            {"name": "tags", "value": listed.join(" ")},
         ],
     }))
 }
