@@ -7,13 +7,16 @@
 //!   tag is `[]`, not an error.
 //! - Without one: R's semver listing ([`semver_tags`]) over the tags listed once, whose
 //!   digests are resolved with at most [`RESOLVE_CONCURRENCY`] HEADs at a time.
+//! - With `git_repo`: the tag is the head commit of `git_branch` ([`git`]).
 //!
 //! With a Docker Hub mirror, the whole check runs on the mirror first and on the origin when
 //! the mirror fails or finds nothing (R's `Check.Execute`).
 
+pub mod git;
 pub mod semver;
 pub mod semver_tags;
 
+use crate::reference::Reference;
 use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
 use crate::settings::{first_found, Endpoint, Settings};
@@ -43,8 +46,12 @@ pub async fn check(
     given: Option<&Version>,
 ) -> anyhow::Result<Vec<Version>> {
     let endpoints = settings.pull_endpoints().await?;
+    if let Some(options) = git::GitOptions::from_source(source, pins_a_tag(settings))? {
+        return git::check(settings, &endpoints, &options, given).await;
+    }
     if pins_a_tag(settings) {
-        return check_tag(settings, &endpoints, given).await;
+        let versions = check_tag(&settings.reference, &endpoints, given).await?;
+        return git::require_found(versions, source, &settings.reference);
     }
     let rules = Rules {
         variant: source.variant.as_deref().filter(|v| !v.is_empty()),
@@ -118,11 +125,10 @@ fn ignored_options(source: &Source, pinned: bool) -> Vec<String> {
 
 /// One tag: `[given, current]` while the given version exists and differs, else `[current]`.
 async fn check_tag(
-    settings: &Settings,
+    reference: &Reference,
     endpoints: &[Endpoint],
     given: Option<&Version>,
 ) -> anyhow::Result<Vec<Version>> {
-    let reference = &settings.reference;
     let tag = reference
         .tag()
         .map(str::to_string)

@@ -94,7 +94,10 @@ pub struct Source {
     pub git_private_key: Option<Secret>,
     /// Branch of `git_repo` (default `master`).
     pub git_branch: Option<String>,
-    /// Fail instead of waiting when the tag does not exist.
+    /// known_hosts lines for `git_repo`'s ssh host (then only these keys are trusted).
+    pub git_known_hosts: Option<String>,
+    /// `check`: fail instead of emitting nothing (or the given version, with `git_repo`)
+    /// when the tag does not exist.
     #[serde(default, deserialize_with = "nullable")]
     pub fail_when_missing: bool,
     /// Parallel layer downloads (at least 1).
@@ -219,7 +222,6 @@ const LIST: &str = "listing tags by regex is not built; pin `tag` instead, or dr
                     R's semver listing";
 const SEMVER: &str = "semver constraints are not built; pin `tag` instead, or drop it for \
                       every semver tag";
-const GIT: &str = "tags from git commits are not built; pin `tag` instead";
 const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
 
 /// Options that parse but do nothing yet: (option, the commands whose behaviour it changes,
@@ -245,10 +247,6 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("tag_regex", CHECK, LIST),
     ("created_at_sort", CHECK, LIST),
     ("semver_constraint", CHECK, SEMVER),
-    ("git_repo", CHECK, GIT),
-    ("git_private_key", CHECK, GIT),
-    ("git_branch", CHECK, GIT),
-    ("fail_when_missing", CHECK, GIT),
     ("content_trust", &[Command::Put], NOTARY),
 ];
 
@@ -307,10 +305,6 @@ impl Source {
                 self.created_at_sort && self.tag_regex.is_some() && !self.pins_a_tag()
             }
             "semver_constraint" => self.semver_constraint.is_some() && !self.pins_a_tag(),
-            "git_repo" => self.git_repo.is_some(),
-            "git_private_key" => self.git_private_key.is_some(),
-            "git_branch" => self.git_branch.is_some(),
-            "fail_when_missing" => self.fail_when_missing,
             "content_trust" => self.content_trust.is_some(),
             _ => return None,
         })
@@ -385,6 +379,7 @@ impl fmt::Debug for Source {
             .field("git_repo", &self.git_repo)
             .field("git_private_key", &self.git_private_key)
             .field("git_branch", &self.git_branch)
+            .field("git_known_hosts", &self.git_known_hosts)
             .field("fail_when_missing", &self.fail_when_missing)
             .field("max_concurrent_downloads", &self.max_concurrent_downloads)
             .field("max_concurrent_uploads", &self.max_concurrent_uploads)
@@ -416,7 +411,7 @@ mod tests {
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
                 "created_at_sort" => r#"true, "tag_regex": "x""#,
-                "fail_when_missing" | "azure_acr" => "true",
+                "azure_acr" => "true",
                 "aws_role_arns" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
                 "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,

@@ -166,7 +166,7 @@ const EVERY_OPTION: &str = r#""username": "u", "password": "pw-0", "docker_confi
     "registry_mirror": {"host": "m", "password": "mpw-6"}, "platform": {"os": "linux"},
     "tag_regex": "^1", "created_at_sort": true, "semver_constraint": "~1", "variant": "alpine",
     "pre_releases": true, "pre_release_prefixes": ["rc"], "git_repo": "g", "git_private_key": "git-4",
-    "git_branch": "main", "fail_when_missing": true, "max_concurrent_downloads": 3,
+    "git_branch": "main", "git_known_hosts": "h ssh-ed25519 AAAA", "fail_when_missing": true, "max_concurrent_downloads": 3,
     "max_concurrent_uploads": 4, "debug": true, "content_trust": {"repository_key": "notary-7"}"#;
 
 #[test]

@@ -12,6 +12,7 @@ pub mod front;
 pub mod image;
 pub mod oracle;
 pub mod registry;
+pub mod sshd;
 pub mod tls;
 pub mod token;
 pub mod tree;
@@ -22,6 +23,6 @@ pub use image::{
     skopeo_raw_digest, try_skopeo_inspect_raw, Attrs, Compression, Image, ImageBuilder,
     LayerBuilder,
 };
-pub use registry::{Registry, RegistryConfig};
+pub use registry::{free_port, Registry, RegistryConfig};
 pub use tls::Ca;
 pub use token::{TokenConfig, TokenServer};
