@@ -6,6 +6,7 @@ mod util;
 mod build;
 mod check;
 mod check_access;
+mod check_regex;
 mod check_semver;
 mod drop_in;
 mod get;

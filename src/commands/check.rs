@@ -13,7 +13,9 @@
 
 pub mod semver;
 pub mod semver_tags;
+pub mod tag_regex;
 
+use crate::image::manifest::PlatformSpec;
 use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
 use crate::settings::{first_found, Endpoint, Settings};
@@ -42,9 +44,17 @@ pub async fn check(
     source: &Source,
     given: Option<&Version>,
 ) -> anyhow::Result<Vec<Version>> {
+    // A pattern that does not compile fails before any request.
+    let pattern = match pins_a_tag(settings) {
+        true => None,
+        false => crate::pattern::compile_optional("source.tag_regex", source.tag_regex.as_deref())?,
+    };
     let endpoints = settings.pull_endpoints().await?;
     if pins_a_tag(settings) {
         return check_tag(settings, &endpoints, given).await;
+    }
+    if let Some(pattern) = &pattern {
+        return check_regex(settings, source, &endpoints, pattern).await;
     }
     let rules = Rules {
         variant: source.variant.as_deref().filter(|v| !v.is_empty()),
@@ -110,7 +120,23 @@ fn ignored_options(source: &Source, pinned: bool) -> Vec<String> {
                     .to_string(),
             );
         }
-    } else if source.created_at_sort && source.tag_regex.is_none() {
+    } else if source.tag_regex.is_some() {
+        let semver = [
+            ("semver_constraint", source.semver_constraint.is_some()),
+            ("variant", source.variant.is_some()),
+            ("pre_releases", source.pre_releases),
+            (
+                "pre_release_prefixes",
+                !source.pre_release_prefixes.is_empty(),
+            ),
+        ];
+        for (option, _) in semver.iter().filter(|(_, set)| *set) {
+            notes.push(format!(
+                "`{option}` is ignored by check with `tag_regex` (as in R): every matching tag \
+                 is a version"
+            ));
+        }
+    } else if source.created_at_sort {
         notes.push("`created_at_sort` is ignored without `tag_regex` (as in R)".to_string());
     }
     notes
@@ -177,6 +203,43 @@ async fn check_tag(
         });
     }
     versions.push(current);
+    Ok(versions)
+}
+
+/// `tag_regex`: every matching tag, as R lists them (see [`tag_regex`]).
+async fn check_regex(
+    settings: &Settings,
+    source: &Source,
+    endpoints: &[Endpoint],
+    pattern: &regex::Regex,
+) -> anyhow::Result<Vec<Version>> {
+    let name = settings.reference.name();
+    let platform = match &source.platform {
+        Some(p) => PlatformSpec::with_overrides(
+            p.os.as_deref(),
+            p.architecture.as_deref(),
+            p.variant.as_deref(),
+        ),
+        None => PlatformSpec::host(),
+    };
+    let mode = tag_regex::RegexMode {
+        pattern,
+        created_at_sort: source.created_at_sort,
+        platform: &platform,
+        name: &name,
+    };
+    let (_, versions) = first_found(
+        endpoints,
+        async |endpoint| tag_regex::versions(endpoint, &mode).await,
+        |versions: &Vec<Version>| !versions.is_empty(),
+    )
+    .await?;
+    if versions.is_empty() {
+        eprintln!(
+            "no tag of {name} matches tag_regex {:?}: no versions",
+            pattern.as_str()
+        );
+    }
     Ok(versions)
 }
 

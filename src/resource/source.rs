@@ -215,8 +215,6 @@ pub struct Platform {
 const ALL: &[Command] = &[Command::Check, Command::Get, Command::Put];
 const CHECK: &[Command] = &[Command::Check];
 const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
-const LIST: &str = "listing tags by regex is not built; pin `tag` instead, or drop it for \
-                    R's semver listing";
 const SEMVER: &str = "semver constraints are not built; pin `tag` instead, or drop it for \
                       every semver tag";
 const GIT: &str = "tags from git commits are not built; pin `tag` instead";
@@ -242,8 +240,6 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("azure_client_id", ALL, AUTH),
     ("azure_tenant_id", ALL, AUTH),
     ("azure_environment", ALL, AUTH),
-    ("tag_regex", CHECK, LIST),
-    ("created_at_sort", CHECK, LIST),
     ("semver_constraint", CHECK, SEMVER),
     ("git_repo", CHECK, GIT),
     ("git_private_key", CHECK, GIT),
@@ -301,12 +297,9 @@ impl Source {
             "azure_client_id" => self.azure_client_id.is_some(),
             "azure_tenant_id" => self.azure_tenant_id.is_some(),
             "azure_environment" => self.azure_environment.is_some(),
-            "tag_regex" => self.tag_regex.is_some() && !self.pins_a_tag(),
-            // Without `tag_regex`, R ignores it (`check` says so on stderr).
-            "created_at_sort" => {
-                self.created_at_sort && self.tag_regex.is_some() && !self.pins_a_tag()
+            "semver_constraint" => {
+                self.semver_constraint.is_some() && !self.pins_a_tag() && self.tag_regex.is_none()
             }
-            "semver_constraint" => self.semver_constraint.is_some() && !self.pins_a_tag(),
             "git_repo" => self.git_repo.is_some(),
             "git_private_key" => self.git_private_key.is_some(),
             "git_branch" => self.git_branch.is_some(),
@@ -415,7 +408,6 @@ mod tests {
         }
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
-                "created_at_sort" => r#"true, "tag_regex": "x""#,
                 "fail_when_missing" | "azure_acr" => "true",
                 "aws_role_arns" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
@@ -454,12 +446,12 @@ mod tests {
             "created_at_sort": true"#,
         );
         assert!(listing.reject_unsupported(Command::Check).is_ok());
-        let s = source(r#""tag_regex": "x", "semver_constraint": "1", "aws_region": "r""#);
+        let s = source(r#""git_repo": "x", "semver_constraint": "1", "aws_region": "r""#);
         let e = s
             .reject_unsupported(Command::Check)
             .map_err(|e| e.to_string());
         let expected = "not supported yet: aws_region (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: tag_regex, semver_constraint";
+                        use `username` and `password`; also not supported yet: semver_constraint, git_repo";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
     }
