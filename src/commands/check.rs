@@ -66,13 +66,18 @@ pub async fn check(
 }
 
 /// The tag `check` would report for an image just pushed under `pushed` (all one digest),
-/// when it would report it at all: the source's tag when it was pushed; without one, the tag
-/// R's listing picks for that digest. `out` emits it as its version, so that the next check
+/// when it would report it at all: the source's tag when it was pushed; with `tag_regex`, the
+/// first pushed tag it matches; else the tag R's semver listing picks for that digest. `out` emits it as its version, so that the next check
 /// finds the same version and downstream jobs run once.
 pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> Option<String> {
     if pins_a_tag(settings) {
         let tag = settings.reference.tag()?;
         return pushed.iter().find(|t| *t == tag).cloned();
+    }
+    if let Some(pattern) = source.tag_regex.as_deref().filter(|p| !p.is_empty()) {
+        // Every matching tag is a version of its own: the first one pushed.
+        let pattern = crate::pattern::compile("source.tag_regex", pattern).ok()?;
+        return pushed.iter().find(|t| pattern.is_match(t)).cloned();
     }
     let rules = Rules {
         variant: source.variant.as_deref().filter(|v| !v.is_empty()),
