@@ -7,7 +7,9 @@
 #   ir_init                       make $IR_TMP and install the EXIT/INT/TERM cleanup
 #   ir_require CMD...             fail (pointing at ci/setup) unless every CMD exists
 #   ir_start_registry             docker-registry on 127.0.0.1:<free port>, plain HTTP
-#                                 (basic auth when $IR_HTPASSWD names an htpasswd file);
+#                                 (basic auth when $IR_HTPASSWD names an htpasswd file;
+#                                 an access log in $IR_REGISTRY_DIR/registry.log when
+#                                 IR_ACCESSLOG is set);
 #                                 sets IR_REGISTRY (host:port), IR_REGISTRY_PORT, IR_REGISTRY_PID
 #   ir_make_image LAYOUT TAG      an OCI layout with a busybox-static image (umoci)
 #   ir_push LAYOUT TAG REF        skopeo copy oci:LAYOUT:TAG docker://REF (plain HTTP)
@@ -86,7 +88,11 @@ ir_start_registry() {
     port="$(ir_pick_port)"
     {
       printf 'version: 0.1\n'
-      printf 'log:\n  level: warn\n  accesslog:\n    disabled: true\n'
+      if [[ -n "${IR_ACCESSLOG:-}" ]]; then
+        printf 'log:\n  level: warn\n  accesslog:\n    disabled: false\n'
+      else
+        printf 'log:\n  level: warn\n  accesslog:\n    disabled: true\n'
+      fi
       printf 'storage:\n  filesystem:\n    rootdirectory: %s/storage\n' "$dir"
       printf '  delete:\n    enabled: true\n'
       printf 'http:\n  addr: 127.0.0.1:%s\n  secret: image-resource-local-only\n' "$port"

@@ -7,6 +7,7 @@ mod build;
 mod check;
 mod check_access;
 mod check_git;
+mod check_regex;
 mod check_semver;
 mod drop_in;
 mod get;

@@ -15,7 +15,9 @@
 pub mod git;
 pub mod semver;
 pub mod semver_tags;
+pub mod tag_regex;
 
+use crate::image::manifest::PlatformSpec;
 use crate::reference::Reference;
 use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
@@ -45,6 +47,11 @@ pub async fn check(
     source: &Source,
     given: Option<&Version>,
 ) -> anyhow::Result<Vec<Version>> {
+    // A pattern that does not compile fails before any request.
+    let pattern = match pins_a_tag(settings) {
+        true => None,
+        false => crate::pattern::compile_optional("source.tag_regex", source.tag_regex.as_deref())?,
+    };
     let endpoints = settings.pull_endpoints().await?;
     if let Some(options) = git::GitOptions::from_source(source, pins_a_tag(settings))? {
         return git::check(settings, &endpoints, &options, given).await;
@@ -52,6 +59,9 @@ pub async fn check(
     if pins_a_tag(settings) {
         let versions = check_tag(&settings.reference, &endpoints, given).await?;
         return git::require_found(versions, source, &settings.reference);
+    }
+    if let Some(pattern) = &pattern {
+        return check_regex(settings, source, &endpoints, pattern).await;
     }
     let rules = Rules {
         variant: source.variant.as_deref().filter(|v| !v.is_empty()),
@@ -63,13 +73,19 @@ pub async fn check(
 }
 
 /// The tag `check` would report for an image just pushed under `pushed` (all one digest),
-/// when it would report it at all: the source's tag when it was pushed; without one, the tag
-/// R's listing picks for that digest. `out` emits it as its version, so that the next check
-/// finds the same version and downstream jobs run once.
+/// when it would report it at all: the source's tag when it was pushed; with `tag_regex`, the
+/// first pushed tag it matches; else the tag R's semver listing picks for that digest. `out`
+/// emits it as its version, so that the next check finds the same version and downstream
+/// jobs run once.
 pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> Option<String> {
     if pins_a_tag(settings) {
         let tag = settings.reference.tag()?;
         return pushed.iter().find(|t| *t == tag).cloned();
+    }
+    if let Some(pattern) = source.tag_regex.as_deref().filter(|p| !p.is_empty()) {
+        // Every matching tag is a version of its own: the first one pushed.
+        let pattern = crate::pattern::compile("source.tag_regex", pattern).ok()?;
+        return pushed.iter().find(|t| pattern.is_match(t)).cloned();
     }
     let rules = Rules {
         variant: source.variant.as_deref().filter(|v| !v.is_empty()),
@@ -117,7 +133,23 @@ fn ignored_options(source: &Source, pinned: bool) -> Vec<String> {
                     .to_string(),
             );
         }
-    } else if source.created_at_sort && source.tag_regex.is_none() {
+    } else if source.tag_regex.is_some() {
+        let semver = [
+            ("semver_constraint", source.semver_constraint.is_some()),
+            ("variant", source.variant.is_some()),
+            ("pre_releases", source.pre_releases),
+            (
+                "pre_release_prefixes",
+                !source.pre_release_prefixes.is_empty(),
+            ),
+        ];
+        for (option, _) in semver.iter().filter(|(_, set)| *set) {
+            notes.push(format!(
+                "`{option}` is ignored by check with `tag_regex` (as in R): every matching tag \
+                 is a version"
+            ));
+        }
+    } else if source.created_at_sort {
         notes.push("`created_at_sort` is ignored without `tag_regex` (as in R)".to_string());
     }
     notes
@@ -183,6 +215,43 @@ async fn check_tag(
         });
     }
     versions.push(current);
+    Ok(versions)
+}
+
+/// `tag_regex`: every matching tag, as R lists them (see [`tag_regex`]).
+async fn check_regex(
+    settings: &Settings,
+    source: &Source,
+    endpoints: &[Endpoint],
+    pattern: &regex::Regex,
+) -> anyhow::Result<Vec<Version>> {
+    let name = settings.reference.name();
+    let platform = match &source.platform {
+        Some(p) => PlatformSpec::with_overrides(
+            p.os.as_deref(),
+            p.architecture.as_deref(),
+            p.variant.as_deref(),
+        ),
+        None => PlatformSpec::host(),
+    };
+    let mode = tag_regex::RegexMode {
+        pattern,
+        created_at_sort: source.created_at_sort,
+        platform: &platform,
+        name: &name,
+    };
+    let (_, versions) = first_found(
+        endpoints,
+        async |endpoint| tag_regex::versions(endpoint, &mode).await,
+        |versions: &Vec<Version>| !versions.is_empty(),
+    )
+    .await?;
+    if versions.is_empty() {
+        eprintln!(
+            "no tag of {name} matches tag_regex {:?}: no versions",
+            pattern.as_str()
+        );
+    }
     Ok(versions)
 }
 

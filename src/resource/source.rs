@@ -218,8 +218,6 @@ pub struct Platform {
 const ALL: &[Command] = &[Command::Check, Command::Get, Command::Put];
 const CHECK: &[Command] = &[Command::Check];
 const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
-const LIST: &str = "listing tags by regex is not built; pin `tag` instead, or drop it for \
-                    R's semver listing";
 const SEMVER: &str = "semver constraints are not built; pin `tag` instead, or drop it for \
                       every semver tag";
 const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
@@ -244,8 +242,6 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("azure_client_id", ALL, AUTH),
     ("azure_tenant_id", ALL, AUTH),
     ("azure_environment", ALL, AUTH),
-    ("tag_regex", CHECK, LIST),
-    ("created_at_sort", CHECK, LIST),
     ("semver_constraint", CHECK, SEMVER),
     ("content_trust", &[Command::Put], NOTARY),
 ];
@@ -299,12 +295,9 @@ impl Source {
             "azure_client_id" => self.azure_client_id.is_some(),
             "azure_tenant_id" => self.azure_tenant_id.is_some(),
             "azure_environment" => self.azure_environment.is_some(),
-            "tag_regex" => self.tag_regex.is_some() && !self.pins_a_tag(),
-            // Without `tag_regex`, R ignores it (`check` says so on stderr).
-            "created_at_sort" => {
-                self.created_at_sort && self.tag_regex.is_some() && !self.pins_a_tag()
+            "semver_constraint" => {
+                self.semver_constraint.is_some() && !self.pins_a_tag() && self.tag_regex.is_none()
             }
-            "semver_constraint" => self.semver_constraint.is_some() && !self.pins_a_tag(),
             "content_trust" => self.content_trust.is_some(),
             _ => return None,
         })
@@ -410,7 +403,6 @@ mod tests {
         }
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
-                "created_at_sort" => r#"true, "tag_regex": "x""#,
                 "azure_acr" => "true",
                 "aws_role_arns" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
@@ -449,12 +441,12 @@ mod tests {
             "created_at_sort": true"#,
         );
         assert!(listing.reject_unsupported(Command::Check).is_ok());
-        let s = source(r#""tag_regex": "x", "semver_constraint": "1", "aws_region": "r""#);
+        let s = source(r#""docker_config": {}, "semver_constraint": "1", "aws_region": "r""#);
         let e = s
             .reject_unsupported(Command::Check)
             .map_err(|e| e.to_string());
-        let expected = "not supported yet: aws_region (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: tag_regex, semver_constraint";
+        let expected = "not supported yet: docker_config (in `source`): this way of getting credentials is not built; \
+                        use `username` and `password`; also not supported yet: aws_region, semver_constraint";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
     }

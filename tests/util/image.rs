@@ -184,6 +184,7 @@ pub struct ImageBuilder {
     working_dir: Option<String>,
     labels: Map<String, Value>,
     annotations: Map<String, Value>,
+    created: String,
     layers: Vec<(Vec<u8>, Compression)>,
     wrong_diff_ids: Vec<usize>,
 }
@@ -207,6 +208,7 @@ impl ImageBuilder {
             working_dir: None,
             labels: Map::new(),
             annotations: Map::new(),
+            created: "2023-11-14T22:13:20Z".to_string(),
             layers: Vec::new(),
             wrong_diff_ids: Vec::new(),
         }
@@ -251,6 +253,12 @@ impl ImageBuilder {
     /// Sets `WorkingDir`.
     pub fn working_dir(mut self, dir: &str) -> ImageBuilder {
         self.working_dir = Some(dir.to_string());
+        self
+    }
+
+    /// Sets the config's `created` (default `2023-11-14T22:13:20Z`).
+    pub fn created(mut self, created: &str) -> ImageBuilder {
+        self.created = created.to_string();
         self
     }
 
@@ -347,7 +355,7 @@ impl ImageBuilder {
         if !self.labels.is_empty() {
             container.insert("Labels".into(), Value::Object(self.labels.clone()));
         }
-        let created = "2023-11-14T22:13:20Z";
+        let created = self.created.as_str();
         let mut config = json!({
             "created": created,
             "architecture": architecture,
