@@ -6,11 +6,13 @@
 //!   from the current one, the answer is `[given, current]`; otherwise `[current]`. A missing
 //!   tag is `[]`, not an error.
 //! - Without one: R's semver listing ([`semver_tags`]) over the tags listed once, whose
-//!   digests are resolved with at most [`RESOLVE_CONCURRENCY`] HEADs at a time.
+//!   digests are resolved with at most [`RESOLVE_CONCURRENCY`] HEADs at a time, filtered by
+//!   `semver_constraint` ([`constraint`]) when set.
 //!
 //! With a Docker Hub mirror, the whole check runs on the mirror first and on the origin when
 //! the mirror fails or finds nothing (R's `Check.Execute`).
 
+pub mod constraint;
 pub mod semver;
 pub mod semver_tags;
 
@@ -18,7 +20,9 @@ use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
 use crate::settings::{first_found, Endpoint, Settings};
 use anyhow::Context as _;
+use constraint::Constraints;
 use futures_util::StreamExt as _;
+use semver::SemVer;
 use semver_tags::Rules;
 
 /// Manifest HEADs in flight at once when resolving listed tags.
@@ -42,16 +46,14 @@ pub async fn check(
     source: &Source,
     given: Option<&Version>,
 ) -> anyhow::Result<Vec<Version>> {
-    let endpoints = settings.pull_endpoints().await?;
     if pins_a_tag(settings) {
+        let endpoints = settings.pull_endpoints().await?;
         return check_tag(settings, &endpoints, given).await;
     }
-    let rules = Rules {
-        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
-        pre_releases: source.pre_releases,
-        pre_release_prefixes: &source.pre_release_prefixes,
-        constraint: None,
-    };
+    let constraint = semver_constraint(source)?;
+    let allows = |version: &SemVer| constraint.as_ref().is_none_or(|c| c.check(version));
+    let rules = listing_rules(source, constraint.is_some().then_some(&allows));
+    let endpoints = settings.pull_endpoints().await?;
     check_repository(settings, &endpoints, &rules, given).await
 }
 
@@ -64,12 +66,10 @@ pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> 
         let tag = settings.reference.tag()?;
         return pushed.iter().find(|t| *t == tag).cloned();
     }
-    let rules = Rules {
-        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
-        pre_releases: source.pre_releases,
-        pre_release_prefixes: &source.pre_release_prefixes,
-        constraint: None,
-    };
+    // An invalid constraint makes check fail: it reports nothing.
+    let constraint = semver_constraint(source).ok()?;
+    let allows = |version: &SemVer| constraint.as_ref().is_none_or(|c| c.check(version));
+    let rules = listing_rules(source, constraint.is_some().then_some(&allows));
     let candidates = rules.candidates(pushed, None);
     let resolved: Vec<(&semver_tags::Candidate, String)> =
         candidates.iter().map(|c| (c, String::new())).collect();
@@ -77,6 +77,29 @@ pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> 
         .into_iter()
         .next()
         .and_then(|version| version.tag)
+}
+
+/// The rules of R's listing from `source`, with `allows` as the constraint.
+fn listing_rules<'a>(source: &'a Source, allows: Option<&'a dyn Fn(&SemVer) -> bool>) -> Rules<'a> {
+    Rules {
+        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
+        pre_releases: source.pre_releases,
+        pre_release_prefixes: &source.pre_release_prefixes,
+        constraint: allows,
+    }
+}
+
+/// `source.semver_constraint`, parsed once; `None` when unset or empty (R: `!= ""`).
+fn semver_constraint(source: &Source) -> anyhow::Result<Option<Constraints>> {
+    match source.semver_constraint.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => Constraints::parse(text).map(Some).with_context(|| {
+            format!(
+                "source.semver_constraint {text:?} is not a constraint (Masterminds/semver v3 \
+                 syntax, as R reads it)"
+            )
+        }),
+    }
 }
 
 /// Whether the source names one tag (or digest); otherwise `check` lists the repository.

@@ -217,8 +217,6 @@ const CHECK: &[Command] = &[Command::Check];
 const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
 const LIST: &str = "listing tags by regex is not built; pin `tag` instead, or drop it for \
                     R's semver listing";
-const SEMVER: &str = "semver constraints are not built; pin `tag` instead, or drop it for \
-                      every semver tag";
 const GIT: &str = "tags from git commits are not built; pin `tag` instead";
 const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
 
@@ -244,7 +242,6 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("azure_environment", ALL, AUTH),
     ("tag_regex", CHECK, LIST),
     ("created_at_sort", CHECK, LIST),
-    ("semver_constraint", CHECK, SEMVER),
     ("git_repo", CHECK, GIT),
     ("git_private_key", CHECK, GIT),
     ("git_branch", CHECK, GIT),
@@ -306,7 +303,6 @@ impl Source {
             "created_at_sort" => {
                 self.created_at_sort && self.tag_regex.is_some() && !self.pins_a_tag()
             }
-            "semver_constraint" => self.semver_constraint.is_some() && !self.pins_a_tag(),
             "git_repo" => self.git_repo.is_some(),
             "git_private_key" => self.git_private_key.is_some(),
             "git_branch" => self.git_branch.is_some(),
@@ -459,7 +455,7 @@ mod tests {
             .reject_unsupported(Command::Check)
             .map_err(|e| e.to_string());
         let expected = "not supported yet: aws_region (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: tag_regex, semver_constraint";
+                        use `username` and `password`; also not supported yet: tag_regex";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
     }
