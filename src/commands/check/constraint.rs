@@ -92,8 +92,9 @@ pub enum Error {
     /// A version in a constraint that Masterminds' `NewVersion` refuses (Masterminds:
     /// `constraint parser error`).
     #[error(
-        "{version:?} in {part:?} is not a version: each number is digits or a wildcard \
-         (x, X, *), and a numeric pre-release identifier may not start with 0"
+        "{} is not a version: each number is digits or a wildcard (x, X, *), and a numeric \
+         pre-release identifier may not start with 0",
+        quoted_in(.version, .part)
     )]
     Version {
         /// The constraint.
@@ -104,6 +105,15 @@ pub enum Error {
     /// One of the fixed patterns below does not compile (a bug here, not in the input).
     #[error("internal: a constraint pattern does not compile: {0}")]
     Pattern(String),
+}
+
+/// `"1.xx.0" in ">= 1.xx"`, or just `"v1.2.3-beta.01"` when the constraint is the version.
+fn quoted_in(version: &str, part: &str) -> String {
+    if version == part {
+        format!("{version:?}")
+    } else {
+        format!("{version:?} in {part:?}")
+    }
 }
 
 /// Masterminds' `cvRegex`: a version with wildcards, in groups 1 to 9 of its own.
