@@ -1,7 +1,7 @@
 //! Masterminds/semver v3.5's own constraint tests (`constraints_test.go`), their vectors
 //! copied as tables, each table citing the Go test it comes from; the README's tables of
-//! equivalent ranges; our error messages; and R's `checkRepository` with a constraint through
-//! [`super::super::semver_tags`].
+//! equivalent ranges; and our error messages. R's listing with a constraint is tested in
+//! `semver_tags_tests.rs` (`r_check_with_a_semver_constraint`).
 
 use super::*;
 
