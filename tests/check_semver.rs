@@ -305,3 +305,125 @@ fn listing_with_token_auth_takes_one_token() {
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert!(!out.stderr.contains("s3cret-list"), "{}", out.stderr);
 }
+
+#[test]
+fn semver_constraint_filters_the_listing_and_drops_latest() {
+    let registry = Registry::start(RegistryConfig::new());
+    let repo = "semver/constraint";
+    let mut digests = std::collections::HashMap::new();
+    for tag in [
+        "0.9.0",
+        "1.0.0",
+        "1.1.0",
+        "1.2.0-rc.1",
+        "1.3.0-dev.1",
+        "1.5.0",
+        "2.0.0",
+        "latest",
+    ] {
+        digests.insert(tag, push_tags(&registry, &fresh(), repo, &[tag]));
+    }
+    let versions = |tags: &[&str]| -> Value {
+        tags.iter()
+            .map(|tag| json!({ "tag": tag, "digest": digests[tag] }))
+            .collect()
+    };
+    let mut source = source_for(&registry, repo);
+    // Without a constraint, latest (a digest of its own) comes last.
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &versions(&["0.9.0", "1.0.0", "1.1.0", "1.5.0", "2.0.0", "latest"])
+    );
+    // With one: only what meets it, and never latest.
+    source["semver_constraint"] = json!(">= 1.1, < 2");
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &versions(&["1.1.0", "1.5.0"])
+    );
+    // The cursor still applies.
+    let given = json!({ "tag": "1.1.0", "digest": digests["1.1.0"] });
+    assert_eq!(
+        check(&source, Some(given)).expect_success(),
+        &versions(&["1.1.0", "1.5.0"])
+    );
+    // pre_releases alone: R's Masterminds constraint without a pre-release refuses them.
+    source["pre_releases"] = json!(true);
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &versions(&["1.1.0", "1.5.0"])
+    );
+    // `-0` in the constraint lets them through to R's prefix filter (alpha, beta, rc).
+    source["semver_constraint"] = json!(">= 1.1-0, < 2");
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &versions(&["1.1.0", "1.2.0-rc.1", "1.5.0"])
+    );
+    // A custom prefix adds dev.
+    source["pre_release_prefixes"] = json!(["dev"]);
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &versions(&["1.1.0", "1.2.0-rc.1", "1.3.0-dev.1", "1.5.0"])
+    );
+    // Without pre_releases, R's pre-release filter drops them whatever the constraint says.
+    source["pre_releases"] = json!(false);
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &versions(&["1.1.0", "1.5.0"])
+    );
+}
+
+#[test]
+fn semver_constraint_with_a_variant_sees_the_version_without_the_suffix() {
+    let registry = Registry::start(RegistryConfig::new());
+    let repo = "semver/constraint-variant";
+    push_tags(&registry, &fresh(), repo, &["1.0.0-alpine"]);
+    let one_one = push_tags(&registry, &fresh(), repo, &["1.1.0-alpine"]);
+    let one_five = push_tags(&registry, &fresh(), repo, &["1.5.0-alpine"]);
+    push_tags(&registry, &fresh(), repo, &["2.0.0-alpine", "alpine"]);
+    push_tags(&registry, &fresh(), repo, &["1.2.0", "latest"]);
+    let mut source = source_for(&registry, repo);
+    source["variant"] = json!("alpine");
+    source["semver_constraint"] = json!("~1.x, >= 1.1");
+    assert_eq!(
+        check(&source, None).expect_success(),
+        &json!([
+            { "tag": "1.1.0-alpine", "digest": one_one },
+            { "tag": "1.5.0-alpine", "digest": one_five },
+        ])
+    );
+}
+
+#[test]
+fn an_invalid_semver_constraint_is_an_error_naming_it() {
+    let registry = Registry::start(RegistryConfig::new());
+    let repo = "semver/constraint-bad";
+    let digest = push_tags(&registry, &fresh(), repo, &["1.0.0"]);
+    let mut source = source_for(&registry, repo);
+    let cases = [
+        (">= bar", r#"improper constraint ">= bar""#),
+        ("1.2.3.4", r#"improper constraint "1.2.3.4""#),
+        (">= 1.0 || < x.y", r#"improper constraint " < x.y""#),
+        ("v1.2.3-beta.01", "may not start with 0"),
+    ];
+    for (constraint, what) in cases {
+        source["semver_constraint"] = json!(constraint);
+        let out = check(&source, None);
+        let error = out.expect_failure();
+        let named = format!("source.semver_constraint {}", json!(constraint));
+        assert!(error.contains(&named), "{constraint}: {error}");
+        assert!(error.contains(what), "{constraint}: {error}");
+        assert!(!error.contains("not supported yet"), "{error}");
+    }
+    // Next to a tag R never reads it: the tag is checked, with a note.
+    source["tag"] = json!("1.0.0");
+    let out = check(&source, None);
+    assert_eq!(
+        out.expect_success(),
+        &json!([{ "tag": "1.0.0", "digest": digest }])
+    );
+    assert!(
+        out.stderr.contains("`semver_constraint` is ignored"),
+        "{}",
+        out.stderr
+    );
+}

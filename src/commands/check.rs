@@ -6,12 +6,14 @@
 //!   from the current one, the answer is `[given, current]`; otherwise `[current]`. A missing
 //!   tag is `[]`, not an error.
 //! - Without one: R's semver listing ([`semver_tags`]) over the tags listed once, whose
-//!   digests are resolved with at most [`RESOLVE_CONCURRENCY`] HEADs at a time.
+//!   digests are resolved with at most [`RESOLVE_CONCURRENCY`] HEADs at a time, filtered by
+//!   `semver_constraint` ([`constraint`]) when set.
 //! - With `git_repo`: the tag is the head commit of `git_branch` ([`git`]).
 //!
 //! With a Docker Hub mirror, the whole check runs on the mirror first and on the origin when
 //! the mirror fails or finds nothing (R's `Check.Execute`).
 
+pub mod constraint;
 pub mod git;
 pub mod semver;
 pub mod semver_tags;
@@ -23,7 +25,9 @@ use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
 use crate::settings::{first_found, Endpoint, Settings};
 use anyhow::Context as _;
+use constraint::Constraints;
 use futures_util::StreamExt as _;
+use semver::SemVer;
 use semver_tags::Rules;
 
 /// Manifest HEADs in flight at once when resolving listed tags.
@@ -47,10 +51,14 @@ pub async fn check(
     source: &Source,
     given: Option<&Version>,
 ) -> anyhow::Result<Vec<Version>> {
-    // A pattern that does not compile fails before any request.
+    // A pattern or a constraint that does not parse fails before any request.
     let pattern = match pins_a_tag(settings) {
         true => None,
         false => crate::pattern::compile_optional("source.tag_regex", source.tag_regex.as_deref())?,
+    };
+    let constraint = match (pins_a_tag(settings), &pattern, &source.git_repo) {
+        (false, None, None) => semver_constraint(source)?,
+        _ => None,
     };
     let endpoints = settings.pull_endpoints().await?;
     if let Some(options) = git::GitOptions::from_source(source, pins_a_tag(settings))? {
@@ -63,12 +71,8 @@ pub async fn check(
     if let Some(pattern) = &pattern {
         return check_regex(settings, source, &endpoints, pattern).await;
     }
-    let rules = Rules {
-        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
-        pre_releases: source.pre_releases,
-        pre_release_prefixes: &source.pre_release_prefixes,
-        constraint: None,
-    };
+    let allows = |version: &SemVer| constraint.as_ref().is_none_or(|c| c.check(version));
+    let rules = listing_rules(source, constraint.is_some().then_some(&allows));
     check_repository(settings, &endpoints, &rules, given).await
 }
 
@@ -87,12 +91,16 @@ pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> 
         let pattern = crate::pattern::compile("source.tag_regex", pattern).ok()?;
         return pushed.iter().find(|t| pattern.is_match(t)).cloned();
     }
-    let rules = Rules {
-        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
-        pre_releases: source.pre_releases,
-        pre_release_prefixes: &source.pre_release_prefixes,
-        constraint: None,
-    };
+    if source.git_repo.is_some() {
+        // The tag is a commit SHA: the first pushed tag that looks like one.
+        let is_sha =
+            |t: &&String| matches!(t.len(), 40 | 64) && t.bytes().all(|b| b.is_ascii_hexdigit());
+        return pushed.iter().find(is_sha).cloned();
+    }
+    // An invalid constraint makes check fail: it reports nothing.
+    let constraint = semver_constraint(source).ok()?;
+    let allows = |version: &SemVer| constraint.as_ref().is_none_or(|c| c.check(version));
+    let rules = listing_rules(source, constraint.is_some().then_some(&allows));
     let candidates = rules.candidates(pushed, None);
     let resolved: Vec<(&semver_tags::Candidate, String)> =
         candidates.iter().map(|c| (c, String::new())).collect();
@@ -100,6 +108,29 @@ pub fn reported_tag(settings: &Settings, source: &Source, pushed: &[String]) -> 
         .into_iter()
         .next()
         .and_then(|version| version.tag)
+}
+
+/// The rules of R's listing from `source`, with `allows` as the constraint.
+fn listing_rules<'a>(source: &'a Source, allows: Option<&'a dyn Fn(&SemVer) -> bool>) -> Rules<'a> {
+    Rules {
+        variant: source.variant.as_deref().filter(|v| !v.is_empty()),
+        pre_releases: source.pre_releases,
+        pre_release_prefixes: &source.pre_release_prefixes,
+        constraint: allows,
+    }
+}
+
+/// `source.semver_constraint`, parsed once; `None` when unset or empty (R: `!= ""`).
+fn semver_constraint(source: &Source) -> anyhow::Result<Option<Constraints>> {
+    match source.semver_constraint.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => Constraints::parse(text).map(Some).with_context(|| {
+            format!(
+                "source.semver_constraint {text:?} is not a constraint (Masterminds/semver v3 \
+                 syntax, as R reads it)"
+            )
+        }),
+    }
 }
 
 /// Whether the source names one tag (or digest); otherwise `check` lists the repository.

@@ -216,10 +216,7 @@ pub struct Platform {
 }
 
 const ALL: &[Command] = &[Command::Check, Command::Get, Command::Put];
-const CHECK: &[Command] = &[Command::Check];
 const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
-const SEMVER: &str = "semver constraints are not built; pin `tag` instead, or drop it for \
-                      every semver tag";
 const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
 
 /// Options that parse but do nothing yet: (option, the commands whose behaviour it changes,
@@ -242,7 +239,6 @@ const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("azure_client_id", ALL, AUTH),
     ("azure_tenant_id", ALL, AUTH),
     ("azure_environment", ALL, AUTH),
-    ("semver_constraint", CHECK, SEMVER),
     ("content_trust", &[Command::Put], NOTARY),
 ];
 
@@ -295,20 +291,9 @@ impl Source {
             "azure_client_id" => self.azure_client_id.is_some(),
             "azure_tenant_id" => self.azure_tenant_id.is_some(),
             "azure_environment" => self.azure_environment.is_some(),
-            "semver_constraint" => {
-                self.semver_constraint.is_some() && !self.pins_a_tag() && self.tag_regex.is_none()
-            }
             "content_trust" => self.content_trust.is_some(),
             _ => return None,
         })
-    }
-
-    /// Whether `tag` is set or `repository` carries a tag or digest: then R's `check` checks
-    /// that one tag and ignores the listing options.
-    fn pins_a_tag(&self) -> bool {
-        self.tag.is_some()
-            || Reference::parse(&self.repository)
-                .is_ok_and(|r| r.tag().is_some() || r.digest().is_some())
     }
 
     /// The normalised reference from `repository`, with `tag` applied when set.
@@ -446,7 +431,7 @@ mod tests {
             .reject_unsupported(Command::Check)
             .map_err(|e| e.to_string());
         let expected = "not supported yet: docker_config (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: aws_region, semver_constraint";
+                        use `username` and `password`; also not supported yet: aws_region";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
     }

@@ -106,7 +106,7 @@ fn valid_identifiers(text: &str) -> bool {
 /// Masterminds' `comparePrerelease`: identifier by identifier; a missing identifier is lower,
 /// a numeric one is lower than an alphanumeric one, numbers compare as numbers and the rest
 /// as bytes.
-fn compare_pre_releases(a: &str, b: &str) -> Ordering {
+pub(super) fn compare_pre_releases(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a.split('.'), b.split('.'));
     loop {
         let ordering = match (a.next(), b.next()) {

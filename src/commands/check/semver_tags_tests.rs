@@ -344,3 +344,218 @@ async fn a_constraint_filters_versions_and_drops_latest() {
     assert_eq!(versions, owned(&[("1.0.0", "a")]));
     assert_eq!(asked, ["1.0.0", "latest"]);
 }
+
+/// R's `checkRepository` with a real `semver_constraint` ([`super::super::constraint`]): the
+/// constraint is checked after the variant suffix is removed and before the pre-release
+/// filter, with Masterminds' rule that a constraint without a pre-release refuses
+/// pre-releases (`pre_releases: true` alone does not let them through; `-0` does).
+#[tokio::test]
+async fn r_check_with_a_semver_constraint() {
+    use super::super::constraint::Constraints;
+    let cases: [(&str, Case); 10] = [
+        (
+            "1.2.x",
+            Case {
+                name: "R's check_test.go \"semver constraint\": v prefix kept, no latest",
+                tags: &["1.0.0", "1.2.1", "1.2.2", "v1.2.3", "2.0.0", "latest"],
+                digests: &[
+                    ("1.0.0", "a"),
+                    ("1.2.1", "b"),
+                    ("1.2.2", "c"),
+                    ("v1.2.3", "d"),
+                    ("2.0.0", "e"),
+                    ("latest", "f"),
+                ],
+                expected: &[("1.2.1", "b"), ("1.2.2", "c"), ("v1.2.3", "d")],
+                ..CASE
+            },
+        ),
+        (
+            ">= 1.1, < 2",
+            Case {
+                name: "range; latest on 1.5.0's digest is still not emitted",
+                tags: &[
+                    "0.9.0",
+                    "1.0.0",
+                    "1.1.0",
+                    "1.2.0-rc.1",
+                    "1.5.0",
+                    "2.0.0",
+                    "latest",
+                ],
+                digests: &[
+                    ("0.9.0", "a"),
+                    ("1.0.0", "b"),
+                    ("1.1.0", "c"),
+                    ("1.2.0-rc.1", "d"),
+                    ("1.5.0", "e"),
+                    ("2.0.0", "f"),
+                    ("latest", "f"),
+                ],
+                expected: &[("1.1.0", "c"), ("1.5.0", "e")],
+                ..CASE
+            },
+        ),
+        (
+            ">= 1.1, < 2",
+            Case {
+                name: "pre_releases: the constraint has no pre-release, so rc.1 stays out",
+                tags: &["1.0.0", "1.1.0", "1.2.0-rc.1", "1.5.0"],
+                digests: &[
+                    ("1.0.0", "b"),
+                    ("1.1.0", "c"),
+                    ("1.2.0-rc.1", "d"),
+                    ("1.5.0", "e"),
+                ],
+                pre_releases: true,
+                expected: &[("1.1.0", "c"), ("1.5.0", "e")],
+                ..CASE
+            },
+        ),
+        (
+            ">= 1.1-0, < 2",
+            Case {
+                name: "pre_releases and a -0 constraint: default prefixes, no `-` in them",
+                tags: &[
+                    "1.0.0",
+                    "1.1.0",
+                    "1.2.0-rc.1",
+                    "1.2.0-rc-1",
+                    "1.2.0-dev.1",
+                    "1.2.0-alpine",
+                    "1.5.0",
+                    "2.0.0-rc.1",
+                    "2.0.0",
+                ],
+                digests: &[
+                    ("1.0.0", "b"),
+                    ("1.1.0", "c"),
+                    ("1.2.0-rc.1", "d"),
+                    ("1.2.0-rc-1", "g"),
+                    ("1.2.0-dev.1", "h"),
+                    ("1.2.0-alpine", "i"),
+                    ("1.5.0", "e"),
+                    ("2.0.0-rc.1", "j"),
+                    ("2.0.0", "f"),
+                ],
+                pre_releases: true,
+                // 2.0.0-rc.1 is below 2.0.0, so `< 2` keeps it (Masterminds' order).
+                expected: &[
+                    ("1.1.0", "c"),
+                    ("1.2.0-rc.1", "d"),
+                    ("1.5.0", "e"),
+                    ("2.0.0-rc.1", "j"),
+                ],
+                ..CASE
+            },
+        ),
+        (
+            ">= 1.1-0, < 2",
+            Case {
+                name: "a -0 constraint without pre_releases: R's pre-release filter drops them",
+                tags: &["1.1.0", "1.2.0-rc.1", "1.5.0"],
+                digests: &[("1.1.0", "c"), ("1.2.0-rc.1", "d"), ("1.5.0", "e")],
+                expected: &[("1.1.0", "c"), ("1.5.0", "e")],
+                ..CASE
+            },
+        ),
+        (
+            ">= 1.1-0, < 2",
+            Case {
+                name: "custom prefixes with a -0 constraint: dev and rc-1 count, alpine not",
+                tags: &[
+                    "1.2.0-rc-1",
+                    "1.2.0-dev.1",
+                    "1.2.0-alpine",
+                    "1.5.0",
+                    "3.0.0-dev.1",
+                ],
+                digests: &[
+                    ("1.2.0-rc-1", "g"),
+                    ("1.2.0-dev.1", "h"),
+                    ("1.2.0-alpine", "i"),
+                    ("1.5.0", "e"),
+                    ("3.0.0-dev.1", "k"),
+                ],
+                pre_releases: true,
+                prefixes: &["dev"],
+                expected: &[("1.2.0-dev.1", "h"), ("1.2.0-rc-1", "g"), ("1.5.0", "e")],
+                ..CASE
+            },
+        ),
+        (
+            "~1.1",
+            Case {
+                name: "variant: the constraint sees the version without its suffix",
+                tags: &[
+                    "1.0.0-alpine",
+                    "1.1.0-alpine",
+                    "1.1.5-alpine",
+                    "1.2.0-alpine",
+                    "1.1.7",
+                    "alpine",
+                ],
+                digests: &[
+                    ("1.0.0-alpine", "a"),
+                    ("1.1.0-alpine", "b"),
+                    ("1.1.5-alpine", "c"),
+                    ("1.2.0-alpine", "d"),
+                    ("1.1.7", "e"),
+                    ("alpine", "f"),
+                ],
+                variant: Some("alpine"),
+                expected: &[("1.1.0-alpine", "b"), ("1.1.5-alpine", "c")],
+                ..CASE
+            },
+        ),
+        (
+            ">= 1.1-0",
+            Case {
+                name: "variant with pre-releases under a -0 constraint",
+                tags: &["1.1.0-alpine", "1.2.0-rc.1-alpine", "1.2.0-rc.1", "alpine"],
+                digests: &[
+                    ("1.1.0-alpine", "b"),
+                    ("1.2.0-rc.1-alpine", "c"),
+                    ("1.2.0-rc.1", "d"),
+                    ("alpine", "e"),
+                ],
+                variant: Some("alpine"),
+                pre_releases: true,
+                expected: &[("1.1.0-alpine", "b"), ("1.2.0-rc.1-alpine", "c")],
+                ..CASE
+            },
+        ),
+        (
+            "^1.0 || >= 3",
+            Case {
+                name: "OR groups; the cursor still applies",
+                tags: &["1.0.0", "1.4.0", "2.0.0", "3.0.0", "latest"],
+                digests: &[
+                    ("1.0.0", "a"),
+                    ("1.4.0", "b"),
+                    ("2.0.0", "c"),
+                    ("3.0.0", "d"),
+                    ("latest", "d"),
+                ],
+                given: Some(("1.4.0", "b")),
+                expected: &[("1.4.0", "b"), ("3.0.0", "d")],
+                ..CASE
+            },
+        ),
+        (
+            "> 5",
+            Case {
+                name: "nothing meets it: no versions, not even latest",
+                tags: &["1.0.0", "latest"],
+                digests: &[("1.0.0", "a"), ("latest", "b")],
+                ..CASE
+            },
+        ),
+    ];
+    for (text, case) in &cases {
+        let parsed = Constraints::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let allows = |v: &SemVer| parsed.check(v);
+        let (versions, _) = run(case, Some(&allows)).await;
+        assert_eq!(versions, owned(case.expected), "{} ({text})", case.name);
+    }
+}
