@@ -82,13 +82,14 @@ newest=""
 for ((i = 0; i < tags; i++)); do
   tag="1.$((i / 100)).$((i % 100))"
   file="$IR_TMP/manifests/$tag.json"
+  ((i == 0)) || printf 'next\n' >>"$config"
   printf '{"annotations":{"bench.index":"%s"},%s' "$i" "${raw#\{}" >"$file"
   printf 'url = "http://%s/v2/bench/tags/manifests/%s"\nrequest = "PUT"\nheader = "Content-Type: %s"\ndata-binary = "@%s"\noutput = "/dev/null"\nfail\n' \
     "$IR_REGISTRY" "$tag" "$oci_manifest" "$file" >>"$config"
   newest="$tag"
 done
 started="$(now)"
-curl --noproxy '*' -s --parallel --parallel-max 16 -K "$config" ||
+curl --noproxy '*' -sS -K "$config" ||
   ir_die "putting the manifests failed"
 ir_log "put $tags manifests in $(seconds "$started" "$(now)") s"
 newest_digest="sha256:$(sha256sum <"$IR_TMP/manifests/$newest.json" | cut -d' ' -f1)"
