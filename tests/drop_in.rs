@@ -110,10 +110,10 @@ fn d_and_r_options_with_nothing_to_do_are_accepted_with_a_note() {
 }
 
 #[test]
-fn ecr_alias_and_azure_keys_parse_and_say_not_supported_yet() {
+fn azure_keys_parse_and_say_not_supported_yet() {
+    // R's `aws_ecr_registry_id`: tests/credentials_ecr.rs (accepted, with a note).
     let registry = Registry::start(RegistryConfig::new());
     let cases = [
-        ("aws_ecr_registry_id", json!("123456789012")),
         ("azure_acr", json!(true)),
         ("azure_client_id", json!("c")),
         ("azure_tenant_id", json!("t")),

@@ -38,6 +38,9 @@ pub async fn run(input: &[u8]) -> anyhow::Result<serde_json::Value> {
     let request: CheckRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Check)?;
     let settings = Settings::from_source(&request.source)?;
+    for note in request.source.notes(Command::Check) {
+        eprintln!("{note}");
+    }
     for note in ignored_options(&request.source, pins_a_tag(&settings)) {
         eprintln!("note: {note}");
     }

@@ -168,7 +168,7 @@ async fn get(
     let rootfs_path = dest.join("rootfs");
     let job = Job {
         version: &version,
-        repository,
+        repository: &repository,
         outputs,
         platform: &platform,
         scratch: &scratch,

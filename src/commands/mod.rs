@@ -44,11 +44,12 @@ pub fn main(executable: Executable) -> ExitCode {
     }
 }
 
-/// `source.repository` as written (D and R do not normalise it), less a `:tag` or
-/// `@digest` carried there, so that `repository:tag` still names the image: the `repository`
-/// file and metadata of `in` and `out`.
-pub(crate) fn repository_as_written(source: &crate::resource::Source) -> &str {
-    without_tag_or_digest(source.repository.trim())
+/// `source.repository` as written (D and R do not normalise it; R's bare ECR names get their
+/// ECR host, as R writes them), less a `:tag` or `@digest` carried there, so that
+/// `repository:tag` still names the image: the `repository` file and metadata of `in` and
+/// `out`.
+pub(crate) fn repository_as_written(source: &crate::resource::Source) -> String {
+    without_tag_or_digest(source.repository_name().trim()).to_string()
 }
 
 /// `repository` without a trailing `:tag` or `@digest` (a port's colon stays).

@@ -8,6 +8,7 @@ use crate::secret::Secret;
 use anyhow::{anyhow, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The resource's `source`: every option of D and R.
@@ -44,9 +45,11 @@ pub struct Source {
     /// ECR: roles to assume, in order.
     #[serde(default, deserialize_with = "nullable")]
     pub aws_role_arns: Vec<String>,
-    /// ECR: the registry's account id.
+    /// ECR: the registry's account id (a string or number, kept as written).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub aws_account_id: Option<String>,
     /// ECR: R's deprecated alias of `aws_account_id` (same meaning).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub aws_ecr_registry_id: Option<String>,
     /// R: authenticate to Azure ACR through an AAD token.
     #[serde(default, deserialize_with = "nullable")]
@@ -227,14 +230,6 @@ const NOTARY: &str = "signing with Notary is not built; remove it to push unsign
 const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("docker_config", ALL, AUTH),
     ("registry_extension", ALL, AUTH),
-    ("aws_access_key_id", ALL, AUTH),
-    ("aws_secret_access_key", ALL, AUTH),
-    ("aws_session_token", ALL, AUTH),
-    ("aws_region", ALL, AUTH),
-    ("aws_role_arn", ALL, AUTH),
-    ("aws_role_arns", ALL, AUTH),
-    ("aws_account_id", ALL, AUTH),
-    ("aws_ecr_registry_id", ALL, AUTH),
     ("azure_acr", ALL, AUTH),
     ("azure_client_id", ALL, AUTH),
     ("azure_tenant_id", ALL, AUTH),
@@ -270,6 +265,17 @@ impl Source {
                  pipelines; there is no Docker daemon to start, so it changes nothing"
             ));
         }
+        if self
+            .aws_ecr_registry_id
+            .as_deref()
+            .is_some_and(|v| !v.trim().is_empty())
+        {
+            notes.push(
+                "note: source.aws_ecr_registry_id is registry-image-resource's deprecated name \
+                 for aws_account_id; it is read as aws_account_id (rename it)"
+                    .to_string(),
+            );
+        }
         notes
     }
 
@@ -279,14 +285,6 @@ impl Source {
         Some(match option {
             "docker_config" => self.docker_config.is_some(),
             "registry_extension" => self.registry_extension.is_some(),
-            "aws_access_key_id" => self.aws_access_key_id.is_some(),
-            "aws_secret_access_key" => self.aws_secret_access_key.is_some(),
-            "aws_session_token" => self.aws_session_token.is_some(),
-            "aws_region" => self.aws_region.is_some(),
-            "aws_role_arn" => self.aws_role_arn.is_some(),
-            "aws_role_arns" => !self.aws_role_arns.is_empty(),
-            "aws_account_id" => self.aws_account_id.is_some(),
-            "aws_ecr_registry_id" => self.aws_ecr_registry_id.is_some(),
             "azure_acr" => self.azure_acr,
             "azure_client_id" => self.azure_client_id.is_some(),
             "azure_tenant_id" => self.azure_tenant_id.is_some(),
@@ -296,10 +294,54 @@ impl Source {
         })
     }
 
-    /// The normalised reference from `repository`, with `tag` applied when set.
+    /// `repository` naming the image: as written, except R's ECR form. R takes a name
+    /// without a registry host (`team/app`) next to `aws_region` to be on ECR; with
+    /// `aws_account_id` (or R's `aws_ecr_registry_id`) we put it on
+    /// `<account>.dkr.ecr.<region>.amazonaws.com` as R does. A name with a registry host is
+    /// never rewritten (D's form, the full ECR URI, works as written).
+    pub fn repository_name(&self) -> Cow<'_, str> {
+        let region = self.aws_region.as_deref().map(str::trim).unwrap_or("");
+        let account = [&self.aws_account_id, &self.aws_ecr_registry_id]
+            .into_iter()
+            .find_map(|a| a.as_deref().map(str::trim).filter(|a| !a.is_empty()));
+        match account {
+            Some(account) if !region.is_empty() && !names_registry(&self.repository) => {
+                let domain = if region.starts_with("cn-") {
+                    "amazonaws.com.cn"
+                } else {
+                    "amazonaws.com"
+                };
+                Cow::Owned(format!(
+                    "{account}.dkr.ecr.{region}.{domain}/{}",
+                    self.repository.trim()
+                ))
+            }
+            _ => Cow::Borrowed(&self.repository),
+        }
+    }
+
+    /// The normalised reference from `repository` ([`Source::repository_name`]), with `tag`
+    /// applied when set.
     pub fn reference(&self) -> anyhow::Result<Reference> {
-        let parsed =
-            Reference::parse(&self.repository).map_err(|e| anyhow!("source.repository: {e}"))?;
+        let name = self.repository_name();
+        let on_docker_hub = !names_registry(&name);
+        if on_docker_hub
+            && self
+                .aws_region
+                .as_deref()
+                .is_some_and(|r| !r.trim().is_empty())
+        {
+            bail!(
+                "source.repository {:?} names no registry, and source.aws_region is set: for \
+                 Amazon ECR give source.aws_account_id (then the image is \
+                 <account>.dkr.ecr.<region>.amazonaws.com/{}), or write the full ECR name in \
+                 repository; registry-image-resource used the AWS identity's own account here, \
+                 which this resource does not look up",
+                self.repository,
+                self.repository.trim()
+            );
+        }
+        let parsed = Reference::parse(&name).map_err(|e| anyhow!("source.repository: {e}"))?;
         let Some(tag) = &self.tag else {
             return Ok(parsed);
         };
@@ -313,6 +355,15 @@ impl Source {
         parsed
             .with_tag(tag)
             .map_err(|e| anyhow!("source.tag: invalid tag {tag:?}: {}", e.reason))
+    }
+}
+
+/// True when `repository`'s first component is a registry host (Docker's rule: it has a `.`
+/// or `:`, or is `localhost`); otherwise the name is on Docker Hub.
+fn names_registry(repository: &str) -> bool {
+    match repository.trim().split_once('/') {
+        Some((first, _)) => first.contains(['.', ':']) || first == "localhost",
+        None => false,
     }
 }
 
@@ -389,7 +440,6 @@ mod tests {
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
                 "azure_acr" => "true",
-                "aws_role_arns" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
                 "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
                 _ => r#""x""#,
@@ -426,14 +476,53 @@ mod tests {
             "created_at_sort": true"#,
         );
         assert!(listing.reject_unsupported(Command::Check).is_ok());
-        let s = source(r#""docker_config": {}, "semver_constraint": "1", "aws_region": "r""#);
+        let s = source(r#""docker_config": {}, "semver_constraint": "1", "content_trust": {}"#);
         let e = s
-            .reject_unsupported(Command::Check)
+            .reject_unsupported(Command::Put)
             .map_err(|e| e.to_string());
         let expected = "not supported yet: docker_config (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: aws_region";
+                        use `username` and `password`; also not supported yet: content_trust";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
+    }
+
+    #[test]
+    fn r_ecr_names_get_their_registry() {
+        let name = |fields: &str| source(fields).repository_name().into_owned();
+        let account = r#""aws_account_id": "012345678901", "aws_region": "eu-west-1""#;
+        assert_eq!(
+            name(&format!(r#""repository": "team/app", {account}"#)),
+            "012345678901.dkr.ecr.eu-west-1.amazonaws.com/team/app"
+        );
+        assert_eq!(
+            name(
+                r#""repository": "app", "aws_ecr_registry_id": "012345678901", "aws_region": "cn-north-1""#
+            ),
+            "012345678901.dkr.ecr.cn-north-1.amazonaws.com.cn/app"
+        );
+        // A registry host, or no region: as written.
+        let full = "012345678901.dkr.ecr.eu-west-1.amazonaws.com/app";
+        assert_eq!(name(&format!(r#""repository": "{full}", {account}"#)), full);
+        assert_eq!(
+            name(&format!(r#""repository": "localhost/app", {account}"#)),
+            "localhost/app"
+        );
+        assert_eq!(name(r#""aws_account_id": "012345678901""#), "golang");
+        let reference =
+            source(&format!(r#""repository": "app", "tag": "1", {account}"#)).reference();
+        assert_eq!(
+            reference.map(|r| r.to_string()).ok().as_deref(),
+            Some("012345678901.dkr.ecr.eu-west-1.amazonaws.com/app:1")
+        );
+        // A bare name next to aws_region without an account: an error, not Docker Hub.
+        let err = source(r#""aws_region": "eu-west-1""#)
+            .reference()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("aws_account_id") && err.contains("\"golang\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod base_image;
 pub mod bin;
 pub mod front;
 pub mod image;
+pub mod moto;
 pub mod oracle;
 pub mod registry;
 pub mod sshd;
