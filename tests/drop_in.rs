@@ -110,11 +110,11 @@ fn d_and_r_options_with_nothing_to_do_are_accepted_with_a_note() {
 }
 
 #[test]
-fn azure_keys_parse_and_say_not_supported_yet() {
-    // R's `aws_ecr_registry_id`: tests/credentials_ecr.rs (accepted, with a note).
+fn azure_keys_without_azure_acr_change_nothing_and_say_so() {
+    // `azure_acr: true` itself: tests/credentials_acr.rs; R's `aws_ecr_registry_id`:
+    // tests/credentials_ecr.rs (accepted, with a note).
     let registry = Registry::start(RegistryConfig::new());
     let cases = [
-        ("azure_acr", json!(true)),
         ("azure_client_id", json!("c")),
         ("azure_tenant_id", json!("t")),
         ("azure_environment", json!("AzurePublic")),
@@ -124,10 +124,13 @@ fn azure_keys_parse_and_say_not_supported_yet() {
         source["tag"] = json!("1");
         source[key] = value;
         let out = run("check", &[], &json!({ "source": source }));
-        let error = out.expect_failure();
+        assert_eq!(out.expect_success(), &json!([]), "{key}");
         assert!(
-            error.contains(&format!("not supported yet: {key} (in `source`)")),
-            "{key}: {error}"
+            out.stderr.contains(&format!(
+                "note: source.{key} is set but source.azure_acr is not true"
+            )),
+            "{key}: {}",
+            out.stderr
         );
     }
 }

@@ -1,25 +1,291 @@
-//! Azure ACR (`source.azure_*`): an AAD token exchanged at the registry's `/oauth2/exchange`.
+//! Azure ACR (`azure_acr: true`, R's options): an Entra ID (AAD) token ([`aad`]) exchanged at
+//! the registry's `POST /oauth2/exchange` (`grant_type=access_token`, `service`, `tenant`,
+//! `access_token`) for an ACR refresh token, which becomes Basic credentials with the user
+//! `00000000-0000-0000-0000-000000000000` (as R and `az acr login` do); the registry's token
+//! endpoint takes them like any password.
 //!
-//! NOT BUILT YET: while `source.rs` rejects the azure_* options as "not supported yet", this module is
-//! never configured ([`Acr::from_source`] returns `None`).
+//! - Which registries: the repository's own, and other ACR hosts (`*.azurecr.io`, `.us`,
+//!   `.cn`) the run meets (base images, `pull_repository`); one exchange per registry, one AAD
+//!   token per run.
+//! - `tenant` of the exchange: `azure_tenant_id` (the registry's tenant, R's meaning), else
+//!   the `tenant=` of the registry's `/v2/` challenge, else `common` (R's order).
+//! - Transport: the registry's own TLS options (`ca_certs`, `client_certs`, `insecure*`) and
+//!   schemes (plain HTTP only for loopback and insecure registries, as for the registry API).
+
+pub mod aad;
 
 use super::Found;
+use crate::registry::auth::Credentials;
+use crate::registry::transport::{InsecureRule, Transport, TransportOptions};
 use crate::resource::Source;
+use crate::secret::Secret;
+use aad::{Cloud, Identity};
+use anyhow::{anyhow, bail, Context as _};
+
+/// The user name ACR takes with a refresh token as password.
+pub const REFRESH_TOKEN_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The configured source.
 #[derive(Debug)]
-pub struct Acr {}
+pub struct Acr {
+    origin_host: String,
+    cloud: Cloud,
+    identity: Identity,
+    tenant: Option<String>,
+    options: TransportOptions,
+    aad_token: tokio::sync::Mutex<Option<Secret>>,
+}
+
+/// A string option that counts as set: present and not blank.
+fn given(option: &Option<String>) -> Option<&str> {
+    option.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// True for an ACR registry host.
+fn is_acr_host(host: &str) -> bool {
+    let (name, _) = crate::registry::transport::split_host_port(host);
+    let name = name.to_ascii_lowercase();
+    [".azurecr.io", ".azurecr.us", ".azurecr.cn"]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
+}
+
+/// The `tenant=` value in a `WWW-Authenticate` challenge (R's parse), if any.
+fn challenge_tenant(header: &str) -> Option<String> {
+    let start = header.find("tenant=")? + "tenant=".len();
+    let value: String = header[start..]
+        .chars()
+        .take_while(|c| !matches!(c, '"' | '&' | ',' | ' '))
+        .collect();
+    (!value.is_empty()).then_some(value)
+}
 
 impl Acr {
-    /// Reads the options; `None` when they are not given.
+    /// Reads the options; `None` unless `azure_acr` is true.
     pub fn from_source(source: &Source, origin_host: &str) -> anyhow::Result<Option<Acr>> {
-        let _ = (source, origin_host);
-        Ok(None)
+        Self::from_source_with(source, origin_host, |name| std::env::var(name).ok())
+    }
+
+    fn from_source_with(
+        source: &Source,
+        origin_host: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<Acr>> {
+        if !source.azure_acr {
+            // Other azure_* options alone do nothing: Source::notes says so on stderr.
+            return Ok(None);
+        }
+        let cloud = Cloud::choose(source.azure_environment.as_deref(), origin_host)?;
+        let identity = Identity::choose(
+            given(&source.azure_client_id),
+            given(&source.azure_tenant_id),
+            env,
+        )?;
+        let mut insecure: Vec<InsecureRule> = source
+            .insecure_registries
+            .iter()
+            .filter_map(|entry| InsecureRule::parse(entry).ok())
+            .collect();
+        if source.insecure {
+            insecure.push(InsecureRule::Host(origin_host.to_ascii_lowercase()));
+        }
+        Ok(Some(Acr {
+            origin_host: origin_host.to_ascii_lowercase(),
+            cloud,
+            identity,
+            tenant: given(&source.azure_tenant_id).map(str::to_string),
+            options: TransportOptions {
+                ca_certs: source.ca_certs.clone(),
+                client_certs: source.client_certs.clone(),
+                insecure,
+                debug: source.debug,
+                connect_timeout: std::time::Duration::ZERO,
+            },
+            aad_token: tokio::sync::Mutex::new(None),
+        }))
     }
 
     /// The credentials this source has for registry `host`, if any.
     pub async fn lookup(&self, host: &str) -> anyhow::Result<Option<Found>> {
-        let _ = host;
-        Ok(None)
+        let host = host.to_ascii_lowercase();
+        if host != self.origin_host && !is_acr_host(&host) {
+            return Ok(None);
+        }
+        let refresh = self.refresh_token(&host).await.with_context(|| {
+            format!(
+                "Azure ACR credentials for registry {host} (source.azure_acr, with {})",
+                self.identity.describe()
+            )
+        })?;
+        Ok(Some(Found {
+            credentials: Credentials::basic(REFRESH_TOKEN_USER, refresh),
+            from: format!(
+                "Azure ACR ({} exchanged at {host}/oauth2/exchange)",
+                self.identity.describe()
+            ),
+        }))
+    }
+
+    /// The AAD token (once per run), then the registry's exchange.
+    async fn refresh_token(&self, host: &str) -> anyhow::Result<Secret> {
+        let aad = {
+            let mut cached = self.aad_token.lock().await;
+            match cached.as_ref() {
+                Some(token) => token.clone(),
+                None => {
+                    let token = self
+                        .identity
+                        .token(self.cloud, &self.options)
+                        .await
+                        .context("getting an Entra ID (AAD) token")?;
+                    *cached = Some(token.clone());
+                    token
+                }
+            }
+        };
+        let transport = Transport::new(host, &self.options).await?;
+        let (base, challenged) = self.probe(&transport, host).await?;
+        let tenant = self
+            .tenant
+            .clone()
+            .or(challenged)
+            .unwrap_or_else(|| "common".to_string());
+        let url = format!("{base}/oauth2/exchange");
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "access_token")
+            .append_pair("service", host)
+            .append_pair("tenant", &tenant)
+            .append_pair("access_token", aad.expose())
+            .finish();
+        let request = transport
+            .http()
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .build()
+            .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
+        let response = transport.send(request).await?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| anyhow!("reading the answer of {url}: {e}"))?;
+        if !status.is_success() {
+            let hint = if self.tenant.is_some() {
+                " (source.azure_tenant_id must be the registry's tenant, not the identity's)"
+            } else {
+                ""
+            };
+            bail!(
+                "POST {url} (tenant {tenant}) answered HTTP {}: {}{hint}",
+                status.as_u16(),
+                crate::registry::error::diagnostics(body.as_bytes())
+            );
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| anyhow!("POST {url} answered with invalid JSON ({e})"))?;
+        parsed["refresh_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| anyhow!("POST {url} answered without a refresh_token"))
+    }
+
+    /// The registry's base URL (`https://host`, or `http://host` where plain HTTP is allowed
+    /// and only it answers) and the tenant its `/v2/` challenge names. Without a tenant to
+    /// find and with only HTTPS to try, no request is made (R skips it too).
+    async fn probe(
+        &self,
+        transport: &Transport,
+        host: &str,
+    ) -> anyhow::Result<(String, Option<String>)> {
+        let schemes = transport.schemes();
+        if self.tenant.is_some() && schemes.len() == 1 {
+            return Ok((format!("https://{host}"), None));
+        }
+        let mut first_error = None;
+        for scheme in schemes {
+            let url = format!("{scheme}://{host}/v2/");
+            let request = transport
+                .http()
+                .get(&url)
+                .build()
+                .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
+            match transport.send(request).await {
+                Ok(response) => {
+                    let tenant = response
+                        .headers()
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(challenge_tenant);
+                    return Ok((format!("{scheme}://{host}"), tenant));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.into()),
+            None => bail!("registry {host}: no scheme to reach it"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn source(extra: serde_json::Value) -> Source {
+        let mut value = json!({"repository": "reg.azurecr.io/app"});
+        if let (Some(object), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+            object.extend(extra.clone());
+        }
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn configured(extra: serde_json::Value) -> Result<Option<Acr>, String> {
+        Acr::from_source_with(&source(extra), "reg.azurecr.io", |_| None).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn options() {
+        assert!(matches!(configured(json!({})), Ok(None)));
+        assert!(matches!(
+            configured(json!({"azure_client_id": "c"})),
+            Ok(None)
+        ));
+        match configured(
+            json!({"azure_acr": true, "azure_tenant_id": "t", "azure_client_id": "mi"}),
+        ) {
+            Ok(Some(acr)) => {
+                assert_eq!(acr.tenant.as_deref(), Some("t"));
+                assert_eq!(acr.cloud, Cloud::Public);
+                assert!(
+                    matches!(acr.identity, Identity::Managed { client_id: Some(ref id) } if id == "mi")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = configured(json!({"azure_acr": true, "azure_environment": "Mars"}));
+        assert!(err.is_err_and(|e| e.contains("source.azure_environment")));
+    }
+
+    #[test]
+    fn hosts_and_challenges() {
+        assert!(is_acr_host("reg.azurecr.io"));
+        assert!(is_acr_host("Reg.AzureCR.us:443"));
+        assert!(!is_acr_host("ghcr.io"));
+        let header = r#"Bearer realm="https://reg.azurecr.io/oauth2/exchange?tenant=abc-123",service="reg.azurecr.io""#;
+        assert_eq!(challenge_tenant(header).as_deref(), Some("abc-123"));
+        assert_eq!(
+            challenge_tenant(r#"Bearer realm="x",tenant=t1"#).as_deref(),
+            Some("t1")
+        );
+        assert_eq!(
+            challenge_tenant(r#"Bearer realm="https://r/oauth2/token""#),
+            None
+        );
     }
 }

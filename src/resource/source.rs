@@ -230,10 +230,6 @@ const NOTARY: &str = "signing with Notary is not built; remove it to push unsign
 const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("docker_config", ALL, AUTH),
     ("registry_extension", ALL, AUTH),
-    ("azure_acr", ALL, AUTH),
-    ("azure_client_id", ALL, AUTH),
-    ("azure_tenant_id", ALL, AUTH),
-    ("azure_environment", ALL, AUTH),
     ("content_trust", &[Command::Put], NOTARY),
 ];
 
@@ -276,6 +272,21 @@ impl Source {
                     .to_string(),
             );
         }
+        if !self.azure_acr {
+            let azure = [
+                ("azure_client_id", &self.azure_client_id),
+                ("azure_tenant_id", &self.azure_tenant_id),
+                ("azure_environment", &self.azure_environment),
+            ];
+            for (option, value) in azure {
+                if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                    notes.push(format!(
+                        "note: source.{option} is set but source.azure_acr is not true, so it \
+                         changes nothing; set azure_acr: true to authenticate to Azure ACR"
+                    ));
+                }
+            }
+        }
         notes
     }
 
@@ -285,10 +296,6 @@ impl Source {
         Some(match option {
             "docker_config" => self.docker_config.is_some(),
             "registry_extension" => self.registry_extension.is_some(),
-            "azure_acr" => self.azure_acr,
-            "azure_client_id" => self.azure_client_id.is_some(),
-            "azure_tenant_id" => self.azure_tenant_id.is_some(),
-            "azure_environment" => self.azure_environment.is_some(),
             "content_trust" => self.content_trust.is_some(),
             _ => return None,
         })
@@ -439,7 +446,6 @@ mod tests {
         }
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
-                "azure_acr" => "true",
                 "docker_config" | "content_trust" => "{}",
                 "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
                 _ => r#""x""#,

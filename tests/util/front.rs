@@ -18,6 +18,8 @@ pub struct Seen {
     pub target: String,
     /// Header lines.
     pub headers: Vec<String>,
+    /// The body (`Content-Length` bodies only).
+    pub body: Vec<u8>,
 }
 
 /// What to do with a request.
@@ -111,6 +113,7 @@ fn serve(
         method: parts.next().unwrap_or("").to_string(),
         target: parts.next().unwrap_or("").to_string(),
         headers: headers.clone(),
+        body: body.clone(),
     };
     seen.lock().expect("front log").push(request.clone());
     let extra = match rule(&request) {
