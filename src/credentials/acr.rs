@@ -75,6 +75,14 @@ impl Acr {
             // Other azure_* options alone do nothing: Source::notes says so on stderr.
             return Ok(None);
         }
+        if origin_host.eq_ignore_ascii_case(crate::reference::DOCKER_HUB_API) {
+            bail!(
+                "source.repository {:?} is on Docker Hub, and source.azure_acr is true: Azure \
+                 tokens are never sent to Docker Hub; write the full ACR name \
+                 (<registry>.azurecr.io/...)",
+                source.repository
+            );
+        }
         let cloud = Cloud::choose(source.azure_environment.as_deref(), origin_host)?;
         let identity = Identity::choose(
             given(&source.azure_client_id),
@@ -268,6 +276,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let hub = Acr::from_source_with(
+            &source(json!({"azure_acr": true})),
+            "registry-1.docker.io",
+            |_| None,
+        );
+        assert!(hub.is_err_and(|e| e.to_string().contains("never sent to Docker Hub")));
         let err = configured(json!({"azure_acr": true, "azure_environment": "Mars"}));
         assert!(err.is_err_and(|e| e.contains("source.azure_environment")));
     }

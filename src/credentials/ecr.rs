@@ -162,6 +162,15 @@ impl Ecr {
     ) -> anyhow::Result<Option<Ecr>> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         account_id(source)?;
+        if origin_host.eq_ignore_ascii_case(crate::reference::DOCKER_HUB_API) {
+            bail!(
+                "source.repository {:?} is on Docker Hub, and aws_* options are set: ECR \
+                 credentials are never sent to Docker Hub; write the full ECR name \
+                 (<account>.dkr.ecr.<region>.amazonaws.com/...), or give source.aws_region and \
+                 source.aws_account_id with a bare name",
+                source.repository
+            );
+        }
         let host_region = ecr_host(origin_host).map(|(_, region)| region);
         let (region, region_from) = match (given(&source.aws_region), host_region) {
             (Some(option), Some(host)) if option != host => bail!(

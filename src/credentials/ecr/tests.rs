@@ -127,6 +127,9 @@ fn region_from_option_host_or_environment() {
         region(&option, local, &both),
         Ok(("eu-central-1".into(), "source.aws_region".into()))
     );
+    // Docker Hub never gets ECR credentials.
+    let hub = region(&keys, "registry-1.docker.io", &both).unwrap_err();
+    assert!(hub.contains("never sent to Docker Hub"), "{hub}");
     // Absent, malformed, contradicting the host: errors naming aws_region.
     let absent = region(&keys, local, &[]).unwrap_err();
     assert!(
