@@ -233,8 +233,56 @@ fn credentials_from_the_environment_and_web_identity() {
     let out = run_aws("check", &[], &json!({ "source": source, }), &moto, &env);
     assert_eq!(digest_of(&out), role_digest, "{}", out.stderr);
 
+    // Container credentials (ECS, EKS Pod Identity) and the EC2 instance profile: moto
+    // serves the instance metadata API too; its keys belong to 123456789012.
+    let (plain_registry, plain_digest) = ecr_like_registry(DEFAULT_ACCOUNT, "ecr/instance");
+    let source = json!({
+        "repository": format!("{}/ecr/instance", plain_registry.host()),
+        "tag": "latest",
+        "aws_region": "us-east-1",
+        "debug": true,
+    });
+    let full_uri = format!(
+        "{}/latest/meta-data/iam/security-credentials/default-role",
+        moto.url()
+    );
+    let container = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", full_uri.as_str()),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "container-auth-token-123",
+        ),
+    ];
+    let out = run_aws(
+        "check",
+        &[],
+        &json!({ "source": source }),
+        &moto,
+        &container,
+    );
+    assert_eq!(digest_of(&out), plain_digest, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("with container credentials from"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("container-auth-token-123"));
+    let endpoint = moto.url();
+    let imds = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.as_str())];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &imds);
+    assert_eq!(digest_of(&out), plain_digest, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("with the EC2 instance profile"),
+        "{}",
+        out.stderr
+    );
+    for secret in ["test-secret-key", "test-session-token", "fake-imdsv2-token"] {
+        assert!(!out.stderr.contains(secret), "{secret}: {}", out.stderr);
+    }
+
     // Nothing at all: an error that says where credentials can come from.
-    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &[]);
+    let disabled = [("AWS_EC2_METADATA_DISABLED", "true")];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &disabled);
     let err = out.expect_failure();
     assert!(
         err.contains("no AWS credentials") && err.contains("aws_access_key_id"),

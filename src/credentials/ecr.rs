@@ -9,10 +9,8 @@
 //! - Region: `aws_region`, else the region in the repository's ECR host, else `AWS_REGION` /
 //!   `AWS_DEFAULT_REGION`; none, a malformed one, or one that contradicts the host is an error
 //!   naming `aws_region`.
-//! - AWS credentials, first found: `aws_access_key_id` + `aws_secret_access_key` (+
-//!   `aws_session_token`); `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+
-//!   `AWS_SESSION_TOKEN`); web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`, as on
-//!   EKS). Not read: `~/.aws` files, ECS container credentials, EC2 instance metadata.
+//! - AWS credentials, first found: the options, the environment's keys, web identity,
+//!   container credentials, the EC2 instance profile ([`chain`]; `~/.aws` files are not read).
 //! - Then `aws_role_arn` or `aws_role_arns` (not both, as R) are assumed in order, each with
 //!   the previous role's credentials.
 //! - R's bare repository names (`alpine` with `aws_account_id`) are rewritten by
@@ -21,6 +19,7 @@
 //! The token is fetched once per run (on the first registry that needs it) and shared.
 
 mod aws;
+mod chain;
 
 use super::Found;
 use crate::registry::auth::Credentials;
@@ -30,7 +29,7 @@ use crate::secret::Secret;
 use anyhow::{anyhow, bail, Context as _};
 use aws::{Caller, Keys, Service};
 use base64::Engine as _;
-use std::path::PathBuf;
+use chain::Base;
 
 /// The configured source.
 #[derive(Debug)]
@@ -42,33 +41,6 @@ pub struct Ecr {
     roles: Vec<String>,
     caller: Caller,
     token: tokio::sync::Mutex<Option<Credentials>>,
-}
-
-/// Where the first AWS credentials come from.
-#[derive(Debug)]
-enum Base {
-    /// `source.aws_access_key_id` and friends.
-    Source(Keys),
-    /// `AWS_ACCESS_KEY_ID` and friends.
-    Environment(Keys),
-    /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (+ `AWS_ROLE_SESSION_NAME`).
-    WebIdentity {
-        token_file: PathBuf,
-        role_arn: String,
-        session_name: String,
-    },
-}
-
-impl Base {
-    fn describe(&self) -> String {
-        match self {
-            Base::Source(_) => "source.aws_access_key_id".into(),
-            Base::Environment(_) => "AWS_ACCESS_KEY_ID from the environment".into(),
-            Base::WebIdentity { role_arn, .. } => {
-                format!("web identity (AWS_WEB_IDENTITY_TOKEN_FILE) for role {role_arn}")
-            }
-        }
-    }
 }
 
 /// A string option that counts as set: present and not blank.
@@ -196,7 +168,7 @@ impl Ecr {
                  an AWS region; set source.aws_region to one such as us-east-1"
             );
         }
-        let base = base_credentials(source, &env)?;
+        let base = Base::choose(source, &env)?;
         let roles = match (given(&source.aws_role_arn), source.aws_role_arns.as_slice()) {
             (Some(_), [_, ..]) => bail!(
                 "source.aws_role_arn and source.aws_role_arns are both set; give one (a single \
@@ -268,29 +240,7 @@ impl Ecr {
 
     /// First credentials, roles, then the ECR token.
     async fn fetch(&self) -> anyhow::Result<Credentials> {
-        let mut keys = match &self.base {
-            Base::Source(keys) | Base::Environment(keys) => keys.clone(),
-            Base::WebIdentity {
-                token_file,
-                role_arn,
-                session_name,
-            } => {
-                let token = std::fs::read_to_string(token_file).map_err(|e| {
-                    anyhow!(
-                        "reading the web identity token AWS_WEB_IDENTITY_TOKEN_FILE ({}): {e}",
-                        token_file.display()
-                    )
-                })?;
-                self.caller
-                    .assume_role_with_web_identity(
-                        role_arn,
-                        session_name,
-                        &Secret::new(token.trim()),
-                    )
-                    .await
-                    .with_context(|| format!("assuming AWS_ROLE_ARN {role_arn} by web identity"))?
-            }
-        };
+        let mut keys = self.base.keys(&self.caller).await?;
         for (i, role) in self.roles.iter().enumerate() {
             let option = if self.roles.len() == 1 {
                 "source.aws_role_arn(s)".to_string()
@@ -347,60 +297,6 @@ impl Ecr {
         })?;
         Ok(Credentials::basic(user, Secret::new(password.trim())))
     }
-}
-
-/// The first credentials, in the order of the module docs.
-fn base_credentials(
-    source: &Source,
-    env: &impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<Base> {
-    let secret = source
-        .aws_secret_access_key
-        .as_ref()
-        .filter(|s| !s.is_empty());
-    let token = source.aws_session_token.clone().filter(|s| !s.is_empty());
-    match (given(&source.aws_access_key_id), secret) {
-        (Some(id), Some(secret)) => {
-            return Ok(Base::Source(Keys {
-                access_key_id: id.to_string(),
-                secret_access_key: secret.clone(),
-                session_token: token,
-            }))
-        }
-        (Some(_), None) => bail!(
-            "source.aws_access_key_id is set but source.aws_secret_access_key is not; give both"
-        ),
-        (None, Some(_)) => bail!(
-            "source.aws_secret_access_key is set but source.aws_access_key_id is not; give both"
-        ),
-        (None, None) if token.is_some() => bail!(
-            "source.aws_session_token is set without source.aws_access_key_id and \
-             source.aws_secret_access_key; give all three"
-        ),
-        (None, None) => {}
-    }
-    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-        return Ok(Base::Environment(Keys {
-            access_key_id: id,
-            secret_access_key: Secret::new(secret),
-            session_token: env("AWS_SESSION_TOKEN").map(Secret::new),
-        }));
-    }
-    if let (Some(file), Some(role_arn)) = (env("AWS_WEB_IDENTITY_TOKEN_FILE"), env("AWS_ROLE_ARN"))
-    {
-        return Ok(Base::WebIdentity {
-            token_file: PathBuf::from(file),
-            role_arn,
-            session_name: env("AWS_ROLE_SESSION_NAME")
-                .unwrap_or_else(|| aws::SESSION_NAME.to_string()),
-        });
-    }
-    bail!(
-        "Amazon ECR: no AWS credentials: set source.aws_access_key_id and \
-         source.aws_secret_access_key, or give the worker AWS_ACCESS_KEY_ID and \
-         AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (instance \
-         profiles, ECS task roles and ~/.aws files are not read)"
-    )
 }
 
 #[cfg(test)]

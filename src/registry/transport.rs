@@ -206,12 +206,14 @@ impl Transport {
         if self.debug {
             let auth = match request.headers().get(reqwest::header::AUTHORIZATION) {
                 Some(value) => {
+                    // The scheme word only: a bare token (ECS's container credentials
+                    // send one) has no scheme, and is itself the secret.
                     let scheme = value
                         .to_str()
                         .ok()
-                        .and_then(|v| v.split_whitespace().next())
-                        .unwrap_or("?");
-                    format!(" [Authorization: {scheme} <redacted>]")
+                        .and_then(|v| v.trim().split_once(char::is_whitespace))
+                        .map_or(String::new(), |(scheme, _)| format!("{scheme} "));
+                    format!(" [Authorization: {scheme}<redacted>]")
                 }
                 None => String::new(),
             };

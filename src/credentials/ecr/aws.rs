@@ -122,12 +122,6 @@ impl Caller {
         keys: Option<&Keys>,
     ) -> anyhow::Result<(url::Url, Answer)> {
         let url = service.endpoint(&self.region)?;
-        let host = match (url.host_str(), url.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => bail!("endpoint {url} has no host"),
-        };
-        let transport = Transport::new(&host, &self.options).await?;
         let mut all: Vec<(String, String)> = headers
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -135,8 +129,37 @@ impl Caller {
         if let Some(keys) = keys {
             all.extend(self.sign(service, &url, headers, body, keys)?);
         }
-        let mut request = transport.http().post(url.clone()).body(body.to_vec());
-        for (name, value) in &all {
+        let answer = self
+            .send(reqwest::Method::POST, &url, &all, body, None)
+            .await?;
+        Ok((url, answer))
+    }
+
+    /// Sends one request to `url` with the source's transport options (`connect_timeout`
+    /// replaces theirs when given).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: &[u8],
+        connect_timeout: Option<std::time::Duration>,
+    ) -> anyhow::Result<Answer> {
+        let host = match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => bail!("endpoint {url} has no host"),
+        };
+        let mut options = self.options.clone();
+        if let Some(timeout) = connect_timeout {
+            options.connect_timeout = timeout;
+        }
+        let transport = Transport::new(&host, &options).await?;
+        let mut request = transport
+            .http()
+            .request(method, url.clone())
+            .body(body.to_vec());
+        for (name, value) in headers {
             request = request.header(name.as_str(), value.as_str());
         }
         let request = request
@@ -148,7 +171,7 @@ impl Caller {
             .text()
             .await
             .map_err(|e| anyhow!("reading the answer of {url}: {e}"))?;
-        Ok((url, Answer { status, body }))
+        Ok(Answer { status, body })
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token`) for a request.

@@ -187,7 +187,29 @@ fn credential_chain() {
         }
         other => panic!("{other:?}"),
     }
-    let none = base(&bare, &[]).unwrap_err();
+    // Then container credentials, then the instance profile, unless disabled.
+    let container = [(
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "/v2/credentials/abc",
+    )];
+    match base(&bare, &container) {
+        Ok(Base::Container { url, .. }) => {
+            assert_eq!(url.as_str(), "http://169.254.170.2/v2/credentials/abc")
+        }
+        other => panic!("{other:?}"),
+    }
+    let unsafe_url = [(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "http://example.com/creds",
+    )];
+    assert!(base(&bare, &unsafe_url).is_err_and(|e| e.contains("must be https")));
+    match base(&bare, &[]) {
+        Ok(Base::InstanceMetadata { endpoint }) => {
+            assert_eq!(endpoint.as_str(), "http://169.254.169.254/")
+        }
+        other => panic!("{other:?}"),
+    }
+    let none = base(&bare, &[("AWS_EC2_METADATA_DISABLED", "true")]).unwrap_err();
     assert!(
         none.contains("no AWS credentials") && none.contains("aws_access_key_id"),
         "{none}"
