@@ -9,11 +9,13 @@
 //! - [`registry`]: our own thin distribution client: per-registry transport (TLS, client
 //!   certificates, insecure rules, mirrors), auth (challenge, Basic, Bearer tokens) and the
 //!   calls the commands need.
+//! - [`credentials`]: which credentials each registry gets, from every source, in precedence.
 //! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
 #![warn(missing_docs)]
 
 pub mod build;
 pub mod commands;
+pub mod credentials;
 pub mod fetch;
 pub mod image;
 pub mod pattern;

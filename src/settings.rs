@@ -2,6 +2,7 @@
 //! [`Reference`], the transport options every registry client is built from, credentials by
 //! registry, and the Docker Hub mirror. Also where the mirror-then-origin order lives.
 
+use crate::credentials::Keychain;
 use crate::reference::{Reference, DOCKER_HUB_API};
 use crate::registry::auth::Credentials;
 use crate::registry::transport::{InsecureRule, TransportOptions};
@@ -20,7 +21,8 @@ pub struct Settings {
     pub reference: Reference,
     /// TLS and trace options for every registry client.
     pub transport: TransportOptions,
-    credentials: Option<Credentials>,
+    /// Credentials for every registry, from every source the user configured.
+    pub keychain: Keychain,
     mirror: Option<RegistryMirror>,
 }
 
@@ -55,18 +57,7 @@ impl Settings {
                 api_host(&reference).to_ascii_lowercase(),
             ));
         }
-        let credentials = match (&source.username, &source.password) {
-            (Some(user), Some(password)) if !user.is_empty() => {
-                Some(Credentials::basic(user.clone(), password.clone()))
-            }
-            (Some(user), None) if !user.is_empty() => {
-                anyhow::bail!("source.username is set but source.password is not; give both")
-            }
-            (None, Some(_)) => {
-                anyhow::bail!("source.password is set but source.username is not; give both")
-            }
-            _ => None,
-        };
+        let keychain = Keychain::from_source(source, &api_host(&reference))?;
         Ok(Settings {
             reference,
             transport: TransportOptions {
@@ -76,7 +67,7 @@ impl Settings {
                 debug: source.debug,
                 connect_timeout: std::time::Duration::ZERO,
             },
-            credentials,
+            keychain,
             mirror: source.registry_mirror.clone(),
         })
     }
@@ -86,10 +77,11 @@ impl Settings {
         api_host(&self.reference)
     }
 
-    /// A client for the repository's own registry, with the source's credentials.
+    /// A client for the repository's own registry, with the keychain's credentials for it.
     pub async fn origin(&self) -> anyhow::Result<Endpoint> {
         let host = self.origin_host();
-        let client = Client::new(&host, self.credentials.clone(), &self.transport)
+        let credentials = self.credentials_for(&host).await?;
+        let client = Client::new(&host, credentials, &self.transport)
             .await
             .with_context(|| format!("setting up the client for registry {host}"))?;
         Ok(Endpoint {
@@ -104,18 +96,24 @@ impl Settings {
         api_host(reference)
     }
 
-    /// A client for another reference's registry, with the source's TLS options; the
-    /// source's credentials go along only when it is the source's own registry.
+    /// A client for another reference's registry, with the source's TLS options and the
+    /// keychain's credentials for that registry (explicit `username`/`password` go only to
+    /// the source's own registry).
     pub async fn client_for(&self, reference: &Reference) -> anyhow::Result<Client> {
         let host = api_host(reference);
-        let credentials = if host == self.origin_host() {
-            self.credentials.clone()
-        } else {
-            None
-        };
+        let credentials = self.credentials_for(&host).await?;
         Client::new(&host, credentials, &self.transport)
             .await
             .with_context(|| format!("setting up the client for registry {host}"))
+    }
+
+    /// The credentials for registry `host` from the keychain (`None`: anonymous).
+    pub async fn credentials_for(&self, host: &str) -> anyhow::Result<Option<Credentials>> {
+        Ok(self
+            .keychain
+            .lookup(host)
+            .await?
+            .map(|found| found.credentials))
     }
 
     /// Where to read from, in order: the mirror (Docker Hub repositories only), then the
@@ -123,11 +121,12 @@ impl Settings {
     pub async fn pull_endpoints(&self) -> anyhow::Result<Vec<Endpoint>> {
         let mut endpoints = Vec::with_capacity(2);
         if let (Some(mirror), true) = (&self.mirror, self.reference.is_docker_hub()) {
+            // R's mirror credentials, else whatever the keychain has for the mirror's host.
             let credentials = match (&mirror.username, &mirror.password) {
                 (Some(u), Some(p)) if !u.is_empty() => {
                     Some(Credentials::basic(u.clone(), p.clone()))
                 }
-                _ => None,
+                _ => self.credentials_for(&mirror.host).await?,
             };
             let mut transport = self.transport.clone();
             if mirror.scheme.as_deref() == Some("http") {

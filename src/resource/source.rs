@@ -226,7 +226,6 @@ const NOTARY: &str = "signing with Notary is not built; remove it to push unsign
 /// ([`Source::is_set`]).
 const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
     ("docker_config", ALL, AUTH),
-    ("registry_extension", ALL, AUTH),
     ("aws_access_key_id", ALL, AUTH),
     ("aws_secret_access_key", ALL, AUTH),
     ("aws_session_token", ALL, AUTH),
@@ -278,7 +277,6 @@ impl Source {
     fn is_set(&self, option: &str) -> Option<bool> {
         Some(match option {
             "docker_config" => self.docker_config.is_some(),
-            "registry_extension" => self.registry_extension.is_some(),
             "aws_access_key_id" => self.aws_access_key_id.is_some(),
             "aws_secret_access_key" => self.aws_secret_access_key.is_some(),
             "aws_session_token" => self.aws_session_token.is_some(),
@@ -381,7 +379,8 @@ mod tests {
         let accepted = source(
             r#""additional_private_registries": [{"registry": "r", "username": "u", "password": "p"}],
             "platform": {"os": "linux"}, "max_concurrent_downloads": 2, "insecure_registries": ["r"],
-            "registry_mirror": "https://m", "debug": true, "insecure": true, "ca_certs": ["P"]"#,
+            "registry_mirror": "https://m", "debug": true, "insecure": true, "ca_certs": ["P"],
+            "registry_extension": {"endpoint": "https://e", "token": "t", "skip_verify": true}"#,
         );
         for command in all {
             assert!(accepted.reject_unsupported(command).is_ok());
@@ -391,7 +390,6 @@ mod tests {
                 "azure_acr" => "true",
                 "aws_role_arns" => r#"["x"]"#,
                 "docker_config" | "content_trust" => "{}",
-                "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
                 _ => r#""x""#,
             };
             let s = source(&format!(r#""{option}": {value}"#));
