@@ -177,6 +177,18 @@ fn auths_auth_and_username_password_in_every_key_shape() {
         err.contains(&format!("docker_config.auths[{host:?}]: auth")),
         "{err}"
     );
+    // An identity token is no use against a Basic challenge: said, not sent.
+    let token = with_config(
+        &registry,
+        "dc/app",
+        json!({"auths": {host.clone(): {"identitytoken": REFRESH}}}),
+    );
+    let out = check_both(&token, &[], &[REFRESH]);
+    let err = out.expect_failure();
+    assert!(
+        err.contains("Basic") && err.contains("identity token") && err.contains(&host),
+        "{err}"
+    );
 }
 
 #[test]

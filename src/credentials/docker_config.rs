@@ -153,7 +153,7 @@ impl DockerConfig {
         let server_url = self.server_url(target);
         let found = helper::get(store, &server_url, self.helper_timeout)
             .await
-            .context("docker_config.credsStore")?;
+            .with_context(|| format!("docker_config.credsStore, for registry {host}"))?;
         Ok(found.map(|credentials| Found {
             from: format!(
                 "docker_config (credsStore: {} for {server_url:?}, {})",
