@@ -418,9 +418,9 @@ fn request_errors_say_what_and_where() {
         "{err}"
     );
 
-    let unsupported = json!({ "source": { "repository": "127.0.0.1:9/x", "docker_config": {} } });
+    let unsupported = json!({ "source": { "repository": "127.0.0.1:9/x", "azure_acr": true } });
     let err = run("check", &[], &unsupported).expect_failure().to_string();
-    assert!(err.contains("not supported yet: docker_config"), "{err}");
+    assert!(err.contains("not supported yet: azure_acr"), "{err}");
 
     let upper = json!({ "source": { "repository": "127.0.0.1:9/Upper" } });
     let err = run("check", &[], &upper).expect_failure().to_string();

@@ -9,6 +9,7 @@ mod check_access;
 mod check_git;
 mod check_regex;
 mod check_semver;
+mod credentials_docker_config;
 mod credentials_extension;
 mod drop_in;
 mod get;

@@ -225,7 +225,6 @@ const NOTARY: &str = "signing with Notary is not built; remove it to push unsign
 /// count as set only when no tag is given, since R's `check` ignores them next to a tag
 /// ([`Source::is_set`]).
 const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
-    ("docker_config", ALL, AUTH),
     ("aws_access_key_id", ALL, AUTH),
     ("aws_secret_access_key", ALL, AUTH),
     ("aws_session_token", ALL, AUTH),
@@ -276,7 +275,6 @@ impl Source {
     /// this function does not know.
     fn is_set(&self, option: &str) -> Option<bool> {
         Some(match option {
-            "docker_config" => self.docker_config.is_some(),
             "aws_access_key_id" => self.aws_access_key_id.is_some(),
             "aws_secret_access_key" => self.aws_secret_access_key.is_some(),
             "aws_session_token" => self.aws_session_token.is_some(),
@@ -389,7 +387,7 @@ mod tests {
             let value = match *option {
                 "azure_acr" => "true",
                 "aws_role_arns" => r#"["x"]"#,
-                "docker_config" | "content_trust" => "{}",
+                "content_trust" => "{}",
                 _ => r#""x""#,
             };
             let s = source(&format!(r#""{option}": {value}"#));
@@ -424,12 +422,12 @@ mod tests {
             "created_at_sort": true"#,
         );
         assert!(listing.reject_unsupported(Command::Check).is_ok());
-        let s = source(r#""docker_config": {}, "semver_constraint": "1", "aws_region": "r""#);
+        let s = source(r#""azure_acr": true, "semver_constraint": "1", "aws_region": "r""#);
         let e = s
             .reject_unsupported(Command::Check)
             .map_err(|e| e.to_string());
-        let expected = "not supported yet: docker_config (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: aws_region";
+        let expected = "not supported yet: aws_region (in `source`): this way of getting credentials is not built; \
+                        use `username` and `password`; also not supported yet: azure_acr";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
     }

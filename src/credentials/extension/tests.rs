@@ -356,6 +356,7 @@ async fn lookup_takes_the_first_matching_entry_from_one_answer() {
             assert_eq!(username, "first");
             assert_eq!(password.expose(), "p1");
         }
+        other => panic!("expected basic credentials, got {other:?}"),
     }
     assert!(
         found.from.contains("registry_extension https://ext.local/"),
