@@ -89,7 +89,7 @@ pub fn http_date(unix_seconds: u64) -> String {
     let second_of_day = unix_seconds % 86_400;
     // 1970-01-01 was a Thursday.
     let weekday = WEEKDAYS[((days + 4) % 7) as usize];
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = crate::time::civil_from_days(days);
     format!(
         "{weekday}, {day:02} {} {year:04} {:02}:{:02}:{:02} GMT",
         MONTHS[(month - 1) as usize],
@@ -97,21 +97,6 @@ pub fn http_date(unix_seconds: u64) -> String {
         second_of_day % 3600 / 60,
         second_of_day % 60
     )
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
