@@ -4,12 +4,20 @@
 //!
 //! # Layout
 //! - [`resource`]: the wire contract (request/response JSON), raw and validated.
+//! - [`settings`]: the validated `source`: reference, TLS options, keychain, mirror order.
 //! - [`mod@reference`]: image reference parsing and Docker's normalisation; pure, no I/O.
 //! - [`secret`]: a string that never prints.
+//! - [`pattern`]: user-written regular expressions, with errors naming option and position.
+//! - [`time`]: calendar arithmetic for HTTP dates and RFC 3339 timestamps.
 //! - [`registry`]: our own thin distribution client: per-registry transport (TLS, client
-//!   certificates, insecure rules, mirrors), auth (challenge, Basic, Bearer tokens) and the
-//!   calls the commands need.
+//!   certificates, insecure rules), auth (challenge, Basic, Bearer tokens) and the calls.
 //! - [`credentials`]: which credentials each registry gets, from every source, in precedence.
+//! - [`image`]: manifests, layers, the rootfs applier, archives and `out`'s image sources.
+//! - [`fetch`]: `in`'s manifest walk and parallel blob downloads.
+//! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags).
+//! - [`tags`]: the tags an `out` pushes.
+//! - [`build`]: `out`'s Dockerfile builds through buildah.
+//! - [`progress`]: progress lines on stderr.
 //! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
 #![warn(missing_docs)]
 
@@ -27,3 +35,4 @@ pub mod resource;
 pub mod secret;
 pub mod settings;
 pub mod tags;
+pub mod time;

@@ -67,7 +67,7 @@ impl Put {
 }
 
 /// Runs `out` once with a fresh `TMPDIR`.
-fn put_build(dir: &Path, source: &Value, params: Value, env: &[(&str, &str)]) -> Output {
+pub(crate) fn put_build(dir: &Path, source: &Value, params: Value, env: &[(&str, &str)]) -> Output {
     Put::new().run(dir, source, params, env)
 }
 
@@ -79,7 +79,7 @@ fn registry_with_base() -> (Registry, String) {
 }
 
 /// The text of `path` in the image `reference` on `registry` (skopeo + umoci).
-fn file_in(registry: &Registry, reference: &str, paths: &[&str]) -> Vec<Option<String>> {
+pub(crate) fn file_in(registry: &Registry, reference: &str, paths: &[&str]) -> Vec<Option<String>> {
     let work = TempDir::new().expect("temp dir");
     let rootfs = pulled_rootfs(registry, reference, work.path(), "built");
     paths

@@ -151,6 +151,46 @@ fn mutual_tls_with_client_certs() {
 }
 
 #[test]
+fn x509_v1_client_certificates_work_as_go_reads_them() {
+    // `openssl x509 -req` without an extension file makes a v1 certificate; docker, skopeo
+    // and the registry (Go) accept it as a client certificate.
+    let server_ca = Ca::new();
+    let client_ca = Ca::new();
+    let registry = Registry::start(RegistryConfig::new().tls(&server_ca).mutual_tls(&client_ca));
+    let digest = push_random(&registry, "mtls/v1:latest");
+    let (cert, key) = client_ca.client_cert_v1("concourse-v1");
+    let der = pem_body_der(&cert);
+    // The version field is absent (v1): tbsCertificate starts with the serial, not [0].
+    assert_ne!(der.get(8), Some(&0xa0), "openssl made a v3 certificate");
+    let source = json!({ "repository": format!("{}/mtls/v1", registry.host()),
+        "ca_certs": [{ "domain": registry.host(), "cert": server_ca.cert_pem() }],
+        "client_certs": [{ "domain": registry.host(), "cert": cert, "key": key }] });
+    let out = check(&source);
+    assert!(
+        out.success(),
+        "{}\nregistry log:\n{}",
+        out.stderr,
+        registry.log()
+    );
+    assert_eq!(digest_of(&out), digest);
+    assert_no_secret(&out, &[key.lines().nth(1).expect("key body line")]);
+}
+
+/// The DER bytes of the first PEM block.
+fn pem_body_der(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("PEM base64")
+}
+
+#[test]
 fn htpasswd_basic_auth() {
     let registry = Registry::start(RegistryConfig::new().htpasswd(USER, PASSWORD));
     let digest = push_random(&registry, "basic/app:latest");
@@ -378,9 +418,12 @@ fn request_errors_say_what_and_where() {
         "{err}"
     );
 
-    let unsupported = json!({ "source": { "repository": "127.0.0.1:9/x", "docker_config": {} } });
-    let err = run("check", &[], &unsupported).expect_failure().to_string();
-    assert!(err.contains("not supported yet: docker_config"), "{err}");
+    let unsupported = json!({ "source": { "repository": "127.0.0.1:9/x", "content_trust": {} },
+        "params": { "image": "x" } });
+    let err = run("out", &["/tmp"], &unsupported)
+        .expect_failure()
+        .to_string();
+    assert!(err.contains("not supported yet: content_trust"), "{err}");
 
     let upper = json!({ "source": { "repository": "127.0.0.1:9/Upper" } });
     let err = run("check", &[], &upper).expect_failure().to_string();

@@ -49,6 +49,25 @@ impl Target {
             access: RegistryAccess::new(source, settings),
         }
     }
+
+    /// Looks up, before the build, the keychain's credentials for every registry the build
+    /// of `params` (sources in `dir`) will reach: the repository's, the additional ones and
+    /// those its Dockerfile names. A Dockerfile that cannot be read is left for
+    /// [`image`] to report.
+    pub async fn find_logins(
+        &mut self,
+        params: &PutParams,
+        dir: &Path,
+        settings: &Settings,
+    ) -> anyhow::Result<()> {
+        let dockerfile = request::dockerfile_path(params, dir)
+            .and_then(|path| std::fs::read(path).ok())
+            .unwrap_or_default();
+        let hosts = self
+            .access
+            .known_hosts(&String::from_utf8_lossy(&dockerfile));
+        self.access.add_keychain_logins(&hosts, settings).await
+    }
 }
 
 /// Builds the image `params` describe (paths relative to `dir`) in `scratch` and returns it

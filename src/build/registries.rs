@@ -3,8 +3,10 @@
 //! buildah reads (see `containers-auth.json(5)`, `containers-registries.conf(5)`,
 //! `containers-certs.d(5)`):
 //!
-//! - the auth file: `source.username`/`password` for the repository's registry, and
-//!   `additional_private_registries`;
+//! - the auth file: `source.username`/`password` for the repository's registry,
+//!   `additional_private_registries`, then for every other registry the build names the
+//!   credentials the keychain has ([`crate::credentials`]: `docker_config` and the rest),
+//!   identity tokens as `identitytoken`;
 //! - `registries.conf`: `insecure = true` for `insecure_registries` / `insecure` and for
 //!   loopback registries (as our client allows plain HTTP there), unless a CA or client
 //!   certificate is given for them; unqualified names resolve to Docker Hub only;
@@ -17,6 +19,7 @@
 //! entries of `insecure_registries` and domains without a port are matched against those.
 
 use crate::reference::{Reference, DOCKER_HUB, DOCKER_HUB_API};
+use crate::registry::auth::Credentials;
 use crate::registry::transport::{domain_matches, is_loopback, split_host_port, InsecureRule};
 use crate::resource::{CaCert, ClientCert, Source};
 use crate::secret::Secret;
@@ -25,12 +28,11 @@ use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, ToSocketAddrs};
 
-/// Credentials for one registry.
+/// Credentials for one registry (Basic or an identity token: what the auth file can hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Login {
     host: String,
-    username: String,
-    password: Secret,
+    credentials: Credentials,
 }
 
 /// The source's registry options, for the builder.
@@ -64,8 +66,7 @@ impl RegistryAccess {
             if !user.is_empty() {
                 logins.push(Login {
                     host: own_host.clone(),
-                    username: user.clone(),
-                    password: password.clone(),
+                    credentials: Credentials::basic(user.clone(), password.clone()),
                 });
             }
         }
@@ -74,8 +75,7 @@ impl RegistryAccess {
             if !extra.username.is_empty() && !logins.iter().any(|l| l.host == host) {
                 logins.push(Login {
                     host,
-                    username: extra.username.clone(),
-                    password: extra.password.clone(),
+                    credentials: Credentials::basic(extra.username.clone(), extra.password.clone()),
                 });
             }
         }
@@ -105,7 +105,45 @@ impl RegistryAccess {
         hosts
     }
 
-    /// The auth file: `{"auths": {"host": {"auth": base64("user:password")}}}`.
+    /// Adds, for every registry of `hosts` without a login yet (the source's own
+    /// credentials and `additional_private_registries` come first), the credentials the
+    /// keychain has for it. A registry token cannot be written into buildah's auth file:
+    /// that registry is pulled anonymously, and a line on stderr says so.
+    pub async fn add_keychain_logins(
+        &mut self,
+        hosts: &[String],
+        settings: &Settings,
+    ) -> anyhow::Result<()> {
+        for host in hosts {
+            if self.logins.iter().any(|l| l.host == *host) {
+                continue;
+            }
+            let api_host = match (host.as_str(), &self.docker_hub_host) {
+                (DOCKER_HUB, Some(stand_in)) => stand_in.clone(),
+                (DOCKER_HUB, None) => DOCKER_HUB_API.to_string(),
+                (other, _) => other.to_string(),
+            };
+            let found = settings.keychain.lookup(&api_host).await.map_err(|e| {
+                anyhow::anyhow!("credentials for registry {host} (used by the build): {e:#}")
+            })?;
+            match found.map(|f| f.credentials) {
+                None => {}
+                Some(Credentials::RegistryToken(_)) => eprintln!(
+                    "note: the credentials for registry {host} are a registry token, which \
+                     buildah cannot use: the build reaches {host} without credentials"
+                ),
+                Some(credentials) => self.logins.push(Login {
+                    host: host.clone(),
+                    credentials,
+                }),
+            }
+        }
+        Ok(())
+    }
+
+    /// The auth file (`containers-auth.json(5)`): `{"auths": {"host": {"auth":
+    /// base64("user:password")}}}`, or for an identity token `{"auth": base64("<token>:"),
+    /// "identitytoken": "..."}` (the `auth` must hold a `:` or the entry is skipped).
     pub fn auth_file(&self) -> String {
         let mut auths = serde_json::Map::new();
         let hub = self.logins.iter().find(|l| l.host == DOCKER_HUB);
@@ -117,11 +155,19 @@ impl RegistryAccess {
             _ => None,
         };
         for login in self.logins.iter().chain(stand_in.iter()) {
-            let pair = format!("{}:{}", login.username, login.password.expose());
-            let auth = base64::engine::general_purpose::STANDARD.encode(pair);
-            auths
-                .entry(login.host.clone())
-                .or_insert_with(|| serde_json::json!({ "auth": auth }));
+            let b64 = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+            let entry = match &login.credentials {
+                Credentials::Basic { username, password } => {
+                    serde_json::json!({ "auth": b64(format!("{username}:{}", password.expose())) })
+                }
+                Credentials::IdentityToken(token) => serde_json::json!({
+                    "auth": b64("<token>:".to_string()),
+                    "identitytoken": token.expose(),
+                }),
+                // Left out when the login is added (see add_keychain_logins).
+                Credentials::RegistryToken(_) => continue,
+            };
+            auths.entry(login.host.clone()).or_insert(entry);
         }
         serde_json::json!({ "auths": auths }).to_string()
     }

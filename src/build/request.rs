@@ -122,10 +122,7 @@ impl BuildRequest {
                 context.display()
             );
         }
-        let dockerfile = match &params.dockerfile {
-            Some(file) => dir.join(file),
-            None => context.join("Dockerfile"),
-        };
+        let dockerfile = dockerfile_path(params, dir).unwrap_or_else(|| context.join("Dockerfile"));
         if !dockerfile.is_file() {
             bail!(
                 "params.dockerfile: {} is not a file (default: <build>/Dockerfile)",
@@ -187,6 +184,16 @@ impl BuildRequest {
             cache_from,
             cache,
         })
+    }
+}
+
+/// The Dockerfile of `params` (sources in `dir`): `dockerfile`, else `<build>/Dockerfile`;
+/// `None` without `build`.
+pub fn dockerfile_path(params: &PutParams, dir: &Path) -> Option<PathBuf> {
+    match (&params.dockerfile, &params.build) {
+        (Some(file), _) => Some(dir.join(file)),
+        (None, Some(build)) => Some(dir.join(build).join("Dockerfile")),
+        (None, None) => None,
     }
 }
 

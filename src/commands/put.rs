@@ -125,7 +125,10 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let build = build::Target::new(&request.source, &settings, &first_tag);
+            let mut build = build::Target::new(&request.source, &settings, &first_tag);
+            if let Source::Build(params) = &local {
+                build.find_logins(params, &dir, &settings).await?;
+            }
             let image = tokio::task::spawn_blocking(move || {
                 local_image(local, &dir, &scratch_path, &build)
             })

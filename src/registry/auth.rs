@@ -4,8 +4,12 @@
 //! 1. The client pings `/v2/`; a `401` carries a `WWW-Authenticate` challenge ([`challenge`]).
 //! 2. `Basic`: the credentials go with every request.
 //! 3. `Bearer`: a token is fetched from the challenge's `realm` with `service` and the scopes
-//!    the request needs (Basic credentials on that GET when we have them, anonymous otherwise),
-//!    cached per scope set until it expires, and refetched once when a request still gets 401.
+//!    the request needs (Basic credentials on that GET when we have them, anonymous otherwise;
+//!    an identity token is an OAuth2 refresh token, sent as a `grant_type=refresh_token`
+//!    POST form), cached per scope set until it expires, and refetched once when a request
+//!    still gets 401.
+//! 4. A registry token (Docker's `registrytoken`) is sent as `Bearer <token>` as it is: no
+//!    exchange, whatever the challenge.
 //!
 //! [`challenge`]: super::challenge
 
@@ -28,7 +32,15 @@ pub enum Credentials {
         /// The password.
         password: Secret,
     },
+    /// An OAuth2 refresh token (Docker's `identitytoken`), exchanged at the Bearer realm for
+    /// an access token; useless with a Basic challenge.
+    IdentityToken(Secret),
+    /// A bearer token for the registry itself (Docker's `registrytoken`), sent as it is.
+    RegistryToken(Secret),
 }
+
+/// OAuth2 `client_id` sent with refresh-token exchanges.
+pub const CLIENT_ID: &str = "image-resource";
 
 impl Credentials {
     /// Basic credentials.
@@ -39,15 +51,26 @@ impl Credentials {
         }
     }
 
-    fn basic_header(&self) -> String {
+    /// What kind of credentials these are, for messages (never the secret).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::Basic { .. } => "username and password",
+            Credentials::IdentityToken(_) => "identity token",
+            Credentials::RegistryToken(_) => "registry token",
+        }
+    }
+
+    /// `Basic base64(user:password)`; `None` for token credentials.
+    fn basic_header(&self) -> Option<String> {
         match self {
             Credentials::Basic { username, password } => {
                 let raw = format!("{username}:{}", password.expose());
-                format!(
+                Some(format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(raw)
-                )
+                ))
             }
+            Credentials::IdentityToken(_) | Credentials::RegistryToken(_) => None,
         }
     }
 }
@@ -125,11 +148,25 @@ impl Authenticator {
         let Some(challenge) = self.challenge() else {
             return Ok(None);
         };
+        if let Some(Credentials::RegistryToken(token)) = &self.credentials {
+            return Ok(Some(Secret::new(format!("Bearer {}", token.expose()))));
+        }
         match challenge.scheme {
-            Scheme::Basic => Ok(self
-                .credentials
-                .as_ref()
-                .map(|c| Secret::new(c.basic_header()))),
+            Scheme::Basic => match &self.credentials {
+                None => Ok(None),
+                Some(credentials) => match credentials.basic_header() {
+                    Some(header) => Ok(Some(Secret::new(header))),
+                    None => Err(Error::Protocol {
+                        registry: transport.host().to_string(),
+                        detail: format!(
+                            "it asks for Basic authentication, but the credentials found for it \
+                             are an {}, which only works with Bearer token auth: give a \
+                             username and password for this registry instead",
+                            credentials.kind()
+                        ),
+                    }),
+                },
+            },
             Scheme::Bearer => {
                 let key = scopes.join(" ");
                 if let Ok(tokens) = self.tokens.lock() {
@@ -192,13 +229,19 @@ impl Authenticator {
                 query.append_pair("scope", scope);
             }
         }
-        let mut request = transport.http().get(url.clone());
-        if let Some(credentials) = &self.credentials {
-            request = request.header(
-                reqwest::header::AUTHORIZATION,
-                credentials.basic_header().as_str(),
-            );
-        }
+        let (method, request) = match &self.credentials {
+            Some(Credentials::IdentityToken(token)) => (
+                "POST",
+                refresh_token_request(transport, &url, challenge, scopes, token),
+            ),
+            credentials => {
+                let mut request = transport.http().get(url.clone());
+                if let Some(header) = credentials.as_ref().and_then(Credentials::basic_header) {
+                    request = request.header(reqwest::header::AUTHORIZATION, header.as_str());
+                }
+                ("GET", request)
+            }
+        };
         let request = request.build().map_err(|e| Error::Protocol {
             registry: registry.clone(),
             detail: format!("cannot build the token request: {e}"),
@@ -224,7 +267,7 @@ impl Authenticator {
         if !status.is_success() {
             return Err(Error::Status {
                 registry,
-                method: "GET".into(),
+                method: method.into(),
                 url: super::transport::redact_url(&url),
                 status: status.as_u16(),
                 diagnostics: diagnostics(&body),
@@ -249,6 +292,39 @@ impl Authenticator {
     }
 }
 
+/// The OAuth2 refresh-token grant for an identity token (Docker/distribution's
+/// [OAuth2 token spec](https://distribution.github.io/distribution/spec/auth/oauth/)): a POST
+/// form to the realm (without the GET's query) with `service`, the scopes space-separated,
+/// and our `client_id`.
+fn refresh_token_request(
+    transport: &Transport,
+    url: &url::Url,
+    challenge: &Challenge,
+    scopes: &[String],
+    token: &Secret,
+) -> reqwest::RequestBuilder {
+    let mut realm = url.clone();
+    realm.set_query(None);
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "refresh_token");
+    form.append_pair("refresh_token", token.expose());
+    if let Some(service) = challenge.param("service") {
+        form.append_pair("service", service);
+    }
+    if !scopes.is_empty() {
+        form.append_pair("scope", &scopes.join(" "));
+    }
+    form.append_pair("client_id", CLIENT_ID);
+    transport
+        .http()
+        .post(realm)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(form.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,8 +332,33 @@ mod tests {
     #[test]
     fn basic_header_encodes_user_and_password() {
         let c = Credentials::basic("user", Secret::new("pa:ss"));
-        assert_eq!(c.basic_header(), "Basic dXNlcjpwYTpzcw==");
+        assert_eq!(c.basic_header().as_deref(), Some("Basic dXNlcjpwYTpzcw=="));
         assert!(!format!("{c:?}").contains("pa:ss"));
+    }
+
+    #[test]
+    fn token_credentials_have_no_basic_header_and_redact() {
+        for c in [
+            Credentials::IdentityToken(Secret::new("refresh-xyz")),
+            Credentials::RegistryToken(Secret::new("bearer-xyz")),
+        ] {
+            assert_eq!(c.basic_header(), None);
+            let shown = format!("{c:?}");
+            assert!(!shown.contains("-xyz"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn json_key_survives_the_basic_header() {
+        let key = "{\n  \"type\": \"service_account\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIE:abc\\n-----END PRIVATE KEY-----\\n\"\n}";
+        let c = Credentials::basic("_json_key", Secret::new(key));
+        let header = c.basic_header().unwrap_or_default();
+        let encoded = header.strip_prefix("Basic ").unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map(String::from_utf8);
+        let expected = format!("_json_key:{key}");
+        assert!(matches!(decoded, Ok(Ok(ref text)) if *text == expected));
     }
 
     #[test]

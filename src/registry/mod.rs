@@ -10,6 +10,7 @@ pub mod challenge;
 pub mod client;
 pub mod error;
 pub mod tags;
+pub mod tls;
 pub mod transport;
 pub mod upload;
 

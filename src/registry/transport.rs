@@ -6,8 +6,10 @@
 //! to [`Error::Tls`] / [`Error::Connect`] / [`Error::Transport`].
 
 use super::error::Error;
+use super::tls::{self, ClientIdentity};
 use crate::resource::{CaCert, ClientCert};
 use ipnet::IpNet;
+use rustls::pki_types::CertificateDer;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -113,9 +115,32 @@ impl Transport {
         } else {
             options.connect_timeout
         };
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
+        let mut roots: Vec<CertificateDer<'static>> = system_roots().to_vec();
+        for (i, ca) in options.ca_certs.iter().enumerate() {
+            if let Some(domain) = &ca.domain {
+                if !domain_matches(domain, host) {
+                    continue;
+                }
+            }
+            roots.extend(parse_ca_bundle(&ca.cert, i, ca.domain.as_deref())?);
+        }
+        let identity = match options
+            .client_certs
+            .iter()
+            .enumerate()
+            .find(|(_, cc)| domain_matches(&cc.domain, host))
+        {
+            Some((i, cc)) => Some(ClientIdentity::from_pem(
+                &format!("client_certs[{i}] (domain {})", cc.domain),
+                &cc.cert,
+                cc.key.expose(),
+            )?),
+            None => None,
+        };
+        let has_identity = identity.is_some();
+        let tls = tls::client_config(host, &roots, insecure, identity)?;
+        let builder = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
             .user_agent(concat!("image-resource/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -123,42 +148,6 @@ impl Transport {
             // Redirects (blob downloads to object storage) are followed; reqwest drops
             // Authorization when the redirect leaves the host.
             .redirect(reqwest::redirect::Policy::limited(10));
-        for cert in system_roots() {
-            builder = builder.add_root_certificate(cert.clone());
-        }
-        for (i, ca) in options.ca_certs.iter().enumerate() {
-            if let Some(domain) = &ca.domain {
-                if !domain_matches(domain, host) {
-                    continue;
-                }
-            }
-            for cert in parse_ca_bundle(&ca.cert, i, ca.domain.as_deref())? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let mut has_identity = false;
-        if let Some((i, cc)) = options
-            .client_certs
-            .iter()
-            .enumerate()
-            .find(|(_, cc)| domain_matches(&cc.domain, host))
-        {
-            let mut pem = cc.cert.trim_end().to_string();
-            pem.push('\n');
-            pem.push_str(cc.key.expose());
-            let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
-                Error::Config(format!(
-                    "client_certs[{i}] (domain {}): the cert/key pair is not a usable PEM certificate and private key: {}",
-                    cc.domain,
-                    error_chain(&e)
-                ))
-            })?;
-            builder = builder.identity(identity);
-            has_identity = true;
-        }
-        if insecure {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
         let http = builder.build().map_err(|e| {
             Error::Config(format!(
                 "building the HTTP client for registry {host}: {}",
@@ -271,8 +260,8 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 /// The system's root certificates, read once per process from `SSL_CERT_FILE` or the
 /// distribution's single bundle file (reading `/etc/ssl/certs/` file by file costs more than
 /// a whole `check` against a local registry).
-fn system_roots() -> &'static [reqwest::Certificate] {
-    static ROOTS: std::sync::OnceLock<Vec<reqwest::Certificate>> = std::sync::OnceLock::new();
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
         let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
         let candidates = from_env
@@ -280,7 +269,7 @@ fn system_roots() -> &'static [reqwest::Certificate] {
             .chain(SYSTEM_BUNDLES.iter().map(std::path::PathBuf::from));
         for path in candidates {
             if let Ok(pem) = std::fs::read(&path) {
-                if let Ok(certs) = reqwest::Certificate::from_pem_bundle(&pem) {
+                if let Ok(certs) = tls::pem_certificates(&pem) {
                     if !certs.is_empty() {
                         return certs;
                     }
@@ -297,17 +286,13 @@ fn parse_ca_bundle(
     pem: &str,
     index: usize,
     domain: Option<&str>,
-) -> Result<Vec<reqwest::Certificate>, Error> {
+) -> Result<Vec<CertificateDer<'static>>, Error> {
     let name = match domain {
         Some(d) => format!("ca_certs[{index}] (domain {d})"),
         None => format!("ca_certs[{index}]"),
     };
-    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-        Error::Config(format!(
-            "{name}: not a PEM certificate: {}",
-            error_chain(&e)
-        ))
-    })?;
+    let certs = tls::pem_certificates(pem.as_bytes())
+        .map_err(|e| Error::Config(format!("{name}: not a PEM certificate: {e}")))?;
     if certs.is_empty() {
         return Err(Error::Config(format!(
             "{name}: holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"

@@ -218,8 +218,6 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-const ALL: &[Command] = &[Command::Check, Command::Get, Command::Put];
-const AUTH: &str = "this way of getting credentials is not built; use `username` and `password`";
 const NOTARY: &str = "signing with Notary is not built; remove it to push unsigned";
 
 /// Options that parse but do nothing yet: (option, the commands whose behaviour it changes,
@@ -227,11 +225,7 @@ const NOTARY: &str = "signing with Notary is not built; remove it to push unsign
 /// `pre_release_prefixes` are built (R's listing without a tag); the listing options below
 /// count as set only when no tag is given, since R's `check` ignores them next to a tag
 /// ([`Source::is_set`]).
-const UNSUPPORTED: &[(&str, &[Command], &str)] = &[
-    ("docker_config", ALL, AUTH),
-    ("registry_extension", ALL, AUTH),
-    ("content_trust", &[Command::Put], NOTARY),
-];
+const UNSUPPORTED: &[(&str, &[Command], &str)] = &[("content_trust", &[Command::Put], NOTARY)];
 
 impl Source {
     /// Options that parse but whose behaviour is not built yet; the caller passes which
@@ -294,8 +288,6 @@ impl Source {
     /// this function does not know.
     fn is_set(&self, option: &str) -> Option<bool> {
         Some(match option {
-            "docker_config" => self.docker_config.is_some(),
-            "registry_extension" => self.registry_extension.is_some(),
             "content_trust" => self.content_trust.is_some(),
             _ => return None,
         })
@@ -439,15 +431,15 @@ mod tests {
         let accepted = source(
             r#""additional_private_registries": [{"registry": "r", "username": "u", "password": "p"}],
             "platform": {"os": "linux"}, "max_concurrent_downloads": 2, "insecure_registries": ["r"],
-            "registry_mirror": "https://m", "debug": true, "insecure": true, "ca_certs": ["P"]"#,
+            "registry_mirror": "https://m", "debug": true, "insecure": true, "ca_certs": ["P"],
+            "registry_extension": {"endpoint": "https://e", "token": "t", "skip_verify": true}"#,
         );
         for command in all {
             assert!(accepted.reject_unsupported(command).is_ok());
         }
         for (option, commands, _) in UNSUPPORTED {
             let value = match *option {
-                "docker_config" | "content_trust" => "{}",
-                "registry_extension" => r#"{"endpoint": "e", "token": "t"}"#,
+                "content_trust" => "{}",
                 _ => r#""x""#,
             };
             let s = source(&format!(r#""{option}": {value}"#));
@@ -482,12 +474,13 @@ mod tests {
             "created_at_sort": true"#,
         );
         assert!(listing.reject_unsupported(Command::Check).is_ok());
-        let s = source(r#""docker_config": {}, "semver_constraint": "1", "content_trust": {}"#);
+        let s = source(r#""semver_constraint": "1", "content_trust": {}"#);
         let e = s
             .reject_unsupported(Command::Put)
             .map_err(|e| e.to_string());
-        let expected = "not supported yet: docker_config (in `source`): this way of getting credentials is not built; \
-                        use `username` and `password`; also not supported yet: content_trust";
+        let expected =
+            "not supported yet: content_trust (in `source`): signing with Notary is not built; \
+                        remove it to push unsigned";
         assert_eq!(e, Err(expected.to_string()));
         assert!(s.is_set("no_such_option").is_none());
     }

@@ -1,6 +1,6 @@
 //! The integration-test harness: real registries (`docker-registry`) on 127.0.0.1,
-//! a token server, a test CA, image fixtures built in code, skopeo as the oracle, and a
-//! runner for our built `check`/`in`/`out`.
+//! a token server, a Drone registry-extension peer, a test CA, image fixtures built in
+//! code, skopeo as the oracle, and a runner for our built `check`/`in`/`out`.
 //!
 //! Each test starts its own registries on free ports with their own temp dirs, so tests
 //! run in parallel. Nothing here skips: a missing tool is a panic that names the package.
@@ -8,6 +8,7 @@
 
 pub mod base_image;
 pub mod bin;
+pub mod extension;
 pub mod front;
 pub mod image;
 pub mod moto;

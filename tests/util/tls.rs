@@ -70,6 +70,65 @@ impl Ca {
         self.sign(params)
     }
 
+    /// An X.509 **v1** client certificate (no extensions), as `openssl x509 -req` makes one
+    /// without an extension file, signed by this CA with the openssl CLI. Returns
+    /// `(cert_pem, key_pem)`.
+    pub fn client_cert_v1(&self, name: &str) -> (String, String) {
+        let dir = tempfile::tempdir().expect("temp dir for openssl");
+        let path = |file: &str| dir.path().join(file);
+        write_file(&path("ca.crt"), &self.cert_pem());
+        write_file(&path("ca.key"), &self.issuer.key().serialize_pem());
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("running openssl (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            "client.key",
+        ]);
+        let subject = format!("/CN={name}");
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            "client.key",
+            "-subj",
+            &subject,
+            "-out",
+            "client.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "client.crt",
+        ]);
+        let read = |file: &str| fs::read_to_string(path(file)).expect("reading openssl output");
+        (read("client.crt"), read("client.key"))
+    }
+
     /// Writes the CA certificate to `path` (PEM).
     pub fn write_cert(&self, path: &Path) {
         write_file(path, &self.cert_pem());

@@ -1,7 +1,8 @@
 //! A Docker token server (the `auth.token` realm of a registry) written for tests: a
 //! std-only HTTP/1.1 server on `127.0.0.1:<free port>` that answers
 //! `GET /token?service=..&scope=..` (Basic credentials optional) and the OAuth2 form
-//! `POST /token` (`grant_type=password` or `refresh_token`), and issues ES256 JWTs that
+//! `POST /token` (`grant_type=password` or `refresh_token`; a body with Content-Length or
+//! chunked), and issues ES256 JWTs that
 //! distribution 2.8 accepts. See <https://distribution.github.io/distribution/spec/auth/token/>
 //! and <https://distribution.github.io/distribution/spec/auth/jwt/>.
 //!
@@ -316,6 +317,32 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A `Transfer-Encoding: chunked` body (chunk extensions and trailers ignored).
+fn read_chunked(reader: &mut impl BufRead) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        reader.read_line(&mut size)?;
+        let size = size.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size, 16)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut end = String::new();
+        reader.read_line(&mut end)?;
+    }
+}
+
 fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
@@ -340,13 +367,23 @@ fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
             headers.push((key.trim().to_string(), value.trim().to_string()));
         }
     }
-    let length = headers
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    };
+    // buildah (containers/image) sends its refresh-token form chunked.
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        read_chunked(reader)?
+    } else {
+        let length = header("content-length")
+            .and_then(|value| value.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        body
+    };
     Ok(Some(Request {
         method,
         target,

@@ -197,3 +197,50 @@ fn additional_registry_hosts() {
         assert_eq!(registry_host(entry), host, "{entry}");
     }
 }
+
+#[tokio::test]
+async fn auth_file_gets_the_keychain_for_every_registry_the_build_names() {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let json_key = "{\n  \"type\": \"service_account\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\nMIIE:x\\n-----END PRIVATE KEY-----\\n\"\n}";
+    let config = serde_json::json!({"auths": {
+        "r.example:5000": {"username": "config-own", "password": "no"},
+        "other.example": {"username": "config-other", "password": "no"},
+        "gcr.io": {"auth": b64(&format!("_json_key:{json_key}"))},
+        "https://tok.example/v1/": {"identitytoken": "refresh-7"},
+        "bearer.example": {"registrytoken": "bearer-7"},
+    }});
+    let source = serde_json::json!({
+        "repository": "r.example:5000/app", "username": "u", "password": "p",
+        "additional_private_registries": [
+            {"registry": "other.example", "username": "o", "password": "x"}],
+        "docker_config": config,
+    });
+    let text = serde_json::json!({ "source": source }).to_string();
+    let request: PutRequest = parse_request(text.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
+    let settings = Settings::from_source(&request.source).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut access = RegistryAccess::new(&request.source, &settings);
+    access.docker_hub_host = None;
+    let hosts = access.known_hosts(
+        "FROM gcr.io/p/base\nFROM tok.example/y AS a\nCOPY --from=bearer.example/z / /\n\
+         FROM anonymous.example/q\n",
+    );
+    access
+        .add_keychain_logins(&hosts, &settings)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let auth: Value = serde_json::from_str(&access.auth_file()).expect("JSON");
+    assert_eq!(
+        auth,
+        serde_json::json!({"auths": {
+            "r.example:5000": {"auth": b64("u:p")},
+            "other.example": {"auth": b64("o:x")},
+            "gcr.io": {"auth": b64(&format!("_json_key:{json_key}"))},
+            "tok.example": {"auth": b64("<token>:"), "identitytoken": "refresh-7"},
+        }})
+    );
+    let shown = format!("{access:?}");
+    assert!(
+        !shown.contains("refresh-7") && !shown.contains("PRIVATE KEY"),
+        "{shown}"
+    );
+}

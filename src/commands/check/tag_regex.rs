@@ -42,56 +42,7 @@ pub fn matching(tags: &[String], pattern: &Regex) -> Vec<String> {
 /// that does not parse) counts as the oldest, as Go's zero time does. Stable: equal times
 /// keep the listing order.
 pub fn sort_by_created(versions: &mut [(Version, Option<String>)]) {
-    versions.sort_by_key(|(_, created)| created.as_deref().and_then(timestamp));
-}
-
-/// RFC 3339 to (seconds since the epoch, nanoseconds), enough to order `created` fields.
-fn timestamp(text: &str) -> Option<(i64, u32)> {
-    // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
-    let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num =
-        |range: std::ops::Range<usize>| -> Option<i64> { text.get(range)?.parse::<i64>().ok() };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &text[19..];
-    let mut nanos: u32 = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let mut scaled = frac[..digits.min(9)].to_string();
-        while scaled.len() < 9 {
-            scaled.push('0');
-        }
-        nanos = scaled.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hours: i64 = rest.get(1..3)?.parse().ok()?;
-            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
-            sign * (hours * 3600 + minutes * 60)
-        }
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((
-        days * 86_400 + hour * 3600 + minute * 60 + second - offset,
-        nanos,
-    ))
+    versions.sort_by_key(|(_, created)| created.as_deref().and_then(crate::time::parse_rfc3339));
 }
 
 /// The versions on one endpoint: list, match, resolve, and sort when asked.
@@ -183,25 +134,6 @@ mod tests {
         let anchored = crate::pattern::compile("source.tag_regex", "^v1\\.[0-9]+$")?;
         assert_eq!(matching(&tags, &anchored), ["v1.2", "v1.10"]);
         Ok(())
-    }
-
-    #[test]
-    fn timestamps_order_like_go_times() {
-        let t = |s: &str| timestamp(s);
-        assert_eq!(t("1970-01-01T00:00:00Z"), Some((0, 0)));
-        assert_eq!(t("2023-11-14T22:13:20Z"), Some((1_700_000_000, 0)));
-        assert_eq!(t("2023-11-14T23:13:20+01:00"), Some((1_700_000_000, 0)));
-        assert_eq!(
-            t("2023-11-14T22:13:20.123456789123Z"),
-            Some((1_700_000_000, 123_456_789))
-        );
-        assert_eq!(
-            t("2023-11-14T22:13:20.5Z"),
-            Some((1_700_000_000, 500_000_000))
-        );
-        assert_eq!(t("2000-02-29T00:00:00-05:30"), Some((951_802_200, 0)));
-        assert_eq!(t("yesterday"), None);
-        assert_eq!(t("2023-11-14T22:13:20"), None);
     }
 
     #[test]

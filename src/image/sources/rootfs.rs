@@ -205,7 +205,7 @@ fn keep_gzip(path: &Path) -> Result<(BlobFile, String)> {
 
 /// `seconds` since the epoch as RFC 3339 in UTC: `2006-01-02T15:04:05Z`.
 fn rfc3339(seconds: u64) -> String {
-    let (year, month, day) = civil_from_days(seconds / 86_400);
+    let (year, month, day) = crate::time::civil_from_days(seconds / 86_400);
     let rest = seconds % 86_400;
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
@@ -213,20 +213,6 @@ fn rfc3339(seconds: u64) -> String {
         rest % 3600 / 60,
         rest % 60
     )
-}
-
-/// Days since 1970-01-01 → (year, month, day), by Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
