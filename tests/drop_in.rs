@@ -374,3 +374,30 @@ fn a_non_utf8_argument_is_an_error_not_a_panic() {
     );
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+#[test]
+fn credentials_in_params_replace_the_sources_as_in_r() {
+    let registry = Registry::start(RegistryConfig::new().htpasswd("step", "short-lived"));
+    let image = random_image(1, 256);
+    let work = work_dir();
+    let source = json!({"repository": format!("{}/drop/creds", registry.host()),
+        "username": "step", "password": "expired"});
+    // out with the source's (stale) password fails; with the step's it pushes.
+    let params = json!({"image": image.path()});
+    put(work.path(), &source, params.clone()).expect_failure();
+    let mut with_step = params;
+    with_step["password"] = json!("short-lived");
+    let out = put(work.path(), &source, with_step);
+    let digest = out.expect_success()["version"]["digest"].clone();
+    // in likewise.
+    let version = json!({"digest": digest});
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dest = tmp.path().join("dest");
+    std::fs::create_dir(&dest).expect("dest");
+    let request = json!({"source": source, "version": version,
+        "params": {"password": "short-lived", "skip_download": false}});
+    let out = run("in", &[dest.to_str().expect("utf-8")], &request);
+    out.expect_success();
+    assert!(dest.join("rootfs").is_dir());
+    assert!(!out.stderr.contains("short-lived") && !out.stdout.contains("short-lived"));
+}

@@ -63,7 +63,8 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     for note in request.source.notes(Command::Get) {
         eprintln!("{note}");
     }
-    let settings = Settings::from_source(&request.source)?;
+    // R: credentials in params replace the source's for this step.
+    let settings = Settings::from_source(&request.params.credentials_over(&request.source))?;
     std::fs::create_dir_all(&dest)
         .with_context(|| format!("creating the destination directory {}", dest.display()))?;
     let mut written = Written::new(&dest);

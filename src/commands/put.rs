@@ -81,7 +81,9 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     {
         eprintln!("{note}");
     }
-    let settings = Settings::from_source(&request.source)?;
+    // R: credentials in params replace the source's for this step.
+    let source_with_credentials = request.params.credentials_over(&request.source);
+    let settings = Settings::from_source(&source_with_credentials)?;
     if settings.reference.digest().is_some() {
         bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");
     }
@@ -125,7 +127,7 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let mut build = build::Target::new(&request.source, &settings, &first_tag);
+            let mut build = build::Target::new(&source_with_credentials, &settings, &first_tag);
             if let Source::Build(params) = &local {
                 build.find_logins(params, &dir, &settings).await?;
             }

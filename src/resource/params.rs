@@ -1,7 +1,8 @@
 //! The steps' `params`: `in`'s [`GetParams`] and `out`'s [`PutParams`].
 
 use super::forms::{build_args, format, nullable, string_or_number};
-use super::Platform;
+use super::{Platform, Source};
+use crate::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -23,6 +24,26 @@ pub struct GetParams {
     pub skip_download: bool,
     /// Overrides `source.platform`.
     pub platform: Option<Platform>,
+    /// R: overrides `source.username` for this step (short-lived credentials).
+    pub username: Option<String>,
+    /// R: overrides `source.password` for this step.
+    pub password: Option<Secret>,
+    /// R: overrides `source.aws_access_key_id` for this step.
+    pub aws_access_key_id: Option<String>,
+    /// R: overrides `source.aws_secret_access_key` for this step.
+    pub aws_secret_access_key: Option<Secret>,
+    /// R: overrides `source.aws_session_token` for this step.
+    pub aws_session_token: Option<Secret>,
+    /// R: overrides `source.aws_region` for this step.
+    pub aws_region: Option<String>,
+    /// R: overrides `source.aws_ecr_registry_id` for this step.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub aws_ecr_registry_id: Option<String>,
+    /// R: overrides `source.aws_role_arn` for this step.
+    pub aws_role_arn: Option<String>,
+    /// R: overrides `source.aws_role_arns` for this step.
+    #[serde(default, deserialize_with = "nullable")]
+    pub aws_role_arns: Vec<String>,
 }
 
 /// `out`'s params: one image source, build options and tags.
@@ -99,7 +120,73 @@ pub struct PutParams {
     pub bump_aliases: bool,
     /// D: `DOCKER_BUILDKIT` for `docker build`. Builds always use buildah: accepted, noted.
     pub docker_buildkit: Option<serde_json::Value>,
+    /// R: overrides `source.username` for this step (short-lived credentials).
+    pub username: Option<String>,
+    /// R: overrides `source.password` for this step.
+    pub password: Option<Secret>,
+    /// R: overrides `source.aws_access_key_id` for this step.
+    pub aws_access_key_id: Option<String>,
+    /// R: overrides `source.aws_secret_access_key` for this step.
+    pub aws_secret_access_key: Option<Secret>,
+    /// R: overrides `source.aws_session_token` for this step.
+    pub aws_session_token: Option<Secret>,
+    /// R: overrides `source.aws_region` for this step.
+    pub aws_region: Option<String>,
+    /// R: overrides `source.aws_ecr_registry_id` for this step.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub aws_ecr_registry_id: Option<String>,
+    /// R: overrides `source.aws_role_arn` for this step.
+    pub aws_role_arn: Option<String>,
+    /// R: overrides `source.aws_role_arns` for this step.
+    #[serde(default, deserialize_with = "nullable")]
+    pub aws_role_arns: Vec<String>,
 }
+
+/// R's per-step credentials (`username`, `password` and the `aws_*` keys in `get`/`put`
+/// params): each one set replaces the source's, as R's `Inherit` does.
+macro_rules! credential_overrides {
+    ($params:ty) => {
+        impl $params {
+            /// `source` with this step's credentials put over it (R's `Inherit`): a
+            /// param that is set wins, an unset one leaves the source's.
+            pub fn credentials_over(&self, source: &Source) -> Source {
+                let mut source = source.clone();
+                let text = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+                if let Some(v) = text(&self.username) {
+                    source.username = Some(v);
+                }
+                if let Some(v) = self.password.clone().filter(|v| !v.is_empty()) {
+                    source.password = Some(v);
+                }
+                if let Some(v) = text(&self.aws_access_key_id) {
+                    source.aws_access_key_id = Some(v);
+                }
+                if let Some(v) = self.aws_secret_access_key.clone().filter(|v| !v.is_empty()) {
+                    source.aws_secret_access_key = Some(v);
+                }
+                if let Some(v) = self.aws_session_token.clone().filter(|v| !v.is_empty()) {
+                    source.aws_session_token = Some(v);
+                }
+                if let Some(v) = text(&self.aws_region) {
+                    source.aws_region = Some(v);
+                }
+                if let Some(v) = text(&self.aws_ecr_registry_id) {
+                    source.aws_ecr_registry_id = Some(v);
+                }
+                if let Some(v) = text(&self.aws_role_arn) {
+                    source.aws_role_arn = Some(v);
+                }
+                if !self.aws_role_arns.is_empty() {
+                    source.aws_role_arns = self.aws_role_arns.clone();
+                }
+                source
+            }
+        }
+    };
+}
+
+credential_overrides!(GetParams);
+credential_overrides!(PutParams);
 
 impl PutParams {
     /// Notes for params that are accepted for D's pipelines but change nothing here; the
@@ -217,5 +304,42 @@ mod tests {
         let empty =
             parse_request::<PutRequest>(br#"{"source": {"repository": "x"}, "params": null}"#);
         assert_eq!(empty.ok().map(|r| r.params), Some(PutParams::default()));
+    }
+
+    #[test]
+    fn credentials_in_params_replace_the_sources_as_r_inherits() {
+        let text =
+            r#"{"source": {"repository": "x", "username": "src-user", "password": "src-pass",
+            "aws_region": "eu-west-1", "aws_role_arns": ["arn:a"]},
+            "version": {"digest": "DIGEST"},
+            "params": {"password": "step-pass", "aws_region": "", "aws_role_arns": ["arn:b"],
+            "aws_access_key_id": "AKIA", "aws_ecr_registry_id": 123}}"#
+                .replace("DIGEST", DIGEST);
+        let request = match parse_request::<GetRequest>(text.as_bytes()) {
+            Ok(request) => request,
+            Err(e) => panic!("{e:#}"),
+        };
+        let merged = request.params.credentials_over(&request.source);
+        assert_eq!(merged.username.as_deref(), Some("src-user"));
+        assert_eq!(
+            merged.password.as_ref().map(|p| p.expose()),
+            Some("step-pass")
+        );
+        assert_eq!(
+            merged.aws_region.as_deref(),
+            Some("eu-west-1"),
+            "empty keeps the source's"
+        );
+        assert_eq!(merged.aws_role_arns, ["arn:b"]);
+        assert_eq!(merged.aws_access_key_id.as_deref(), Some("AKIA"));
+        assert_eq!(merged.aws_ecr_registry_id.as_deref(), Some("123"));
+        let put =
+            r#"{"source": {"repository": "x"}, "params": {"username": "u", "password": "p"}}"#;
+        let request = match parse_request::<PutRequest>(put.as_bytes()) {
+            Ok(request) => request,
+            Err(e) => panic!("{e:#}"),
+        };
+        let merged = request.params.credentials_over(&request.source);
+        assert_eq!(merged.username.as_deref(), Some("u"));
     }
 }
