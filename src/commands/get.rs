@@ -202,12 +202,7 @@ async fn get(
             Err(e) => bail!("{e:#} (before that, {})", failures.join("; ")),
         }
     }
-    let resolved = fetched.context("no registry endpoint to try")?;
-    let image = resolved
-        .images
-        .first()
-        .context("the manifest resolved to no image")?
-        .clone();
+    let (resolved, image) = fetched.context("no registry endpoint to try")?;
     let blobs_dir = job.blobs_dir();
 
     let blob_file = |digest: &str, media_type: &str, size: u64| BlobFile {
@@ -334,8 +329,12 @@ impl Job<'_> {
 }
 
 /// Resolves the version on `endpoint`, downloads every blob the outputs need, and applies
-/// the selected image's layers to `rootfs/` as they arrive.
-async fn fetch_and_apply(job: &Job<'_>, endpoint: &Endpoint) -> anyhow::Result<Resolved> {
+/// the selected image's layers to `rootfs/` as they arrive; returns what it resolved and
+/// the selected image.
+async fn fetch_and_apply(
+    job: &Job<'_>,
+    endpoint: &Endpoint,
+) -> anyhow::Result<(Resolved, PlatformImage)> {
     let Job {
         version,
         repository,
@@ -445,7 +444,7 @@ async fn fetch_and_apply(job: &Job<'_>, endpoint: &Endpoint) -> anyhow::Result<R
     match tokio::join!(downloaded, applied) {
         (_, Err(e)) => Err(e),
         (Err(e), Ok(())) => Err(e),
-        (Ok(()), Ok(())) => Ok(resolved),
+        (Ok(()), Ok(())) => Ok((resolved, image)),
     }
 }
 

@@ -2,15 +2,15 @@
 //! (default `master`) of a git repository, read with `git ls-remote` (no clone), as the
 //! docker-image-resource fork that introduced these options does.
 //!
-//! - One function per git call ([`ls_remote`]); its error keeps git's (and ssh's) stderr,
+//! - One function per git call (`ls_remote`); its error keeps git's (and ssh's) stderr,
 //!   trimmed, with any line of the private key removed.
 //! - git runs with a timeout ([`GIT_TIMEOUT`]), stdin closed, `GIT_TERMINAL_PROMPT=0`, no
 //!   askpass program and no credential helpers, so it can fail but never wait for a person.
 //! - Over ssh (`ssh://`, `git+ssh://`, scp-like `user@host:path`) git runs
-//!   `GIT_SSH_COMMAND` = `ssh -o BatchMode=yes ...` ([`ssh_command`]). `git_private_key` is
+//!   `GIT_SSH_COMMAND` = `ssh -o BatchMode=yes ...` (`ssh_command`). `git_private_key` is
 //!   written 0600 into a private 0700 temp dir (under `TMPDIR`) and passed with `-i` and
 //!   `IdentitiesOnly=yes`; the dir is removed when the check ends, also on failure.
-//! - Host keys ([`HostKeys`]): `git_known_hosts` when given (and only it: strict checking);
+//! - Host keys (`HostKeys`): `git_known_hosts` when given (and only it: strict checking);
 //!   otherwise a loopback host (`127.0.0.0/8`, `::1`, `localhost`) is accepted on first use
 //!   into a known_hosts file in the temp dir; any other host is checked as the machine's ssh
 //!   is configured (its known_hosts; an unknown host fails, since batch mode cannot ask).
@@ -172,7 +172,7 @@ pub fn require_found(
     Ok(versions)
 }
 
-/// The SHA at the head of the branch: [`ls_remote`] in a private temp dir (key, known_hosts).
+/// The SHA at the head of the branch: `ls_remote` in a private temp dir (key, known_hosts).
 pub async fn head_commit(options: &GitOptions<'_>) -> anyhow::Result<String> {
     let ssh = match ssh_host(options.repo) {
         Some(host) => Some(SshSetup::new(options, &host)?),
@@ -420,7 +420,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 /// `GIT_SSH_COMMAND`: batch mode (never a prompt), the key alone when given, host keys as
-/// [`HostKeys`] says. git runs it through `sh`, so paths are single-quoted.
+/// `HostKeys` says. git runs it through `sh`, so paths are single-quoted.
 fn ssh_command(key: Option<&Path>, host_keys: &HostKeys) -> String {
     let mut command = vec![
         "ssh".to_string(),
