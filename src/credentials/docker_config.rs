@@ -9,7 +9,7 @@
 //! - Per registry, first match wins: `credHelpers` (its helper), then `auths`, then
 //!   `credsStore` (the default helper). A helper with no credentials ("credentials not
 //!   found") passes on to the next; a helper that is missing or fails is an error.
-//! - Keys are matched as [`keys`] says: deterministic, and when several keys match, a line
+//! - Keys are matched as `keys` says: deterministic, and when several keys match, a line
 //!   on stderr names the one used.
 //!
 //! Everything is read and checked when the source is; helpers run on the first lookup of

@@ -10,7 +10,7 @@
 //!   `AWS_DEFAULT_REGION`; none, a malformed one, or one that contradicts the host is an error
 //!   naming `aws_region`.
 //! - AWS credentials, first found: the options, the environment's keys, web identity,
-//!   container credentials, the EC2 instance profile ([`chain`]; `~/.aws` files are not read).
+//!   container credentials, the EC2 instance profile (`chain`; `~/.aws` files are not read).
 //! - Then `aws_role_arn` or `aws_role_arns` (not both, as R) are assumed in order, each with
 //!   the previous role's credentials.
 //! - R's bare repository names (`alpine` with `aws_account_id`) are rewritten by

@@ -3,7 +3,7 @@
 //! client (`plugin/registry/client.go`, `plugin/internal/client/client.go`):
 //!
 //! 1. `POST endpoint` with the JSON body `{"repo": {...}, "build": {...}}` (Drone's
-//!    `registry.Request`; see [`request_body`] for how Concourse's build metadata fills it)
+//!    `registry.Request`; see `request_body` for how Concourse's build metadata fills it)
 //!    and the headers `Accept: application/vnd.drone.registry.v1+json`,
 //!    `Accept-Encoding: identity`, `Content-Type: application/json`, `Date` (HTTP date),
 //!    `Digest: SHA-256=<base64 sha256(body)>` and `Signature` ([`signature`]: hmac-sha256
@@ -12,7 +12,7 @@
 //!    `[{"address", "username", "password"}]` (other fields, such as `email`, are ignored).
 //!    Anything else is an error with the status and the first 200 characters of the body.
 //! 3. The answer is fetched once per run (on the first lookup that reaches this source) and
-//!    each registry host takes the first entry whose address matches it ([`address_matches`]).
+//!    each registry host takes the first entry whose address matches it (`address_matches`).
 //!
 //! The endpoint gets its own HTTP client from [`Transport`]: the system roots plus `ca_certs`
 //! (R's form, or D's with the endpoint's domain) and a matching `client_certs` identity;
