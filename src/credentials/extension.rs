@@ -99,7 +99,8 @@ impl Extension {
             client_certs: source.client_certs.clone(),
             insecure: Vec::new(),
             debug: source.debug,
-            connect_timeout: Duration::ZERO,
+            timeouts: crate::registry::retry::Timeouts::from_env(),
+            retry: crate::registry::retry::RetryPolicy::from_env(),
         };
         if options.skip_verify {
             transport

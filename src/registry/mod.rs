@@ -6,12 +6,14 @@
 //! (TLS roots, identity, insecure rules), its own [`auth`] state, and a [`Client`] on top.
 
 pub mod auth;
+pub mod blob;
 pub mod challenge;
 pub mod client;
 pub mod error;
 pub mod tags;
 pub mod tls;
 pub mod transport;
+pub mod retry;
 pub mod upload;
 
 pub use client::{Client, Descriptor};

@@ -6,6 +6,7 @@
 //! to [`Error::Tls`] / [`Error::Connect`] / [`Error::Transport`].
 
 use super::error::Error;
+use super::retry::{RetryPolicy, Timeouts, CONNECT_TIMEOUT_ENV};
 use super::tls::{self, ClientIdentity};
 use crate::resource::{CaCert, ClientCert};
 use ipnet::IpNet;
@@ -55,8 +56,22 @@ pub struct TransportOptions {
     pub insecure: Vec<InsecureRule>,
     /// Print an HTTP trace on stderr.
     pub debug: bool,
-    /// Timeout for establishing a connection (default 30 s when zero).
-    pub connect_timeout: Duration,
+    /// Connect and stall timeouts (see [`Timeouts`]).
+    pub timeouts: Timeouts,
+    /// How failed requests are tried again (see [`RetryPolicy`]).
+    pub retry: RetryPolicy,
+}
+
+impl TransportOptions {
+    /// Timeouts and retry policy from the environment (see [`super::retry`]), the rest
+    /// empty.
+    pub fn from_env() -> TransportOptions {
+        TransportOptions {
+            timeouts: Timeouts::from_env(),
+            retry: RetryPolicy::from_env(),
+            ..TransportOptions::default()
+        }
+    }
 }
 
 /// Splits `host[:port]` (also `[v6]:port`) into host and optional port.
@@ -103,6 +118,8 @@ pub struct Transport {
     insecure: bool,
     has_identity: bool,
     debug: bool,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
 }
 
 impl Transport {
@@ -110,11 +127,6 @@ impl Transport {
     /// need it.
     pub async fn new(host: &str, options: &TransportOptions) -> Result<Transport, Error> {
         let insecure = is_insecure(host, &options.insecure).await;
-        let connect_timeout = if options.connect_timeout.is_zero() {
-            Duration::from_secs(30)
-        } else {
-            options.connect_timeout
-        };
         let mut roots: Vec<CertificateDer<'static>> = system_roots().to_vec();
         for (i, ca) in options.ca_certs.iter().enumerate() {
             if let Some(domain) = &ca.domain {
@@ -142,7 +154,11 @@ impl Transport {
         let builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .user_agent(concat!("image-resource/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(connect_timeout)
+            // Covers the TLS handshake too: reqwest times the whole connector.
+            .connect_timeout(options.timeouts.connect)
+            // Per read, reset by every byte: a stalled registry is an error, a slow
+            // download is not.
+            .read_timeout(options.timeouts.stall)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             // Redirects (blob downloads to object storage) are followed; reqwest drops
@@ -160,6 +176,8 @@ impl Transport {
             insecure,
             has_identity,
             debug: options.debug,
+            timeouts: options.timeouts,
+            retry: options.retry,
         })
     }
 
@@ -180,6 +198,27 @@ impl Transport {
             &["https", "http"]
         } else {
             &["https"]
+        }
+    }
+
+    /// The retry policy for requests to this registry.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Maps a failure while reading a response body (`what`: what it was) to
+    /// [`Error::Stalled`] or [`Error::Transport`].
+    pub fn body_error(&self, error: &reqwest::Error, what: &str) -> Error {
+        if error.is_timeout() {
+            return Error::Stalled {
+                host: self.host.clone(),
+                what: what.to_string(),
+                after: self.timeouts.stall,
+            };
+        }
+        Error::Transport {
+            host: self.host.clone(),
+            detail: format!("{what}: {}", error_chain(error)),
         }
     }
 
@@ -234,7 +273,7 @@ impl Transport {
             }
             Err(e) => {
                 let https = url.starts_with("https:");
-                let err = classify(&self.host, &e, https, self.has_identity);
+                let err = classify(&self.host, &e, https, self.has_identity, &self.timeouts);
                 if self.debug {
                     eprintln!(
                         "debug: <-- failed {method} {url} ({} ms): {err}",
@@ -351,7 +390,31 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Maps a reqwest failure to a TLS, connect or transport error naming the host.
-fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool) -> Error {
+fn classify(
+    host: &str,
+    error: &reqwest::Error,
+    https: bool,
+    has_identity: bool,
+    timeouts: &Timeouts,
+) -> Error {
+    if error.is_timeout() {
+        return if error.is_connect() {
+            Error::Connect {
+                host: host.to_string(),
+                detail: format!(
+                    "no connection within {} s ({CONNECT_TIMEOUT_ENV} sets the limit)",
+                    timeouts.connect.as_secs_f64()
+                ),
+                temporary: true,
+            }
+        } else {
+            Error::Stalled {
+                host: host.to_string(),
+                what: "waiting for its answer".into(),
+                after: timeouts.stall,
+            }
+        };
+    }
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
@@ -362,6 +425,7 @@ fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool)
                 return Error::Connect {
                     host: host.to_string(),
                     detail: "connection refused (is the registry running on that port?)".into(),
+                    temporary: true,
                 };
             }
             // io::Error's source() skips the error it wraps: step into it instead.
@@ -398,7 +462,8 @@ fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool)
         };
     }
     if error.is_connect() {
-        let detail = if chain.contains("dns error") || chain.contains("failed to lookup") {
+        let unresolved = chain.contains("dns error") || chain.contains("failed to lookup");
+        let detail = if unresolved {
             format!("the host name does not resolve ({chain})")
         } else {
             chain
@@ -406,12 +471,7 @@ fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool)
         return Error::Connect {
             host: host.to_string(),
             detail,
-        };
-    }
-    if error.is_timeout() {
-        return Error::Transport {
-            host: host.to_string(),
-            detail: format!("timed out ({chain})"),
+            temporary: !unresolved,
         };
     }
     Error::Transport {
