@@ -95,8 +95,12 @@ mod tests {
         let empty256 = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert_eq!(of("sha256:x", b"").unwrap(), empty256);
         assert_eq!(sha256(b""), empty256);
-        assert!(of("sha512:x", b"abc").unwrap().starts_with("sha512:ddaf35a1"));
-        assert!(of("sha384:x", b"abc").unwrap().starts_with("sha384:cb00753f"));
+        assert!(of("sha512:x", b"abc")
+            .unwrap()
+            .starts_with("sha512:ddaf35a1"));
+        assert!(of("sha384:x", b"abc")
+            .unwrap()
+            .starts_with("sha384:cb00753f"));
         for bad in ["md5:abc", "sha256", "", "blake3:00"] {
             let err = of(bad, b"").unwrap_err();
             assert!(err.to_string().contains("unsupported digest"), "{err}");

@@ -12,6 +12,7 @@ mod check_semver;
 mod credentials_docker_config;
 mod credentials_extension;
 mod drop_in;
+mod faults;
 mod get;
 mod get_hostile;
 mod get_integrity;

@@ -116,10 +116,7 @@ impl Client {
             what: format!("writing blob {digest} to {}", path.display()),
             source,
         };
-        let url = format!(
-            "{}/v2/{repository}/blobs/{digest}",
-            self.base_url().await?
-        );
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url().await?);
         let scopes = vec![repository_scope(repository, "pull")];
         let range = [("range", format!("bytes={}-", partial.received))];
         let response = self
@@ -238,10 +235,7 @@ impl Client {
             });
         }
         let mut hasher = self.hasher(repository, digest)?;
-        let url = format!(
-            "{}/v2/{repository}/blobs/{digest}",
-            self.base_url().await?
-        );
+        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url().await?);
         let scopes = vec![repository_scope(repository, "pull")];
         let what = format!("blob {digest} of {repository}");
         let mismatch = |actual: String| Error::DigestMismatch {
@@ -263,9 +257,7 @@ impl Client {
                     reference: digest.to_string(),
                 })
             }
-            Err(Error::TooLarge { .. }) => {
-                return Err(mismatch(format!("more than {size} bytes")))
-            }
+            Err(Error::TooLarge { .. }) => return Err(mismatch(format!("more than {size} bytes"))),
             Err(e) => return Err(e),
         };
         hasher.update(&body);

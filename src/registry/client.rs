@@ -97,7 +97,9 @@ impl Client {
                 let mut retry = self.transport.retry().start();
                 loop {
                     match self.ping_once().await {
-                        Err(e) if e.is_temporary() && retry.again(&what, &e, e.retry_after()).await => {}
+                        Err(e)
+                            if e.is_temporary()
+                                && retry.again(&what, &e, e.retry_after()).await => {}
                         other => return other,
                     }
                 }
@@ -144,10 +146,12 @@ impl Client {
                 }
             }
         }
-        Err(temporary.or(first_error).unwrap_or_else(|| Error::Protocol {
-            registry: self.host().to_string(),
-            detail: "no /v2/ API endpoint answered".into(),
-        }))
+        Err(temporary
+            .or(first_error)
+            .unwrap_or_else(|| Error::Protocol {
+                registry: self.host().to_string(),
+                detail: "no /v2/ API endpoint answered".into(),
+            }))
     }
 
     /// Sends an authorised request for `path` (below the base URL).
@@ -373,11 +377,7 @@ impl Client {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(Some(body)),
-                Err(e) => {
-                    return Err(self
-                        .transport
-                        .body_error(&e, &format!("reading {what}")))
-                }
+                Err(e) => return Err(self.transport.body_error(&e, &format!("reading {what}"))),
             }
         }
     }
@@ -519,7 +519,10 @@ async fn read_limited(mut response: reqwest::Response, limit: u64) -> Vec<u8> {
     body
 }
 
-pub(crate) fn header_str<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(
+    headers: &'a reqwest::header::HeaderMap,
+    name: &str,
+) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -10,10 +10,10 @@ pub mod blob;
 pub mod challenge;
 pub mod client;
 pub mod error;
+pub mod retry;
 pub mod tags;
 pub mod tls;
 pub mod transport;
-pub mod retry;
 pub mod upload;
 
 pub use client::{Client, Descriptor};

@@ -240,7 +240,10 @@ mod tests {
             budget: Duration::from_secs(5),
             ..policy
         };
-        assert_eq!(tight.start().next_delay(Some(Duration::from_secs(30))), None);
+        assert_eq!(
+            tight.start().next_delay(Some(Duration::from_secs(30))),
+            None
+        );
     }
 
     #[test]

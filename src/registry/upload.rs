@@ -243,11 +243,10 @@ impl Client {
         let mut offset = 0u64;
         while offset < size {
             let len = chunk.min(size - offset);
-            let bytes = read_range(path, offset, len)
-                .map_err(|source| Error::Io {
-                    what: format!("reading {}", path.display()),
-                    source,
-                })?;
+            let bytes = read_range(path, offset, len).map_err(|source| Error::Io {
+                what: format!("reading {}", path.display()),
+                source,
+            })?;
             let bytes = bytes::Bytes::from(bytes);
             let headers = [
                 ("content-length", len.to_string()),

@@ -24,8 +24,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context, Result};
 use crate::digest::Hasher;
+use anyhow::{bail, Context, Result};
 
 use super::archive::BlobFile;
 use super::compress::gzip_layer;
