@@ -38,3 +38,8 @@ pub mod secret;
 pub mod settings;
 pub mod tags;
 pub mod time;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod proptests_tar;
