@@ -292,3 +292,94 @@ fn server_errors_on_the_manifest_get_are_retried() {
         .count();
     assert_eq!(manifest_gets, 3);
 }
+
+/// A front answering requests that match `matches` with a head claiming 100 MiB and 1 KiB
+/// of it, then silence: only a client that refuses by `Content-Length` ends quickly.
+fn front_claiming_huge(
+    upstream: String,
+    matches: impl Fn(&Seen) -> bool + Send + Sync + 'static,
+    content_type: &str,
+) -> FaultFront {
+    let content_type = content_type.to_string();
+    FaultFront::start(upstream, move |request| {
+        if matches(request) {
+            Fault::RespondThenStall(
+                "200 OK".into(),
+                vec![
+                    format!("Content-Length: {}", 100 * MIB),
+                    format!("Content-Type: {content_type}"),
+                ],
+                vec![b' '; 1024],
+            )
+        } else {
+            Fault::Forward
+        }
+    })
+}
+
+#[test]
+fn oversized_manifests_and_configs_are_refused_before_they_are_read() {
+    let image = random_image(1, 1024);
+    let (registry, digest) = registry_with(&image, "faults/huge");
+    let config = image.config_digest.clone();
+    let cases: Vec<(&str, FaultFront)> = vec![
+        (
+            "manifest",
+            front_claiming_huge(
+                registry.host(),
+                |r| r.method == "GET" && r.target.contains("/manifests/"),
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+        ),
+        (
+            "blob",
+            front_claiming_huge(
+                registry.host(),
+                move |r| r.is_blob_get(&config),
+                "application/octet-stream",
+            ),
+        ),
+    ];
+    for (what, front) in cases {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let source = json!({ "repository": format!("{}/faults/huge", front.host()) });
+        let started = Instant::now();
+        // A stall timeout longer than the test allows: reading on would fail the bound.
+        let fetch = get_with_env(&source, &digest, &fault_env(tmp.path(), "30", "30"));
+        let stderr = fetch.out.expect_failure();
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        let expected = match what {
+            "manifest" => "larger than 4194304 bytes: refused".to_string(),
+            _ => "more than".to_string(),
+        };
+        assert!(stderr.contains(&expected), "{what}: {stderr}");
+        assert_nothing_complete(&fetch.dest, &fetch.out);
+        assert_empty(tmp.path(), &fetch.out);
+    }
+}
+
+#[test]
+fn an_oversized_token_response_is_refused_before_it_is_read() {
+    let tokens = TokenServer::start(TokenConfig::new().user("big", "tokens"));
+    let front = front_claiming_huge(tokens.host(), |_| true, "application/json");
+    let registry = Registry::start(
+        RegistryConfig::new()
+            .token(&tokens)
+            .token_realm(&format!("http://{}/token", front.host())),
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut source = crate::get::source_for(&registry, "faults/token");
+    source["tag"] = json!("1");
+    let started = Instant::now();
+    let out = check_with_env(&source, &fault_env(tmp.path(), "30", "30"));
+    let stderr = out.expect_failure();
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        stderr.contains("a token response larger than 1048576 bytes: refused"),
+        "{stderr}"
+    );
+}

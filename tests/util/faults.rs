@@ -50,6 +50,10 @@ pub enum Fault {
     ForwardWithout(String),
     /// Do not forward; answer this status line and header lines, with no body.
     Respond(String, Vec<String>),
+    /// Do not forward; answer this status line, header lines (`Content-Length` included,
+    /// which may claim more than is sent) and body, then send nothing more until the client
+    /// leaves.
+    RespondThenStall(String, Vec<String>, Vec<u8>),
     /// Pass this many bytes of the answer (head included), then close (FIN).
     CutAfter(usize),
     /// Pass this many bytes of the answer, then reset (RST).
@@ -163,6 +167,20 @@ fn serve(
         }
         answer.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
         let _ = client.write_all(answer.as_bytes());
+        return;
+    }
+    if let Fault::RespondThenStall(status, extra, body) = &fault {
+        let mut answer = format!("HTTP/1.1 {status}\r\n");
+        for header in extra {
+            answer.push_str(header);
+            answer.push_str("\r\n");
+        }
+        answer.push_str("\r\n");
+        let mut answer = answer.into_bytes();
+        answer.extend_from_slice(body);
+        let _ = client.write_all(&answer);
+        let mut sink = [0u8; 4096];
+        while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
         return;
     }
     let Ok(mut server) = TcpStream::connect(upstream) else {
