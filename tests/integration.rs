@@ -31,3 +31,4 @@ mod put_protocol;
 mod put_source_choice;
 mod put_sources;
 mod put_tags;
+mod secrets;
