@@ -321,7 +321,7 @@ async fn read_token_body(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) => return Err(transport.body_error(&e, "reading the token response")),
+            Err(e) => return Err(transport.body_error(e, "reading the token response")),
         }
     }
 }

@@ -183,7 +183,7 @@ impl Client {
                         "downloading blob {digest} of {repository} (after {} of {size} bytes)",
                         partial.received
                     );
-                    return Err(self.transport().body_error(&e, &what));
+                    return Err(self.transport().body_error(e, &what));
                 }
             };
             partial.received += chunk.len() as u64;
@@ -207,6 +207,7 @@ impl Client {
                     "the download of blob {digest} of {repository} ended after {} of {size} bytes",
                     partial.received
                 ),
+                source: None,
             });
         }
         Ok(())

@@ -377,7 +377,7 @@ impl Client {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(Some(body)),
-                Err(e) => return Err(self.transport.body_error(&e, &format!("reading {what}"))),
+                Err(e) => return Err(self.transport.body_error(e, &format!("reading {what}"))),
             }
         }
     }

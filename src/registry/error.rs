@@ -57,6 +57,9 @@ pub enum Error {
         detail: String,
         /// False when trying again cannot help (the host name does not resolve).
         temporary: bool,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// The registry accepted the connection, then sent nothing for the stall timeout.
     #[error("registry {host} sent nothing for {} s while {what} (stall timeout; {} sets it)", .after.as_secs_f64(), super::retry::STALL_TIMEOUT_ENV)]
@@ -117,12 +120,15 @@ pub enum Error {
         detail: String,
     },
     /// The connection broke mid-request.
-    #[error("request to registry {host} failed: {detail}")]
+    #[error("request to registry {host} failed{}", detail_suffix(.detail))]
     Transport {
         /// host:port.
         host: String,
-        /// What was being done, and what broke.
+        /// What was being done (and a hint, if there is one).
         detail: String,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// A local file could not be read or written.
     #[error("{what}")]

@@ -149,16 +149,17 @@ impl Retry {
     pub async fn again(
         &mut self,
         what: &str,
-        error: &(dyn std::fmt::Display + Sync),
+        error: &(dyn std::error::Error + Sync + 'static),
         retry_after: Option<Duration>,
     ) -> bool {
         match self.next_delay(retry_after) {
             Some(delay) => {
                 eprintln!(
-                    "retrying {what} in {:.1} s (try {} of {}) after: {error}",
+                    "retrying {what} in {:.1} s (try {} of {}) after: {}",
                     delay.as_secs_f64(),
                     self.failures + 1,
-                    self.policy.tries
+                    self.policy.tries,
+                    super::transport::error_chain(error)
                 );
                 tokio::time::sleep(delay).await;
                 true

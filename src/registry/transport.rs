@@ -208,7 +208,7 @@ impl Transport {
 
     /// Maps a failure while reading a response body (`what`: what it was) to
     /// [`Error::Stalled`] or [`Error::Transport`].
-    pub fn body_error(&self, error: &reqwest::Error, what: &str) -> Error {
+    pub fn body_error(&self, error: reqwest::Error, what: &str) -> Error {
         if error.is_timeout() {
             return Error::Stalled {
                 host: self.host.clone(),
@@ -218,7 +218,8 @@ impl Transport {
         }
         Error::Transport {
             host: self.host.clone(),
-            detail: format!("{what}: {}", error_chain(error)),
+            detail: what.to_string(),
+            source: Some(error),
         }
     }
 
@@ -273,11 +274,12 @@ impl Transport {
             }
             Err(e) => {
                 let https = url.starts_with("https:");
-                let err = classify(&self.host, &e, https, self.has_identity, &self.timeouts);
+                let err = classify(&self.host, e, https, self.has_identity, &self.timeouts);
                 if self.debug {
                     eprintln!(
-                        "debug: <-- failed {method} {url} ({} ms): {err}",
-                        started.elapsed().as_millis()
+                        "debug: <-- failed {method} {url} ({} ms): {}",
+                        started.elapsed().as_millis(),
+                        error_chain(&err)
                     );
                 }
                 Err(err)
@@ -392,7 +394,7 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 /// Maps a reqwest failure to a TLS, connect or transport error naming the host.
 fn classify(
     host: &str,
-    error: &reqwest::Error,
+    error: reqwest::Error,
     https: bool,
     has_identity: bool,
     timeouts: &Timeouts,
@@ -406,6 +408,7 @@ fn classify(
                     timeouts.connect.as_secs_f64()
                 ),
                 temporary: true,
+                source: Some(error),
             }
         } else {
             Error::Stalled {
@@ -415,18 +418,16 @@ fn classify(
             }
         };
     }
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut refused = false;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     while let Some(e) = current {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return tls_error(host, tls);
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return Error::Connect {
-                    host: host.to_string(),
-                    detail: "connection refused (is the registry running on that port?)".into(),
-                    temporary: true,
-                };
+                refused = true;
+                break;
             }
             // io::Error's source() skips the error it wraps: step into it instead.
             if let Some(inner) = io.get_ref() {
@@ -436,7 +437,15 @@ fn classify(
         }
         current = e.source();
     }
-    let chain = error_chain(error);
+    if refused {
+        return Error::Connect {
+            host: host.to_string(),
+            detail: "connection refused (is the registry running on that port?)".into(),
+            temporary: true,
+            source: Some(error),
+        };
+    }
+    let chain = error_chain(&error);
     // Some layers (h2) keep a TLS alert only as text.
     if let Some(alert) = chain
         .split("received fatal alert: ")
@@ -458,25 +467,28 @@ fn classify(
         };
         return Error::Transport {
             host: host.to_string(),
-            detail: format!("{chain}; the registry closed the TLS connection: {hint}"),
+            detail: format!("the registry closed the TLS connection ({hint})"),
+            source: Some(error),
         };
     }
     if error.is_connect() {
         let unresolved = chain.contains("dns error") || chain.contains("failed to lookup");
         let detail = if unresolved {
-            format!("the host name does not resolve ({chain})")
+            "the host name does not resolve"
         } else {
-            chain
+            "the connection failed"
         };
         return Error::Connect {
             host: host.to_string(),
-            detail,
+            detail: detail.to_string(),
             temporary: !unresolved,
+            source: Some(error),
         };
     }
     Error::Transport {
         host: host.to_string(),
-        detail: chain,
+        detail: String::new(),
+        source: Some(error),
     }
 }
 
