@@ -283,7 +283,10 @@ fn endpoint_error(error: RegistryError) -> anyhow::Error {
              `registry_extension.skip_verify: true`"
         ),
         RegistryError::Connect { detail, source, .. } => {
-            anyhow!("cannot connect to the endpoint: {detail}{}", chain_suffix(source))
+            anyhow!(
+                "cannot connect to the endpoint: {detail}{}",
+                chain_suffix(source)
+            )
         }
         RegistryError::Transport { detail, source, .. } => {
             let detail = if detail.is_empty() {

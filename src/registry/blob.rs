@@ -8,6 +8,7 @@
 use super::auth::repository_scope;
 use super::client::{header_str, Client, Request};
 use super::error::Error;
+use super::retry::Failure;
 use crate::digest::Hasher;
 use reqwest::{Method, StatusCode};
 use std::path::Path;
@@ -75,7 +76,8 @@ impl Client {
                 .await
             {
                 Ok(()) => break,
-                Err(e) if e.is_temporary() => {
+                // The body broke off: go on from where it stopped.
+                Err(Failure::Restart(e)) => {
                     if partial.received > before {
                         retry.progressed();
                     }
@@ -83,7 +85,7 @@ impl Client {
                         return Err(e);
                     }
                 }
-                Err(e) => return Err(e),
+                Err(Failure::Final(e)) => return Err(e),
             }
         }
         partial.file.flush().await.map_err(|source| Error::Io {
@@ -111,12 +113,15 @@ impl Client {
         path: &Path,
         partial: &mut Partial,
         progress: &AtomicU64,
-    ) -> Result<(), Error> {
-        let io_error = |source| Error::Io {
-            what: format!("writing blob {digest} to {}", path.display()),
-            source,
+    ) -> Result<(), Failure> {
+        let io_error = |source| {
+            Failure::Final(Error::Io {
+                what: format!("writing blob {digest} to {}", path.display()),
+                source,
+            })
         };
-        let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url().await?);
+        let base = self.base_url().await.map_err(Failure::Final)?;
+        let url = format!("{base}/v2/{repository}/blobs/{digest}");
         let scopes = vec![repository_scope(repository, "pull")];
         let range = [("range", format!("bytes={}-", partial.received))];
         let response = self
@@ -130,27 +135,28 @@ impl Client {
                 body: &|| None,
                 idempotent: true,
             })
-            .await?;
+            .await
+            .map_err(Failure::Final)?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound {
+            return Err(Failure::Final(Error::NotFound {
                 registry: self.host().to_string(),
                 repository: repository.to_string(),
                 what: "blob",
                 reference: digest.to_string(),
-            });
+            }));
         }
         if status == StatusCode::PARTIAL_CONTENT && partial.received > 0 {
             let start = header_str(response.headers(), "content-range").and_then(range_start);
             if start != Some(partial.received) {
-                return Err(Error::Protocol {
+                return Err(Failure::Final(Error::Protocol {
                     registry: self.host().to_string(),
                     detail: format!(
                         "asked for blob {digest} of {repository} from byte {}, it answered Content-Range {:?}",
                         partial.received,
                         header_str(response.headers(), "content-range").unwrap_or("(none)")
                     ),
-                });
+                }));
             }
         } else if status.is_success() {
             if partial.received > 0 {
@@ -168,10 +174,10 @@ impl Client {
                     .map_err(io_error)?;
                 progress.fetch_sub(partial.received, Ordering::Relaxed);
                 partial.received = 0;
-                partial.hasher = self.hasher(repository, digest)?;
+                partial.hasher = self.hasher(repository, digest).map_err(Failure::Final)?;
             }
         } else {
-            return Err(self.status_error("GET", response).await);
+            return Err(Failure::Final(self.status_error("GET", response).await));
         }
         let mut response = response;
         loop {
@@ -183,17 +189,17 @@ impl Client {
                         "downloading blob {digest} of {repository} (after {} of {size} bytes)",
                         partial.received
                     );
-                    return Err(self.transport().body_error(e, &what));
+                    return Err(Failure::Restart(self.transport().body_error(e, &what)));
                 }
             };
             partial.received += chunk.len() as u64;
             if partial.received > size {
-                return Err(Error::DigestMismatch {
+                return Err(Failure::Final(Error::DigestMismatch {
                     registry: self.host().to_string(),
                     what: format!("blob of {repository}"),
                     expected: format!("{digest} ({size} bytes)"),
                     actual: format!("more than {size} bytes"),
-                });
+                }));
             }
             partial.hasher.update(&chunk);
             partial.file.write_all(&chunk).await.map_err(io_error)?;
@@ -201,14 +207,14 @@ impl Client {
         }
         if partial.received < size {
             // The body ended early but cleanly (no Content-Length): a cut connection.
-            return Err(Error::Transport {
+            return Err(Failure::Restart(Error::Transport {
                 host: self.host().to_string(),
                 detail: format!(
                     "the download of blob {digest} of {repository} ended after {} of {size} bytes",
                     partial.received
                 ),
                 source: None,
-            });
+            }));
         }
         Ok(())
     }

@@ -108,10 +108,13 @@ impl Client {
             .map(String::as_str)
     }
 
-    /// One round of the probe over every scheme: the base URL, or the error to report
-    /// (a temporary one when any scheme failed temporarily).
+    /// One round of the probe over every scheme: the base URL, or the error to report: a
+    /// busy answer (408, 429, 5xx) first, as a registry did answer; else a lasting failure
+    /// (a TLS error on HTTPS is not made temporary by nothing listening on plain HTTP);
+    /// else a temporary one (nothing answers at all: down, or restarting).
     async fn ping_once(&self) -> Result<String, Error> {
         let mut first_error: Option<Error> = None;
+        let mut busy: Option<Error> = None;
         let mut temporary: Option<Error> = None;
         for scheme in self.transport.schemes() {
             let url = format!("{scheme}://{}/v2/", self.host());
@@ -125,7 +128,7 @@ impl Client {
                 Ok(response) => {
                     let status = response.status();
                     if is_retryable_status(status.as_u16()) {
-                        temporary = Some(self.status_error("GET", response).await);
+                        busy = Some(self.status_error("GET", response).await);
                         continue;
                     }
                     let is_registry = status.is_success() || status == StatusCode::UNAUTHORIZED;
@@ -146,8 +149,9 @@ impl Client {
                 }
             }
         }
-        Err(temporary
+        Err(busy
             .or(first_error)
+            .or(temporary)
             .unwrap_or_else(|| Error::Protocol {
                 registry: self.host().to_string(),
                 detail: "no /v2/ API endpoint answered".into(),

@@ -169,6 +169,25 @@ impl Retry {
     }
 }
 
+/// How one try of a step made of several requests ended badly.
+pub(crate) enum Failure {
+    /// Already retried where it happened (an idempotent request), or not worth retrying.
+    Final(super::Error),
+    /// A step that cannot be repeated on its own broke: start the whole step again.
+    Restart(super::Error),
+}
+
+impl Failure {
+    /// `Restart` for a temporary error, else `Final`.
+    pub(crate) fn of(error: super::Error) -> Failure {
+        if error.is_temporary() {
+            Failure::Restart(error)
+        } else {
+            Failure::Final(error)
+        }
+    }
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is not used by registries and is ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     headers

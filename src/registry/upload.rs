@@ -5,6 +5,7 @@
 use super::auth::repository_scope;
 use super::client::{Client, Request};
 use super::error::Error;
+use super::retry::Failure;
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use std::io::{Read, Seek, SeekFrom};
@@ -142,13 +143,16 @@ impl Client {
                 .upload_session(repository, digest, size, path, session.take(), &progress)
                 .await;
             match result {
-                Err(e) if e.is_temporary() && retry.again(&what, &e, e.retry_after()).await => {}
-                other => return other,
+                Ok(()) => return Ok(()),
+                Err(Failure::Restart(e)) if retry.again(&what, &e, e.retry_after()).await => {}
+                Err(Failure::Restart(e) | Failure::Final(e)) => return Err(e),
             }
         }
     }
 
-    /// One upload session, from its start (or a mount's session) to the final `PUT`.
+    /// One upload session, from its start (or a mount's session) to the final `PUT`. The
+    /// start is an idempotent request, retried on its own; a temporary failure after it
+    /// restarts the session.
     async fn upload_session(
         &self,
         repository: &str,
@@ -157,11 +161,33 @@ impl Client {
         path: &Path,
         session: Option<String>,
         progress: &Arc<AtomicU64>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Failure> {
         let (location, chunk_min) = match session {
             Some(location) => (location, None),
-            None => self.start_upload(repository).await?,
+            None => self
+                .start_upload(repository)
+                .await
+                .map_err(Failure::Final)?,
         };
+        self.send_session(
+            repository, digest, size, path, location, chunk_min, progress,
+        )
+        .await
+        .map_err(Failure::of)
+    }
+
+    /// The `PATCH`es (when chunked) and the final `PUT` of a session at `location`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_session(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        path: &Path,
+        location: String,
+        chunk_min: Option<u64>,
+        progress: &Arc<AtomicU64>,
+    ) -> Result<(), Error> {
         let scopes = Self::push_scopes(repository);
         progress.store(0, Ordering::Relaxed);
         let location = match chunk_min {
