@@ -11,6 +11,7 @@ mod check_regex;
 mod check_semver;
 mod credentials_docker_config;
 mod credentials_extension;
+mod digests;
 mod drop_in;
 mod faults;
 mod faults_restart;

@@ -50,6 +50,8 @@ pub enum Fault {
     ForwardWithout(String),
     /// Do not forward; answer this status line and header lines, with no body.
     Respond(String, Vec<String>),
+    /// Do not forward; answer this status line, header lines and body, then close.
+    RespondWithBody(String, Vec<String>, Vec<u8>),
     /// Do not forward; answer this status line, header lines (`Content-Length` included,
     /// which may claim more than is sent) and body, then send nothing more until the client
     /// leaves.
@@ -167,6 +169,22 @@ fn serve(
         }
         answer.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
         let _ = client.write_all(answer.as_bytes());
+        return;
+    }
+    if let Fault::RespondWithBody(status, extra, body) = &fault {
+        let mut answer = format!("HTTP/1.1 {status}\r\n");
+        for header in extra {
+            answer.push_str(header);
+            answer.push_str("\r\n");
+        }
+        answer.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut answer = answer.into_bytes();
+        answer.extend_from_slice(body);
+        let _ = client.write_all(&answer);
+        let _ = client.shutdown(Shutdown::Write);
         return;
     }
     if let Fault::RespondThenStall(status, extra, body) = &fault {
