@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod blob;
 pub mod challenge;
+mod classify;
 pub mod client;
 pub mod error;
 pub mod retry;

@@ -2,11 +2,12 @@
 //! system roots plus matching `ca_certs` (adding, never replacing), a matching `client_certs`
 //! identity for mutual TLS, and `insecure_registries` (`host:port` or CIDR) / `insecure`, which
 //! skip certificate verification and allow plain HTTP for that registry only. No global state.
-//! Also owns the `debug: true` trace (secrets redacted) and the mapping of low-level failures
-//! to [`Error::Tls`] / [`Error::Connect`] / [`Error::Transport`].
+//! Also owns the `debug: true` trace (secrets redacted); [`super::classify`] maps low-level
+//! failures to [`Error`]s.
 
+use super::classify::classify;
 use super::error::Error;
-use super::retry::{RetryPolicy, Timeouts, CONNECT_TIMEOUT_ENV};
+use super::retry::{RetryPolicy, Timeouts};
 use super::tls::{self, ClientIdentity};
 use crate::resource::{CaCert, ClientCert};
 use ipnet::IpNet;
@@ -391,154 +392,6 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Maps a reqwest failure to a TLS, connect or transport error naming the host.
-fn classify(
-    host: &str,
-    error: reqwest::Error,
-    https: bool,
-    has_identity: bool,
-    timeouts: &Timeouts,
-) -> Error {
-    if error.is_timeout() {
-        return if error.is_connect() {
-            Error::Connect {
-                host: host.to_string(),
-                detail: format!(
-                    "no connection within {} s ({CONNECT_TIMEOUT_ENV} sets the limit)",
-                    timeouts.connect.as_secs_f64()
-                ),
-                temporary: true,
-                source: Some(error),
-            }
-        } else {
-            Error::Stalled {
-                host: host.to_string(),
-                what: "waiting for its answer".into(),
-                after: timeouts.stall,
-            }
-        };
-    }
-    let mut refused = false;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return tls_error(host, tls);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                refused = true;
-                break;
-            }
-            // io::Error's source() skips the error it wraps: step into it instead.
-            if let Some(inner) = io.get_ref() {
-                current = Some(inner);
-                continue;
-            }
-        }
-        current = e.source();
-    }
-    if refused {
-        return Error::Connect {
-            host: host.to_string(),
-            detail: "connection refused (is the registry running on that port?)".into(),
-            temporary: true,
-            source: Some(error),
-        };
-    }
-    let chain = error_chain(&error);
-    // Some layers (h2) keep a TLS alert only as text.
-    if let Some(alert) = chain
-        .split("received fatal alert: ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next())
-    {
-        return tls_error(host, &rustls::Error::AlertReceived(alert_named(alert)));
-    }
-    if https
-        && (chain.contains("connection closed")
-            || chain.contains("reset by peer")
-            || chain.contains("Broken pipe")
-            || chain.contains("broken pipe"))
-    {
-        let hint = if has_identity {
-            format!("check that the registry trusts the certificate given in `client_certs` for domain {host}")
-        } else {
-            format!("if the registry requires client certificates, give one in `client_certs` with domain {host}")
-        };
-        return Error::Transport {
-            host: host.to_string(),
-            detail: format!("the registry closed the TLS connection ({hint})"),
-            source: Some(error),
-        };
-    }
-    if error.is_connect() {
-        let unresolved = chain.contains("dns error") || chain.contains("failed to lookup");
-        let detail = if unresolved {
-            "the host name does not resolve"
-        } else {
-            "the connection failed"
-        };
-        return Error::Connect {
-            host: host.to_string(),
-            detail: detail.to_string(),
-            temporary: !unresolved,
-            source: Some(error),
-        };
-    }
-    Error::Transport {
-        host: host.to_string(),
-        detail: String::new(),
-        source: Some(error),
-    }
-}
-
-/// A TLS failure with the option that fixes it: the server's certificate (ca_certs,
-/// insecure_registries) or ours (client_certs).
-fn tls_error(host: &str, error: &rustls::Error) -> Error {
-    use rustls::AlertDescription as Alert;
-    let client_side = matches!(
-        error,
-        rustls::Error::AlertReceived(
-            Alert::BadCertificate
-                | Alert::CertificateRequired
-                | Alert::UnknownCA
-                | Alert::CertificateUnknown
-                | Alert::UnsupportedCertificate
-                | Alert::CertificateExpired
-                | Alert::CertificateRevoked
-                | Alert::AccessDenied
-        )
-    );
-    let hint = if client_side {
-        format!("The registry rejected our client certificate (or wants one): give a certificate it trusts in `client_certs` with domain {host}")
-    } else {
-        format!("If the registry uses a private CA, add it with `ca_certs` (domain {host}); if it has no valid certificate, list it in `insecure_registries` (or set `insecure: true`)")
-    };
-    Error::Tls {
-        host: host.to_string(),
-        detail: error.to_string(),
-        hint,
-    }
-}
-
-/// The alert a server sent, from its name in rustls' `Debug` output.
-fn alert_named(name: &str) -> rustls::AlertDescription {
-    use rustls::AlertDescription as Alert;
-    match name {
-        "BadCertificate" => Alert::BadCertificate,
-        "CertificateRequired" => Alert::CertificateRequired,
-        "UnknownCA" => Alert::UnknownCA,
-        "CertificateUnknown" => Alert::CertificateUnknown,
-        "UnsupportedCertificate" => Alert::UnsupportedCertificate,
-        "CertificateExpired" => Alert::CertificateExpired,
-        "CertificateRevoked" => Alert::CertificateRevoked,
-        "AccessDenied" => Alert::AccessDenied,
-        "HandshakeFailure" => Alert::HandshakeFailure,
-        "ProtocolVersion" => Alert::ProtocolVersion,
-        _ => Alert::Unknown(0),
-    }
-}
-
 /// A URL for traces and errors, with secret-looking query parameters redacted.
 pub fn redact_url(url: &url::Url) -> String {
     const SECRET_KEYS: [&str; 6] = [
@@ -632,6 +485,46 @@ mod tests {
         assert!(!is_insecure("10.2.2.3:443", &rules).await);
         let loopback = vec![InsecureRule::parse("127.0.0.0/8").unwrap()];
         assert!(is_insecure("localhost:5000", &loopback).await);
+    }
+
+    /// A server that accepts and never answers: the TLS handshake hits the connect
+    /// timeout, a plain HTTP request the stall timeout; neither hangs.
+    #[tokio::test]
+    async fn silent_servers_hit_the_connect_and_stall_timeouts() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        // The connect timeout covers the TLS handshake (the stall timeout is longer here).
+        let cases = [
+            ("https", 300, 3000, "no connection within 0.3 s"),
+            ("http", 3000, 300, "sent nothing for 0.3 s"),
+        ];
+        for (scheme, connect, stall, expected) in cases {
+            let options = TransportOptions {
+                timeouts: Timeouts {
+                    connect: Duration::from_millis(connect),
+                    stall: Duration::from_millis(stall),
+                },
+                ..TransportOptions::default()
+            };
+            let transport = Transport::new(&host, &options).await.unwrap();
+            let started = Instant::now();
+            let request = transport
+                .http()
+                .get(format!("{scheme}://{host}/v2/"))
+                .build()
+                .unwrap();
+            let error = transport.send(request).await.unwrap_err();
+            assert!(error.to_string().contains(expected), "{scheme}: {error}");
+            assert!(error.is_temporary(), "{scheme}: {error}");
+            assert!(started.elapsed() < Duration::from_secs(2), "{scheme}");
+        }
+        held.abort();
     }
 
     #[test]
