@@ -1,7 +1,8 @@
 //! The registry process killed (SIGKILL) and restarted on the same port and storage in the
 //! middle of an `in` and of an `out`, and a token server unreachable and then back: each
-//! command completes in one run with the right digest. The transfers run through the fault
-//! front throttled, so the kill lands mid-blob.
+//! command completes in one run with the right digest. A registry that stays down ends
+//! `out` within the retry budget, with no version printed, no temp files and no tag. The
+//! transfers run through the fault front throttled, so the kill lands mid-blob.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::faults::assert_empty;
 use crate::faults::{blob_gets, fault_env, get_with_env, one_layer_image, range_start, MIB};
 use crate::get::{registry_with, source_for};
-use crate::put::{pushed, work_dir};
+use crate::put::{assert_nothing_pushed, pushed, work_dir};
 use crate::util::faults::{Fault, FaultFront};
 use crate::util::image::random_bytes;
 use crate::util::*;
@@ -126,6 +128,56 @@ fn out_survives_the_registry_killed_and_restarted() {
         out.stderr
     );
     assert_eq!(skopeo_raw_digest(&registry, "restart/out:1"), image.digest);
+}
+
+#[test]
+fn out_fails_cleanly_in_time_when_the_registry_stays_down() {
+    let mut registry = Registry::start(RegistryConfig::new());
+    let image = one_layer_image(&random_bytes(4 * MIB));
+    let front = Arc::new(FaultFront::start(registry.host(), |r| {
+        if r.method == "PUT" && r.target.contains("/blobs/uploads/") {
+            Fault::Throttle(MIB)
+        } else {
+            Fault::Forward
+        }
+    }));
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let env = fault_env(tmp.path(), "2", "3");
+    let source = json!({ "repository": format!("{}/restart/down", front.host()), "tag": "1" });
+    let work = work_dir();
+    let started = std::time::Instant::now();
+    let out = {
+        let dir = work.path().to_path_buf();
+        let request = json!({ "source": source, "params": { "image": image.path() } });
+        std::thread::spawn(move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run_with_env(
+                "out",
+                &[dir.to_str().expect("UTF-8")],
+                &env,
+                request.to_string().as_bytes(),
+            )
+        })
+    };
+    let watched = Arc::clone(&front);
+    assert!(wait_until(Duration::from_secs(30), || watched
+        .seen()
+        .iter()
+        .any(
+            |r| r.method == "PUT" && r.target.contains("/blobs/uploads/")
+        )));
+    registry.kill();
+    let out = out.join().expect("the out thread");
+    let stderr = out.expect_failure();
+    // Budget 3 s per request, for the upload and for the new session's start.
+    assert!(started.elapsed() < Duration::from_secs(25), "{stderr}");
+    // The front resets the connections it cannot forward to the dead registry.
+    assert!(stderr.contains("Connection reset by peer"), "{stderr}");
+    assert_eq!(out.stdout.trim(), "", "no version after a failed out");
+    assert_empty(tmp.path(), &out);
+    registry.restart();
+    assert_nothing_pushed(&registry, "restart/down", &out);
 }
 
 #[test]
