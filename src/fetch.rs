@@ -339,22 +339,11 @@ async fn download_one(
     index: usize,
 ) -> anyhow::Result<()> {
     let counter = progress.counter(index);
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        counter.store(0, std::sync::atomic::Ordering::Relaxed);
-        match client
-            .fetch_blob_to_file(repository, digest, size, path, &counter)
-            .await
-        {
-            Ok(()) => break,
-            Err(e) if e.is_temporary() && attempt < 3 => {
-                eprintln!("retrying blob {digest} after: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(500 * attempt)).await;
-            }
-            Err(e) => return Err(e).with_context(|| format!("downloading blob {digest}")),
-        }
-    }
+    // Retries (resuming with Range) are the client's: see registry::blob.
+    client
+        .fetch_blob_to_file(repository, digest, size, path, &counter)
+        .await
+        .with_context(|| format!("downloading blob {digest}"))?;
     if let Some(item) = progress.item(index) {
         item.finished
             .store(true, std::sync::atomic::Ordering::Relaxed);

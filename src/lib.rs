@@ -7,6 +7,7 @@
 //! - [`settings`]: the validated `source`: reference, TLS options, keychain, mirror order.
 //! - [`mod@reference`]: image reference parsing and Docker's normalisation; pure, no I/O.
 //! - [`secret`]: a string that never prints.
+//! - [`digest`]: content digests, one streaming hasher for every algorithm we verify.
 //! - [`pattern`]: user-written regular expressions, with errors naming option and position.
 //! - [`time`]: calendar arithmetic for HTTP dates and RFC 3339 timestamps.
 //! - [`registry`]: our own thin distribution client: per-registry transport (TLS, client
@@ -24,6 +25,7 @@
 pub mod build;
 pub mod commands;
 pub mod credentials;
+pub mod digest;
 pub mod fetch;
 pub mod image;
 pub mod pattern;
@@ -36,3 +38,8 @@ pub mod secret;
 pub mod settings;
 pub mod tags;
 pub mod time;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod proptests_tar;

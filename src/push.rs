@@ -203,49 +203,16 @@ pub async fn push(
     Ok(report)
 }
 
-/// Tries per registry operation; temporary failures (429, 5xx, broken connections) are
-/// retried.
-const TRIES: u32 = 3;
-
-/// The longest wait a `Retry-After` header gets.
-const MAX_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Whether to try again after `error` on try `attempt`; sleeps first: 0.5 s, then 1 s, or
-/// what the registry asked for in `Retry-After` (at most a minute) when that is longer.
-async fn retry(what: &str, attempt: u32, error: &crate::registry::Error) -> bool {
-    if !error.is_temporary() || attempt >= TRIES {
-        return false;
-    }
-    let backoff = std::time::Duration::from_millis(500 * u64::from(attempt));
-    let wait = error
-        .retry_after()
-        .map_or(backoff, |asked| asked.min(MAX_RETRY_AFTER).max(backoff));
-    eprintln!(
-        "retrying {what} in {:.1} s after: {error}",
-        wait.as_secs_f64()
-    );
-    tokio::time::sleep(wait).await;
-    true
-}
-
-/// `PUT` of a manifest under `reference` (a digest or a tag), retried like blobs.
+/// `PUT` of a manifest under `reference` (a digest or a tag); retries are the client's.
 async fn put_manifest(
     target: &Client,
     repository: &str,
     reference: &str,
     manifest: &PushManifest,
 ) -> Result<(), crate::registry::Error> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = target
-            .put_manifest(repository, reference, &manifest.media_type, &manifest.raw)
-            .await;
-        match result {
-            Err(e) if retry("a manifest upload", attempt, &e).await => {}
-            other => return other,
-        }
-    }
+    target
+        .put_manifest(repository, reference, &manifest.media_type, &manifest.raw)
+        .await
 }
 
 async fn push_blob(
@@ -258,14 +225,7 @@ async fn push_blob(
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let counter = progress.counter(index);
-    let mut attempt = 0;
-    let exists = loop {
-        attempt += 1;
-        match target.blob_exists(repository, &blob.digest).await {
-            Err(e) if retry("a blob check", attempt, &e).await => {}
-            other => break other?,
-        }
-    };
+    let exists = target.blob_exists(repository, &blob.digest).await?;
     if exists {
         report.present.fetch_add(1, Ordering::Relaxed);
         mark_done(progress, index, blob.size);
@@ -307,25 +267,17 @@ async fn push_blob(
             (path, true)
         }
     };
-    let mut attempt = 0;
-    let result = loop {
-        attempt += 1;
-        // A mount's upload session is used once; a retry starts a fresh one.
-        let result = target
-            .upload_blob(
-                repository,
-                &blob.digest,
-                blob.size,
-                &path,
-                session.take(),
-                Arc::clone(&counter),
-            )
-            .await;
-        match result {
-            Err(e) if retry("an upload", attempt, &e).await => {}
-            other => break other,
-        }
-    };
+    // A failed upload starts again in a new session (the mount's session is used once).
+    let result = target
+        .upload_blob(
+            repository,
+            &blob.digest,
+            blob.size,
+            &path,
+            session.take(),
+            Arc::clone(&counter),
+        )
+        .await;
     if scratch_copy {
         let _ = std::fs::remove_file(&path);
     }

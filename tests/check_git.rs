@@ -14,13 +14,13 @@ use crate::util::sshd::{generate_key, Sshd};
 use crate::util::*;
 
 /// A git repository made with `git init` in a TempDir.
-struct GitRepo {
+pub(crate) struct GitRepo {
     dir: TempDir,
 }
 
 impl GitRepo {
     /// `git init` with `master` as the first branch and one commit.
-    fn init() -> GitRepo {
+    pub(crate) fn init() -> GitRepo {
         let dir = tempfile::Builder::new()
             .prefix("git-repo-")
             .tempdir()
@@ -31,7 +31,7 @@ impl GitRepo {
         repo
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -39,7 +39,7 @@ impl GitRepo {
         format!("file://{}", self.path().display())
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         let output = Command::new("git")
             .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
             .args(args)

@@ -110,14 +110,19 @@ fn a_temporary_failure_of_an_upload_is_retried() {
         "retry/app",
         || Action::Respond("503 Service Unavailable".into()),
         is_upload,
-        "an upload",
+        "the upload of blob",
     );
     assert!(out.stderr.contains("HTTP 503"), "{}", out.stderr);
 }
 
 #[test]
 fn a_reset_connection_during_an_upload_is_retried() {
-    let out = assert_retried("retry/reset", || Action::Reset, is_upload, "an upload");
+    let out = assert_retried(
+        "retry/reset",
+        || Action::Reset,
+        is_upload,
+        "the upload of blob",
+    );
     assert!(out.stderr.contains("reset"), "{}", out.stderr);
 }
 
@@ -133,7 +138,7 @@ fn too_many_requests_waits_as_long_as_the_registry_asks() {
             )
         },
         |request| request.method == "HEAD" && request.target.contains("/blobs/"),
-        "a blob check",
+        "HEAD http://",
     );
     assert!(out.stderr.contains("in 2.0 s"), "{}", out.stderr);
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
@@ -145,6 +150,6 @@ fn a_temporary_failure_of_a_manifest_upload_is_retried() {
         "retry/manifest",
         || Action::Respond("502 Bad Gateway".into()),
         |request| request.method == "PUT" && request.target.contains("/manifests/"),
-        "a manifest upload",
+        "PUT http://",
     );
 }

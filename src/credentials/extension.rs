@@ -99,7 +99,8 @@ impl Extension {
             client_certs: source.client_certs.clone(),
             insecure: Vec::new(),
             debug: source.debug,
-            connect_timeout: Duration::ZERO,
+            timeouts: crate::registry::retry::Timeouts::from_env(),
+            retry: crate::registry::retry::RetryPolicy::from_env(),
         };
         if options.skip_verify {
             transport
@@ -281,14 +282,32 @@ fn endpoint_error(error: RegistryError) -> anyhow::Error {
              the CA with `ca_certs`; to accept any certificate from it, set \
              `registry_extension.skip_verify: true`"
         ),
-        RegistryError::Connect { detail, .. } => {
-            anyhow!("cannot connect to the endpoint: {detail}")
+        RegistryError::Connect { detail, source, .. } => {
+            anyhow!(
+                "cannot connect to the endpoint: {detail}{}",
+                chain_suffix(source)
+            )
         }
-        RegistryError::Transport { detail, .. } => {
-            anyhow!("the request to the endpoint failed: {detail}")
+        RegistryError::Transport { detail, source, .. } => {
+            let detail = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            };
+            anyhow!(
+                "the request to the endpoint failed{detail}{}",
+                chain_suffix(source)
+            )
         }
         other => anyhow!("{other}"),
     }
+}
+
+/// `: <the error chain>` of an HTTP client error, if any.
+fn chain_suffix(source: Option<reqwest::Error>) -> String {
+    source.map_or_else(String::new, |e| {
+        format!(": {}", crate::registry::transport::error_chain(&e))
+    })
 }
 
 /// The credentials list from an answer, or what is wrong with it (the message follows

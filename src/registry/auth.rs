@@ -248,10 +248,8 @@ impl Authenticator {
         })?;
         let response = transport.send(request).await?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| Error::Transport {
-            host: registry.clone(),
-            detail: format!("reading the token response: {e}"),
-        })?;
+        let retry_after = super::retry::retry_after(response.headers());
+        let body = read_token_body(transport, response).await?;
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(Error::Unauthorized {
                 registry,
@@ -271,7 +269,7 @@ impl Authenticator {
                 url: super::transport::redact_url(&url),
                 status: status.as_u16(),
                 diagnostics: diagnostics(&body),
-                retry_after: None,
+                retry_after,
             });
         }
         let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
@@ -289,6 +287,42 @@ impl Authenticator {
         // The spec: 60 s when absent.
         let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60));
         Ok((token, lifetime))
+    }
+}
+
+/// The largest token response we read (tokens are a few KiB; a JWT with many grants
+/// stays far below this).
+const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+
+/// Reads a token server's answer, refusing one larger than [`MAX_TOKEN_RESPONSE`] before it
+/// is read whole.
+async fn read_token_body(
+    transport: &Transport,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, Error> {
+    let too_large = || Error::TooLarge {
+        registry: transport.host().to_string(),
+        what: "a token response".into(),
+        limit: MAX_TOKEN_RESPONSE,
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_TOKEN_RESPONSE)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > MAX_TOKEN_RESPONSE {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(transport.body_error(e, "reading the token response")),
+        }
     }
 }
 

@@ -1,28 +1,34 @@
 //! [`Client`]: the distribution API calls for one registry, over its [`Transport`] and
 //! [`Authenticator`]. The first request pings `/v2/` to pick the scheme (HTTPS, or HTTP for
-//! insecure and loopback registries) and learn the auth challenge.
+//! insecure and loopback registries) and learn the auth challenge. Every request goes
+//! through the one [`retry`](super::retry) policy: [`Client::send_with`] retries idempotent
+//! requests, [`Client::get_small`] also retries a body that breaks while being read.
 
 use super::auth::{repository_scope, Authenticator, Credentials};
 use super::challenge;
 use super::error::{diagnostics, Error};
+use super::retry::{self, is_retryable_status};
 use super::transport::{redact_url, Transport, TransportOptions};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use crate::digest;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 
 /// Media types we accept for manifests, most specific first.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// The largest manifest we read (distribution's own limit is 4 MiB).
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// The most of an error body we read (for its diagnostics).
+const MAX_ERROR_BODY: u64 = 64 << 10;
 
 /// What a manifest HEAD or GET tells: media type, digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
     /// `Content-Type` of the manifest.
     pub media_type: String,
-    /// `sha256:...` of the manifest bytes.
+    /// `algorithm:hex` of the manifest bytes (the algorithm asked for, else sha256).
     pub digest: String,
     /// Length of the manifest bytes.
     pub size: u64,
@@ -44,6 +50,9 @@ pub(crate) struct Request<'a> {
     pub headers: &'a [(&'static str, String)],
     /// Makes the body (again, for a retry).
     pub body: &'a (dyn Fn() -> Option<reqwest::Body> + Sync),
+    /// True when sending it twice does no harm, so temporary failures are retried here;
+    /// false for steps of an upload session, which their caller restarts whole instead.
+    pub idempotent: bool,
 }
 
 /// A client for one registry host.
@@ -73,49 +82,83 @@ impl Client {
         self.transport.host()
     }
 
-    /// Pings `/v2/` (once), picking the scheme and recording the auth challenge.
+    /// The transport (for its retry policy and error mapping).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// Pings `/v2/` (once), picking the scheme and recording the auth challenge. Refused
+    /// connections, 408, 429 and 5xx are retried (a 429 on plain HTTP is an answer from a
+    /// registry, not a reason to report the HTTPS attempt's TLS error).
     pub async fn ping(&self) -> Result<&str, Error> {
         self.base
             .get_or_try_init(|| async {
-                let mut first_error: Option<Error> = None;
-                for scheme in self.transport.schemes() {
-                    let url = format!("{scheme}://{}/v2/", self.host());
-                    let request =
-                        self.transport.http().get(&url).build().map_err(|e| {
-                            Error::Config(format!("invalid registry URL {url}: {e}"))
-                        })?;
-                    match self.transport.send(request).await {
-                        Ok(response) => {
-                            let status = response.status();
-                            let is_registry =
-                                status.is_success() || status == StatusCode::UNAUTHORIZED;
-                            // Plain HTTP is only taken when a registry really answers there.
-                            if *scheme == "http" && !is_registry {
-                                continue;
-                            }
-                            if status == StatusCode::UNAUTHORIZED {
-                                self.auth.set_challenge(challenge_of(&response));
-                            }
-                            return Ok(format!("{scheme}://{}", self.host()));
-                        }
-                        Err(e) => {
-                            if first_error.is_none() {
-                                first_error = Some(e);
-                            }
-                        }
+                let what = format!("the /v2/ probe of registry {}", self.host());
+                let mut retry = self.transport.retry().start();
+                loop {
+                    match self.ping_once().await {
+                        Err(e)
+                            if e.is_temporary()
+                                && retry.again(&what, &e, e.retry_after()).await => {}
+                        other => return other,
                     }
                 }
-                Err(first_error.unwrap_or_else(|| Error::Protocol {
-                    registry: self.host().to_string(),
-                    detail: "no /v2/ API endpoint answered".into(),
-                }))
             })
             .await
             .map(String::as_str)
     }
 
-    /// Sends an authorised request for `path` (below the base URL), refreshing the token
-    /// once on 401. 401 and 403 become [`Error::Unauthorized`] / [`Error::Denied`].
+    /// One round of the probe over every scheme: the base URL, or the error to report: a
+    /// busy answer (408, 429, 5xx) first, as a registry did answer; else a lasting failure
+    /// (a TLS error on HTTPS is not made temporary by nothing listening on plain HTTP);
+    /// else a temporary one (nothing answers at all: down, or restarting).
+    async fn ping_once(&self) -> Result<String, Error> {
+        let mut first_error: Option<Error> = None;
+        let mut busy: Option<Error> = None;
+        let mut temporary: Option<Error> = None;
+        for scheme in self.transport.schemes() {
+            let url = format!("{scheme}://{}/v2/", self.host());
+            let request = self
+                .transport
+                .http()
+                .get(&url)
+                .build()
+                .map_err(|e| Error::Config(format!("invalid registry URL {url}: {e}")))?;
+            match self.transport.send(request).await {
+                Ok(response) => {
+                    let status = response.status();
+                    if is_retryable_status(status.as_u16()) {
+                        busy = Some(self.status_error("GET", response).await);
+                        continue;
+                    }
+                    let is_registry = status.is_success() || status == StatusCode::UNAUTHORIZED;
+                    // Plain HTTP is only taken when a registry really answers there.
+                    if *scheme == "http" && !is_registry {
+                        continue;
+                    }
+                    if status == StatusCode::UNAUTHORIZED {
+                        self.auth.set_challenge(challenge_of(&response));
+                    }
+                    return Ok(format!("{scheme}://{}", self.host()));
+                }
+                Err(e) if e.is_temporary() => temporary = Some(e),
+                Err(e) => {
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        Err(busy
+            .or(first_error)
+            .or(temporary)
+            .unwrap_or_else(|| Error::Protocol {
+                registry: self.host().to_string(),
+                detail: "no /v2/ API endpoint answered".into(),
+            }))
+    }
+
+    /// Sends an authorised request for `path` (below the base URL).
     async fn send(
         &self,
         method: Method,
@@ -135,6 +178,7 @@ impl Client {
             repository,
             headers: &[],
             body: &|| None,
+            idempotent: true,
         })
         .await
     }
@@ -144,65 +188,54 @@ impl Client {
         self.ping().await.map(str::to_string)
     }
 
-    /// Sends `request` with the authorization its scopes need, refreshing the token once on
-    /// 401 (the body is made anew for the retry).
+    /// Sends `request` with the authorization its scopes need (its token fetch retried like
+    /// any request), refreshing the token once on 401 (the body is made anew for each try).
+    /// An idempotent request is retried on temporary failures (see [`super::retry`]); when
+    /// the tries run out, a retryable status is returned as [`Error::Status`].
+    /// 401 and 403 become [`Error::Unauthorized`] / [`Error::Denied`].
     pub(crate) async fn send_with(&self, request: Request<'_>) -> Result<reqwest::Response, Error> {
         self.ping().await?;
-        let Request {
-            method,
-            url,
-            accept,
-            scopes,
-            repository,
-            headers,
-            body,
-        } = request;
-        let mut attempt = 0;
+        let what = format!(
+            "{} {}",
+            request.method,
+            parse_shown(request.url).unwrap_or_default()
+        );
+        let mut retry = self.transport.retry().start();
+        let mut refreshed = false;
         loop {
-            attempt += 1;
-            let mut builder = self.transport.http().request(method.clone(), url);
-            if let Some(accept) = accept {
-                builder = builder.header(ACCEPT, accept);
+            let response = match self.send_once(&request).await {
+                Ok(response) => response,
+                Err(e) if request.idempotent && e.is_temporary() => {
+                    if retry.again(&what, &e, e.retry_after()).await {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            let status = response.status();
+            if request.idempotent && is_retryable_status(status.as_u16()) {
+                let e = self.status_error(request.method.as_str(), response).await;
+                if retry.again(&what, &e, e.retry_after()).await {
+                    continue;
+                }
+                return Err(e);
             }
-            for (name, value) in headers {
-                builder = builder.header(*name, value.as_str());
-            }
-            if let Some(body) = body() {
-                builder = builder.body(body);
-            }
-            if let Some(auth) = self
-                .auth
-                .authorization(&self.transport, scopes, Some(repository))
-                .await?
-            {
-                let mut value = HeaderValue::from_str(auth.expose()).map_err(|_| {
-                    Error::Config(format!(
-                        "credentials for registry {} contain characters that cannot go in an HTTP header",
-                        self.host()
-                    ))
-                })?;
-                value.set_sensitive(true);
-                builder = builder.header(AUTHORIZATION, value);
-            }
-            let request = builder
-                .build()
-                .map_err(|e| Error::Config(format!("invalid request URL {url}: {e}")))?;
-            let response = self.transport.send(request).await?;
-            match response.status() {
-                StatusCode::UNAUTHORIZED if attempt == 1 => {
+            match status {
+                StatusCode::UNAUTHORIZED if !refreshed => {
                     // A new or changed challenge (e.g. the ping needed no auth), or an expired
                     // token: learn it, forget the token, try once more.
+                    refreshed = true;
                     if let Some(c) = challenge_of(&response) {
                         self.auth.set_challenge(Some(c));
                     }
-                    self.auth.invalidate(scopes);
+                    self.auth.invalidate(request.scopes);
                 }
                 StatusCode::UNAUTHORIZED => {
-                    let detail = challenge_of(&response)
+                    let mut detail = challenge_of(&response)
                         .and_then(|c| c.param("error").map(str::to_string))
                         .unwrap_or_default();
-                    let body = response.bytes().await.unwrap_or_default();
-                    let mut detail = detail;
+                    let body = read_limited(response, MAX_ERROR_BODY).await;
                     let diag = diagnostics(&body);
                     if !diag.is_empty() {
                         if !detail.is_empty() {
@@ -212,16 +245,16 @@ impl Client {
                     }
                     return Err(Error::Unauthorized {
                         registry: self.host().to_string(),
-                        repository: Some(repository.to_string()),
+                        repository: Some(request.repository.to_string()),
                         had_credentials: self.auth.has_credentials(),
                         detail,
                     });
                 }
                 StatusCode::FORBIDDEN => {
-                    let body = response.bytes().await.unwrap_or_default();
+                    let body = read_limited(response, MAX_ERROR_BODY).await;
                     return Err(Error::Denied {
                         registry: self.host().to_string(),
-                        repository: repository.to_string(),
+                        repository: request.repository.to_string(),
                         detail: diagnostics(&body),
                     });
                 }
@@ -230,16 +263,47 @@ impl Client {
         }
     }
 
+    /// One try of `request`: authorization, then the send.
+    async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
+        let mut builder = self
+            .transport
+            .http()
+            .request(request.method.clone(), request.url);
+        if let Some(accept) = request.accept {
+            builder = builder.header(ACCEPT, accept);
+        }
+        for (name, value) in request.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        if let Some(body) = (request.body)() {
+            builder = builder.body(body);
+        }
+        if let Some(auth) = self
+            .auth
+            .authorization(&self.transport, request.scopes, Some(request.repository))
+            .await?
+        {
+            let mut value = HeaderValue::from_str(auth.expose()).map_err(|_| {
+                Error::Config(format!(
+                    "credentials for registry {} contain characters that cannot go in an HTTP header",
+                    self.host()
+                ))
+            })?;
+            value.set_sensitive(true);
+            builder = builder.header(AUTHORIZATION, value);
+        }
+        let built = builder
+            .build()
+            .map_err(|e| Error::Config(format!("invalid request URL {}: {e}", request.url)))?;
+        self.transport.send(built).await
+    }
+
     /// An error for an unexpected status, with the body's diagnostics.
     pub(crate) async fn status_error(&self, method: &str, response: reqwest::Response) -> Error {
         let status = response.status().as_u16();
         let url = redact_url(response.url());
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let body = response.bytes().await.unwrap_or_default();
+        let retry_after = retry::retry_after(response.headers());
+        let body = read_limited(response, MAX_ERROR_BODY).await;
         Error::Status {
             registry: self.host().to_string(),
             method: method.to_string(),
@@ -247,6 +311,78 @@ impl Client {
             status,
             diagnostics: diagnostics(&body),
             retry_after,
+        }
+    }
+
+    /// A `GET` of a small document (manifest, config, tag page) read whole into memory, the
+    /// request and the reading of its body retried together. `None` on 404. More than
+    /// `limit` bytes (by `Content-Length`, before reading, or as they come) is an error.
+    pub(crate) async fn get_small(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        scopes: &[String],
+        repository: &str,
+        limit: u64,
+        what: &str,
+    ) -> Result<Option<(HeaderMap, Vec<u8>)>, Error> {
+        let mut retry = self.transport.retry().start();
+        loop {
+            let response = self
+                .send_with(Request {
+                    method: Method::GET,
+                    url,
+                    accept,
+                    scopes,
+                    repository,
+                    headers: &[],
+                    body: &|| None,
+                    idempotent: true,
+                })
+                .await?;
+            if response.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            if !response.status().is_success() {
+                return Err(self.status_error("GET", response).await);
+            }
+            let too_large = || Error::TooLarge {
+                registry: self.host().to_string(),
+                what: what.to_string(),
+                limit,
+            };
+            if response.content_length().is_some_and(|n| n > limit) {
+                return Err(too_large());
+            }
+            let headers = response.headers().clone();
+            match self.read_body(response, limit, what).await {
+                Ok(Some(body)) => return Ok(Some((headers, body))),
+                Ok(None) => return Err(too_large()),
+                Err(e) if e.is_temporary() && retry.again(what, &e, None).await => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads a response body into memory; `None` as soon as it passes `limit` bytes.
+    pub(crate) async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let mut body = Vec::with_capacity(limit.min(1 << 20) as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > limit {
+                        return Ok(None);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(Some(body)),
+                Err(e) => return Err(self.transport.body_error(e, &format!("reading {what}"))),
+            }
         }
     }
 
@@ -294,61 +430,74 @@ impl Client {
     }
 
     /// `GET /v2/<repository>/manifests/<reference>`: the descriptor and the raw bytes (kept
-    /// as sent, so the digest holds), or `None` when it does not exist. The body is hashed and
-    /// checked against the requested digest and against `Docker-Content-Digest`.
+    /// as sent, so the digest holds), or `None` when it does not exist. The body is hashed in
+    /// the algorithm of the requested digest (sha256, sha384 or sha512; another algorithm is
+    /// an error before any request) and checked against it, and against a
+    /// `Docker-Content-Digest` in an algorithm we know.
     pub async fn get_manifest(
         &self,
         repository: &str,
         reference: &str,
     ) -> Result<Option<(Descriptor, Vec<u8>)>, Error> {
-        let path = format!("/v2/{repository}/manifests/{reference}");
-        let response = self
-            .send(
-                Method::GET,
-                &path,
+        let by_digest = reference.contains(':');
+        let what = format!("manifest {reference} of {repository}");
+        if by_digest {
+            digest::Hasher::for_digest(reference).map_err(|e| Error::Protocol {
+                registry: self.host().to_string(),
+                detail: format!("{what}: {e}"),
+            })?;
+        }
+        let url = format!(
+            "{}/v2/{repository}/manifests/{reference}",
+            self.base_url().await?
+        );
+        let scopes = vec![repository_scope(repository, "pull")];
+        let Some((headers, body)) = self
+            .get_small(
+                &url,
                 Some(MANIFEST_ACCEPT),
+                &scopes,
                 repository,
-                "pull",
+                MAX_MANIFEST_BYTES,
+                &what,
             )
-            .await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
+            .await?
+        else {
             return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(self.status_error("GET", response).await);
-        }
-        let media_type = header_str(response.headers(), "content-type")
+        };
+        let media_type = header_str(&headers, "content-type")
             .unwrap_or_default()
             .to_string();
-        let claimed = header_str(response.headers(), "docker-content-digest").map(str::to_string);
-        let what = format!("manifest {reference} of {repository}");
-        let Some(body) = self.read_body(response, MAX_MANIFEST_BYTES, &what).await? else {
-            return Err(Error::Protocol {
-                registry: self.host().to_string(),
-                detail: format!("{what} is larger than {MAX_MANIFEST_BYTES} bytes"),
-            });
-        };
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        let expected = if reference.starts_with("sha256:") {
-            Some(reference.to_string())
-        } else {
-            claimed.filter(|c| c.starts_with("sha256:"))
-        };
-        if let Some(expected) = expected {
-            if expected != digest {
+        let claimed = header_str(&headers, "docker-content-digest").map(str::to_string);
+        let sha256 = digest::sha256(&body);
+        let mut checks: Vec<String> = Vec::new();
+        if by_digest {
+            checks.push(reference.to_string());
+        }
+        if let Some(claimed) = claimed {
+            if digest::Hasher::for_digest(&claimed).is_ok() {
+                checks.push(claimed);
+            }
+        }
+        for expected in &checks {
+            let actual = digest::of(expected, &body).unwrap_or_else(|_| sha256.clone());
+            if &actual != expected {
                 return Err(Error::DigestMismatch {
                     registry: self.host().to_string(),
-                    what: format!("manifest {reference} of {repository}"),
-                    expected,
-                    actual: digest,
+                    what,
+                    expected: expected.clone(),
+                    actual,
                 });
             }
         }
         Ok(Some((
             Descriptor {
                 media_type,
-                digest,
+                digest: if by_digest {
+                    reference.to_string()
+                } else {
+                    sha256
+                },
                 size: body.len() as u64,
             },
             body,
@@ -356,159 +505,28 @@ impl Client {
     }
 }
 
-impl Client {
-    /// `GET /v2/<repository>/blobs/<digest>` streamed into `path`, counting bytes into
-    /// `progress`; the size and digest are checked as the bytes pass, and on any failure the
-    /// file is removed. Redirects to other hosts (object storage) are followed without the
-    /// registry's `Authorization` header.
-    pub async fn fetch_blob_to_file(
-        &self,
-        repository: &str,
-        digest: &str,
-        size: u64,
-        path: &std::path::Path,
-        progress: &std::sync::atomic::AtomicU64,
-    ) -> Result<(), Error> {
-        let result = self
-            .fetch_blob_inner(repository, digest, size, path, progress)
-            .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(path).await;
-        }
-        result
-    }
-
-    async fn fetch_blob_inner(
-        &self,
-        repository: &str,
-        digest: &str,
-        size: u64,
-        path: &std::path::Path,
-        progress: &std::sync::atomic::AtomicU64,
-    ) -> Result<(), Error> {
-        use std::sync::atomic::Ordering;
-        use tokio::io::AsyncWriteExt as _;
-        let mut response = self.get_blob(repository, digest).await?;
-        let io_error = |e: std::io::Error| {
-            Error::Config(format!("writing blob {digest} to {}: {e}", path.display()))
-        };
-        let file = tokio::fs::File::create(path).await.map_err(io_error)?;
-        let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let mut hasher = Sha256::new();
-        let mut received: u64 = 0;
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
-            host: self.host().to_string(),
-            detail: format!(
-                "downloading blob {digest} of {repository} (after {received} of {size} bytes): {}",
-                super::transport::error_chain(&e)
-            ),
-        })? {
-            received += chunk.len() as u64;
-            if received > size {
-                return Err(Error::DigestMismatch {
-                    registry: self.host().to_string(),
-                    what: format!("blob of {repository}"),
-                    expected: format!("{digest} ({size} bytes)"),
-                    actual: format!("more than {size} bytes"),
-                });
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await.map_err(io_error)?;
-            progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        }
-        file.flush().await.map_err(io_error)?;
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if received != size || actual != digest {
-            return Err(Error::DigestMismatch {
-                registry: self.host().to_string(),
-                what: format!("blob of {repository}"),
-                expected: format!("{digest} ({size} bytes)"),
-                actual: format!("{actual} ({received} bytes)"),
-            });
-        }
-        Ok(())
-    }
-
-    /// Reads a response body into memory; `None` as soon as it passes `limit` bytes.
-    async fn read_body(
-        &self,
-        mut response: reqwest::Response,
-        limit: usize,
-        what: &str,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        let mut body = Vec::with_capacity(limit.min(1 << 20));
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport {
-            host: self.host().to_string(),
-            detail: format!("reading {what}: {e}"),
-        })? {
-            if body.len() + chunk.len() > limit {
-                return Ok(None);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
-    }
-
-    /// `GET /v2/<repository>/blobs/<digest>`, answered with success: the response whose
-    /// body is the blob.
-    async fn get_blob(&self, repository: &str, digest: &str) -> Result<reqwest::Response, Error> {
-        let route = format!("/v2/{repository}/blobs/{digest}");
-        let response = self
-            .send(Method::GET, &route, None, repository, "pull")
-            .await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::NotFound {
-                registry: self.host().to_string(),
-                repository: repository.to_string(),
-                what: "blob",
-                reference: digest.to_string(),
-            });
-        }
-        if !status.is_success() {
-            return Err(self.status_error("GET", response).await);
-        }
-        Ok(response)
-    }
-
-    /// `GET` of a small blob (a config) into memory, digest-checked.
-    pub async fn fetch_small_blob(
-        &self,
-        repository: &str,
-        digest: &str,
-        size: u64,
-    ) -> Result<Vec<u8>, Error> {
-        const MAX: u64 = 64 << 20;
-        if size > MAX {
-            return Err(Error::Protocol {
-                registry: self.host().to_string(),
-                detail: format!("blob {digest} of {repository} claims {size} bytes; configs above {MAX} bytes are refused"),
-            });
-        }
-        let response = self.get_blob(repository, digest).await?;
-        let what = format!("blob {digest} of {repository}");
-        let Some(body) = self.read_body(response, size as usize, &what).await? else {
-            return Err(Error::DigestMismatch {
-                registry: self.host().to_string(),
-                what: format!("blob of {repository}"),
-                expected: format!("{digest} ({size} bytes)"),
-                actual: format!("more than {size} bytes"),
-            });
-        };
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
-        if actual != digest || body.len() as u64 != size {
-            return Err(Error::DigestMismatch {
-                registry: self.host().to_string(),
-                what: format!("blob of {repository}"),
-                expected: format!("{digest} ({size} bytes)"),
-                actual: format!("{actual} ({} bytes)", body.len()),
-            });
-        }
-        Ok(body)
-    }
+/// A URL for messages (secrets redacted), if it parses.
+fn parse_shown(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| redact_url(&u))
 }
 
-fn header_str<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> Option<&'a str> {
+/// Up to `limit` bytes of a body, for diagnostics; read errors end it quietly.
+async fn read_limited(mut response: reqwest::Response, limit: u64) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = (limit as usize).saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() as u64 >= limit {
+            break;
+        }
+    }
+    body
+}
+
+pub(crate) fn header_str<'a>(
+    headers: &'a reqwest::header::HeaderMap,
+    name: &str,
+) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -55,6 +55,21 @@ pub enum Error {
         host: String,
         /// Refused, timed out, unknown host...
         detail: String,
+        /// False when trying again cannot help (the host name does not resolve).
+        temporary: bool,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+    /// The registry accepted the connection, then sent nothing for the stall timeout.
+    #[error("registry {host} sent nothing for {} s while {what} (stall timeout; {} sets it)", .after.as_secs_f64(), super::retry::STALL_TIMEOUT_ENV)]
+    Stalled {
+        /// host:port.
+        host: String,
+        /// What we were waiting for.
+        what: String,
+        /// The stall timeout.
+        after: std::time::Duration,
     },
     /// Any other unexpected HTTP status.
     #[error("registry {registry} answered {method} {url} with HTTP {status}{}", detail_suffix(.diagnostics))]
@@ -86,6 +101,16 @@ pub enum Error {
         /// The digest of what came.
         actual: String,
     },
+    /// A manifest, config, token or tag list larger than we read into memory.
+    #[error("registry {registry} sent {what} larger than {limit} bytes: refused")]
+    TooLarge {
+        /// Registry host.
+        registry: String,
+        /// What it was.
+        what: String,
+        /// Our limit.
+        limit: u64,
+    },
     /// The response was not what the protocol says (bad JSON, missing header...).
     #[error("registry {registry} sent an invalid response: {detail}")]
     Protocol {
@@ -94,13 +119,25 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
-    /// The connection broke or timed out mid-request.
-    #[error("request to registry {host} failed: {detail}")]
+    /// The connection broke mid-request.
+    #[error("request to registry {host} failed{}", detail_suffix(.detail))]
     Transport {
         /// host:port.
         host: String,
-        /// The error chain.
+        /// What was being done (and a hint, if there is one).
         detail: String,
+        /// The HTTP client's error, when there is one.
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+    /// A local file could not be read or written.
+    #[error("{what}")]
+    Io {
+        /// What was being done, naming the file.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// Options that cannot work for this registry (bad PEM, bad CIDR...).
     #[error("{0}")]
@@ -108,11 +145,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// True for failures worth retrying: 429, 5xx, broken connections.
+    /// True for failures worth retrying: 408, 429, 5xx, refused, broken or stalled
+    /// connections.
     pub fn is_temporary(&self) -> bool {
         match self {
-            Error::Status { status, .. } => *status == 429 || *status >= 500,
-            Error::Transport { .. } => true,
+            Error::Status { status, .. } => super::retry::is_retryable_status(*status),
+            Error::Transport { .. } | Error::Stalled { .. } => true,
+            Error::Connect { temporary, .. } => *temporary,
             _ => false,
         }
     }

@@ -6,9 +6,12 @@
 //! (TLS roots, identity, insecure rules), its own [`auth`] state, and a [`Client`] on top.
 
 pub mod auth;
+pub mod blob;
 pub mod challenge;
+mod classify;
 pub mod client;
 pub mod error;
+pub mod retry;
 pub mod tags;
 pub mod tls;
 pub mod transport;

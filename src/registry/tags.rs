@@ -2,10 +2,9 @@
 //! ([distribution spec, listing tags](https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-tags)).
 
 use super::auth::repository_scope;
-use super::client::{Client, Request};
+use super::client::Client;
 use super::error::{diagnostics, Error};
 use super::upload::parse_url;
-use reqwest::{Method, StatusCode};
 
 /// Tags asked for per page (`n`). Registries may send fewer, and say where the rest is in a
 /// `Link` header.
@@ -13,6 +12,9 @@ pub const TAG_PAGE_SIZE: usize = 1000;
 
 /// Pages after which a listing that keeps linking on is an error.
 const MAX_PAGES: usize = 10_000;
+
+/// The largest tag-list page we read (a 1,000-tag page is some 100 KiB).
+const MAX_PAGE_BYTES: u64 = 16 << 20;
 
 impl Client {
     /// Every tag of `repository`, following `Link` pagination. A repository that does not
@@ -38,25 +40,21 @@ impl Client {
                     detail: format!("tag listing of {repository} does not end"),
                 });
             }
-            let response = self
-                .send_with(Request {
-                    method: Method::GET,
-                    url: &url,
-                    accept: Some("application/json"),
-                    scopes: &scopes,
+            let what = format!("tag list of {repository}");
+            let Some((headers, body)) = self
+                .get_small(
+                    &url,
+                    Some("application/json"),
+                    &scopes,
                     repository,
-                    headers: &[],
-                    body: &|| None,
-                })
-                .await?;
-            if response.status() == StatusCode::NOT_FOUND {
+                    MAX_PAGE_BYTES,
+                    &what,
+                )
+                .await?
+            else {
                 return Ok(tags);
-            }
-            if !response.status().is_success() {
-                return Err(self.status_error("GET", response).await);
-            }
-            next = response
-                .headers()
+            };
+            next = headers
                 .get("link")
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
@@ -71,10 +69,6 @@ impl Client {
                         .map(|u| u.to_string())
                 })
                 .transpose()?;
-            let body = response.bytes().await.map_err(|e| Error::Transport {
-                host: self.host().to_string(),
-                detail: format!("reading the tag list of {repository}: {e}"),
-            })?;
             let page: Page = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
                 registry: self.host().to_string(),
                 detail: format!(

@@ -2,10 +2,12 @@
 //! system roots plus matching `ca_certs` (adding, never replacing), a matching `client_certs`
 //! identity for mutual TLS, and `insecure_registries` (`host:port` or CIDR) / `insecure`, which
 //! skip certificate verification and allow plain HTTP for that registry only. No global state.
-//! Also owns the `debug: true` trace (secrets redacted) and the mapping of low-level failures
-//! to [`Error::Tls`] / [`Error::Connect`] / [`Error::Transport`].
+//! Also owns the `debug: true` trace (secrets redacted); [`super::classify`] maps low-level
+//! failures to [`Error`]s.
 
+use super::classify::classify;
 use super::error::Error;
+use super::retry::{RetryPolicy, Timeouts};
 use super::tls::{self, ClientIdentity};
 use crate::resource::{CaCert, ClientCert};
 use ipnet::IpNet;
@@ -55,8 +57,22 @@ pub struct TransportOptions {
     pub insecure: Vec<InsecureRule>,
     /// Print an HTTP trace on stderr.
     pub debug: bool,
-    /// Timeout for establishing a connection (default 30 s when zero).
-    pub connect_timeout: Duration,
+    /// Connect and stall timeouts (see [`Timeouts`]).
+    pub timeouts: Timeouts,
+    /// How failed requests are tried again (see [`RetryPolicy`]).
+    pub retry: RetryPolicy,
+}
+
+impl TransportOptions {
+    /// Timeouts and retry policy from the environment (see [`super::retry`]), the rest
+    /// empty.
+    pub fn from_env() -> TransportOptions {
+        TransportOptions {
+            timeouts: Timeouts::from_env(),
+            retry: RetryPolicy::from_env(),
+            ..TransportOptions::default()
+        }
+    }
 }
 
 /// Splits `host[:port]` (also `[v6]:port`) into host and optional port.
@@ -103,6 +119,8 @@ pub struct Transport {
     insecure: bool,
     has_identity: bool,
     debug: bool,
+    timeouts: Timeouts,
+    retry: RetryPolicy,
 }
 
 impl Transport {
@@ -110,11 +128,6 @@ impl Transport {
     /// need it.
     pub async fn new(host: &str, options: &TransportOptions) -> Result<Transport, Error> {
         let insecure = is_insecure(host, &options.insecure).await;
-        let connect_timeout = if options.connect_timeout.is_zero() {
-            Duration::from_secs(30)
-        } else {
-            options.connect_timeout
-        };
         let mut roots: Vec<CertificateDer<'static>> = system_roots().to_vec();
         for (i, ca) in options.ca_certs.iter().enumerate() {
             if let Some(domain) = &ca.domain {
@@ -142,7 +155,11 @@ impl Transport {
         let builder = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .user_agent(concat!("image-resource/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(connect_timeout)
+            // Covers the TLS handshake too: reqwest times the whole connector.
+            .connect_timeout(options.timeouts.connect)
+            // Per read, reset by every byte: a stalled registry is an error, a slow
+            // download is not.
+            .read_timeout(options.timeouts.stall)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             // Redirects (blob downloads to object storage) are followed; reqwest drops
@@ -160,6 +177,8 @@ impl Transport {
             insecure,
             has_identity,
             debug: options.debug,
+            timeouts: options.timeouts,
+            retry: options.retry,
         })
     }
 
@@ -180,6 +199,28 @@ impl Transport {
             &["https", "http"]
         } else {
             &["https"]
+        }
+    }
+
+    /// The retry policy for requests to this registry.
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// Maps a failure while reading a response body (`what`: what it was) to
+    /// [`Error::Stalled`] or [`Error::Transport`].
+    pub fn body_error(&self, error: reqwest::Error, what: &str) -> Error {
+        if error.is_timeout() {
+            return Error::Stalled {
+                host: self.host.clone(),
+                what: what.to_string(),
+                after: self.timeouts.stall,
+            };
+        }
+        Error::Transport {
+            host: self.host.clone(),
+            detail: what.to_string(),
+            source: Some(error),
         }
     }
 
@@ -236,11 +277,12 @@ impl Transport {
             }
             Err(e) => {
                 let https = url.starts_with("https:");
-                let err = classify(&self.host, &e, https, self.has_identity);
+                let err = classify(&self.host, e, https, self.has_identity, &self.timeouts);
                 if self.debug {
                     eprintln!(
-                        "debug: <-- failed {method} {url} ({} ms): {err}",
-                        started.elapsed().as_millis()
+                        "debug: <-- failed {method} {url} ({} ms): {}",
+                        started.elapsed().as_millis(),
+                        error_chain(&err)
                     );
                 }
                 Err(err)
@@ -352,123 +394,6 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-/// Maps a reqwest failure to a TLS, connect or transport error naming the host.
-fn classify(host: &str, error: &reqwest::Error, https: bool, has_identity: bool) -> Error {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return tls_error(host, tls);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return Error::Connect {
-                    host: host.to_string(),
-                    detail: "connection refused (is the registry running on that port?)".into(),
-                };
-            }
-            // io::Error's source() skips the error it wraps: step into it instead.
-            if let Some(inner) = io.get_ref() {
-                current = Some(inner);
-                continue;
-            }
-        }
-        current = e.source();
-    }
-    let chain = error_chain(error);
-    // Some layers (h2) keep a TLS alert only as text.
-    if let Some(alert) = chain
-        .split("received fatal alert: ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next())
-    {
-        return tls_error(host, &rustls::Error::AlertReceived(alert_named(alert)));
-    }
-    if https
-        && (chain.contains("connection closed")
-            || chain.contains("reset by peer")
-            || chain.contains("Broken pipe")
-            || chain.contains("broken pipe"))
-    {
-        let hint = if has_identity {
-            format!("check that the registry trusts the certificate given in `client_certs` for domain {host}")
-        } else {
-            format!("if the registry requires client certificates, give one in `client_certs` with domain {host}")
-        };
-        return Error::Transport {
-            host: host.to_string(),
-            detail: format!("{chain}; the registry closed the TLS connection: {hint}"),
-        };
-    }
-    if error.is_connect() {
-        let detail = if chain.contains("dns error") || chain.contains("failed to lookup") {
-            format!("the host name does not resolve ({chain})")
-        } else {
-            chain
-        };
-        return Error::Connect {
-            host: host.to_string(),
-            detail,
-        };
-    }
-    if error.is_timeout() {
-        return Error::Transport {
-            host: host.to_string(),
-            detail: format!("timed out ({chain})"),
-        };
-    }
-    Error::Transport {
-        host: host.to_string(),
-        detail: chain,
-    }
-}
-
-/// A TLS failure with the option that fixes it: the server's certificate (ca_certs,
-/// insecure_registries) or ours (client_certs).
-fn tls_error(host: &str, error: &rustls::Error) -> Error {
-    use rustls::AlertDescription as Alert;
-    let client_side = matches!(
-        error,
-        rustls::Error::AlertReceived(
-            Alert::BadCertificate
-                | Alert::CertificateRequired
-                | Alert::UnknownCA
-                | Alert::CertificateUnknown
-                | Alert::UnsupportedCertificate
-                | Alert::CertificateExpired
-                | Alert::CertificateRevoked
-                | Alert::AccessDenied
-        )
-    );
-    let hint = if client_side {
-        format!("The registry rejected our client certificate (or wants one): give a certificate it trusts in `client_certs` with domain {host}")
-    } else {
-        format!("If the registry uses a private CA, add it with `ca_certs` (domain {host}); if it has no valid certificate, list it in `insecure_registries` (or set `insecure: true`)")
-    };
-    Error::Tls {
-        host: host.to_string(),
-        detail: error.to_string(),
-        hint,
-    }
-}
-
-/// The alert a server sent, from its name in rustls' `Debug` output.
-fn alert_named(name: &str) -> rustls::AlertDescription {
-    use rustls::AlertDescription as Alert;
-    match name {
-        "BadCertificate" => Alert::BadCertificate,
-        "CertificateRequired" => Alert::CertificateRequired,
-        "UnknownCA" => Alert::UnknownCA,
-        "CertificateUnknown" => Alert::CertificateUnknown,
-        "UnsupportedCertificate" => Alert::UnsupportedCertificate,
-        "CertificateExpired" => Alert::CertificateExpired,
-        "CertificateRevoked" => Alert::CertificateRevoked,
-        "AccessDenied" => Alert::AccessDenied,
-        "HandshakeFailure" => Alert::HandshakeFailure,
-        "ProtocolVersion" => Alert::ProtocolVersion,
-        _ => Alert::Unknown(0),
-    }
-}
-
 /// A URL for traces and errors, with secret-looking query parameters redacted.
 pub fn redact_url(url: &url::Url) -> String {
     const SECRET_KEYS: [&str; 6] = [
@@ -562,6 +487,46 @@ mod tests {
         assert!(!is_insecure("10.2.2.3:443", &rules).await);
         let loopback = vec![InsecureRule::parse("127.0.0.0/8").unwrap()];
         assert!(is_insecure("localhost:5000", &loopback).await);
+    }
+
+    /// A server that accepts and never answers: the TLS handshake hits the connect
+    /// timeout, a plain HTTP request the stall timeout; neither hangs.
+    #[tokio::test]
+    async fn silent_servers_hit_the_connect_and_stall_timeouts() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        // The connect timeout covers the TLS handshake (the stall timeout is longer here).
+        let cases = [
+            ("https", 300, 3000, "no connection within 0.3 s"),
+            ("http", 3000, 300, "sent nothing for 0.3 s"),
+        ];
+        for (scheme, connect, stall, expected) in cases {
+            let options = TransportOptions {
+                timeouts: Timeouts {
+                    connect: Duration::from_millis(connect),
+                    stall: Duration::from_millis(stall),
+                },
+                ..TransportOptions::default()
+            };
+            let transport = Transport::new(&host, &options).await.unwrap();
+            let started = Instant::now();
+            let request = transport
+                .http()
+                .get(format!("{scheme}://{host}/v2/"))
+                .build()
+                .unwrap();
+            let error = transport.send(request).await.unwrap_err();
+            assert!(error.to_string().contains(expected), "{scheme}: {error}");
+            assert!(error.is_temporary(), "{scheme}: {error}");
+            assert!(started.elapsed() < Duration::from_secs(2), "{scheme}");
+        }
+        held.abort();
     }
 
     #[test]

@@ -5,9 +5,9 @@
 use super::auth::repository_scope;
 use super::client::{Client, Request};
 use super::error::Error;
+use super::retry::Failure;
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
-use sha2::{Digest as _, Sha256};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +45,7 @@ impl Client {
                 repository,
                 headers: &[],
                 body: &|| None,
+                idempotent: true,
             })
             .await?;
         match response.status() {
@@ -82,6 +83,7 @@ impl Client {
                 repository,
                 headers: &[("content-length", "0".to_string())],
                 body: &|| None,
+                idempotent: true,
             })
             .await?;
         match response.status() {
@@ -106,6 +108,7 @@ impl Client {
                 repository,
                 headers: &[("content-length", "0".to_string())],
                 body: &|| None,
+                idempotent: true,
             })
             .await?;
         if response.status() != StatusCode::ACCEPTED {
@@ -120,7 +123,9 @@ impl Client {
     }
 
     /// Uploads the blob in `path` (`size` bytes, `digest`), streaming from disk and counting
-    /// into `progress`. `session` is an upload URL from a failed mount, if any.
+    /// into `progress`. `session` is an upload URL from a failed mount, if any. An upload
+    /// session is not repeatable step by step (its offset lives on the registry): after a
+    /// temporary failure the whole upload starts again in a new session.
     pub async fn upload_blob(
         &self,
         repository: &str,
@@ -130,10 +135,59 @@ impl Client {
         session: Option<String>,
         progress: Arc<AtomicU64>,
     ) -> Result<(), Error> {
+        let what = format!("the upload of blob {digest} to {repository} in a new session");
+        let mut retry = self.transport().retry().start();
+        let mut session = session;
+        loop {
+            let result = self
+                .upload_session(repository, digest, size, path, session.take(), &progress)
+                .await;
+            match result {
+                Ok(()) => return Ok(()),
+                Err(Failure::Restart(e)) if retry.again(&what, &e, e.retry_after()).await => {}
+                Err(Failure::Restart(e) | Failure::Final(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One upload session, from its start (or a mount's session) to the final `PUT`. The
+    /// start is an idempotent request, retried on its own; a temporary failure after it
+    /// restarts the session.
+    async fn upload_session(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        path: &Path,
+        session: Option<String>,
+        progress: &Arc<AtomicU64>,
+    ) -> Result<(), Failure> {
         let (location, chunk_min) = match session {
             Some(location) => (location, None),
-            None => self.start_upload(repository).await?,
+            None => self
+                .start_upload(repository)
+                .await
+                .map_err(Failure::Final)?,
         };
+        self.send_session(
+            repository, digest, size, path, location, chunk_min, progress,
+        )
+        .await
+        .map_err(Failure::of)
+    }
+
+    /// The `PATCH`es (when chunked) and the final `PUT` of a session at `location`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_session(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: u64,
+        path: &Path,
+        location: String,
+        chunk_min: Option<u64>,
+        progress: &Arc<AtomicU64>,
+    ) -> Result<(), Error> {
         let scopes = Self::push_scopes(repository);
         progress.store(0, Ordering::Relaxed);
         let location = match chunk_min {
@@ -144,7 +198,7 @@ impl Client {
                     size,
                     location,
                     min.max(CHUNK_SIZE),
-                    &progress,
+                    progress,
                 )
                 .await?
             }
@@ -153,8 +207,10 @@ impl Client {
         let mut url = parse_url(self.host(), &location)?;
         url.query_pairs_mut().append_pair("digest", digest);
         let monolithic = chunk_min.is_none() || size == 0;
-        let open_error =
-            |e: std::io::Error| Error::Config(format!("reading {}: {e}", path.display()));
+        let open_error = |source| Error::Io {
+            what: format!("reading blob {digest} from {}", path.display()),
+            source,
+        };
         // Fail early and clearly if the file is not readable.
         std::fs::File::open(path).map_err(open_error)?;
         let body = || -> Option<reqwest::Body> {
@@ -162,7 +218,7 @@ impl Client {
                 return None;
             }
             let file = std::fs::File::open(path).ok()?;
-            let counter = Arc::clone(&progress);
+            let counter = Arc::clone(progress);
             counter.store(0, Ordering::Relaxed);
             let stream = tokio_util::io::ReaderStream::with_capacity(
                 tokio::fs::File::from_std(file),
@@ -190,6 +246,7 @@ impl Client {
                 repository,
                 headers: &headers,
                 body: &body,
+                idempotent: false,
             })
             .await?;
         if response.status() != StatusCode::CREATED {
@@ -212,8 +269,10 @@ impl Client {
         let mut offset = 0u64;
         while offset < size {
             let len = chunk.min(size - offset);
-            let bytes = read_range(path, offset, len)
-                .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+            let bytes = read_range(path, offset, len).map_err(|source| Error::Io {
+                what: format!("reading {}", path.display()),
+                source,
+            })?;
             let bytes = bytes::Bytes::from(bytes);
             let headers = [
                 ("content-length", len.to_string()),
@@ -230,6 +289,7 @@ impl Client {
                     repository,
                     headers: &headers,
                     body: &body,
+                    idempotent: false,
                 })
                 .await?;
             if response.status() != StatusCode::ACCEPTED {
@@ -267,18 +327,20 @@ impl Client {
                 repository,
                 headers: &headers,
                 body: &body,
+                idempotent: true,
             })
             .await?;
         if response.status() != StatusCode::CREATED && !response.status().is_success() {
             return Err(self.status_error("PUT", response).await);
         }
-        let expected = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
         if let Some(reported) = response
             .headers()
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
         {
-            if reported.starts_with("sha256:") && reported != expected {
+            // Checked in the algorithm the registry reports (one we know).
+            let expected = crate::digest::of(reported, bytes).ok();
+            if let Some(expected) = expected.filter(|e| e != reported) {
                 return Err(Error::DigestMismatch {
                     registry: self.host().to_string(),
                     what: format!("manifest pushed to {repository}:{reference}"),

@@ -9,6 +9,7 @@
 pub mod base_image;
 pub mod bin;
 pub mod extension;
+pub mod faults;
 pub mod front;
 pub mod image;
 pub mod moto;

@@ -158,6 +158,16 @@ impl RegistryConfig {
         config
     }
 
+    /// Sends clients for tokens to `realm` instead of the token server's own address (a
+    /// front before it). Needs [`Self::token`] first.
+    pub fn token_realm(mut self, realm: &str) -> RegistryConfig {
+        self.token
+            .as_mut()
+            .expect("RegistryConfig::token_realm needs RegistryConfig::token first")
+            .realm = realm.to_string();
+        self
+    }
+
     /// The registry's `log.level` (default `warn`). The log is in [`Registry::log`].
     pub fn log_level(mut self, level: &str) -> RegistryConfig {
         self.log_level = Some(level.to_string());
@@ -264,35 +274,7 @@ impl Registry {
         let port = free_port();
         let config_path = dir.path().join("config.yml");
         write_file(&config_path, &config.yaml(dir.path(), port));
-        let log_path = dir.path().join("registry.log");
-        let log = File::create(&log_path)
-            .map_err(|err| format!("creating {}: {err}", log_path.display()))?;
-        let log_err = log
-            .try_clone()
-            .map_err(|err| format!("cloning the log file handle: {err}"))?;
-
-        let mut command = Command::new(REGISTRY_BIN);
-        command
-            .arg("serve")
-            .arg(&config_path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
-        // REGISTRY_* variables override config.yml; none may leak in from the environment.
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("REGISTRY_") {
-                command.env_remove(name);
-            }
-        }
-        if let Some(ca_pem) = config.proxy.as_ref().and_then(|p| p.remote_ca_pem.as_ref()) {
-            let ca_path = dir.path().join("upstream-ca.crt");
-            write_file(&ca_path, ca_pem);
-            command.env("SSL_CERT_FILE", ca_path);
-        }
-        let child = command.spawn().map_err(|err| {
-            format!("starting {REGISTRY_BIN}: {err} (apt-get install docker-registry)")
-        })?;
+        let child = spawn(dir.path(), &config)?;
         let mut registry = Registry {
             child,
             dir,
@@ -301,6 +283,31 @@ impl Registry {
         };
         registry.wait_ready()?;
         Ok(registry)
+    }
+
+    /// Kills the registry process (as a crash would: SIGKILL), keeping its port and storage
+    /// for [`Self::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again on the same port with the same config and storage (after
+    /// [`Self::kill`]), and waits until `/v2/` answers.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            self.child = spawn(self.dir.path(), &self.config).unwrap_or_else(|e| panic!("{e}"));
+            match self.wait_ready() {
+                Ok(()) => return,
+                // The old socket may linger a moment.
+                Err(e) if e.contains("address already in use") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("restarting the registry: {e}"),
+            }
+        }
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -505,6 +512,42 @@ impl Registry {
             })
         })
     }
+}
+
+/// Starts `docker-registry serve <dir>/config.yml`, appending to `<dir>/registry.log`.
+fn spawn(dir: &Path, config: &RegistryConfig) -> Result<Child, String> {
+    let config_path = dir.join("config.yml");
+    let log_path = dir.join("registry.log");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|err| format!("opening {}: {err}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|err| format!("cloning the log file handle: {err}"))?;
+    let mut command = Command::new(REGISTRY_BIN);
+    command
+        .arg("serve")
+        .arg(&config_path)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    // REGISTRY_* variables override config.yml; none may leak in from the environment.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("REGISTRY_") {
+            command.env_remove(name);
+        }
+    }
+    if let Some(ca_pem) = config.proxy.as_ref().and_then(|p| p.remote_ca_pem.as_ref()) {
+        let ca_path = dir.join("upstream-ca.crt");
+        write_file(&ca_path, ca_pem);
+        command.env("SSL_CERT_FILE", ca_path);
+    }
+    command
+        .spawn()
+        .map_err(|err| format!("starting {REGISTRY_BIN}: {err} (apt-get install docker-registry)"))
 }
 
 impl Drop for Registry {

@@ -24,8 +24,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::digest::Hasher;
 use anyhow::{bail, Context, Result};
-use sha2::{Digest as _, Sha256, Sha512};
 
 use super::archive::BlobFile;
 use super::compress::gzip_layer;
@@ -155,37 +155,6 @@ fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<
     })
 }
 
-/// A streaming digest in the algorithm a digest names (`sha256` or `sha512`).
-enum Hasher {
-    Sha256(Sha256),
-    Sha512(Sha512),
-}
-
-impl Hasher {
-    /// The hasher for `digest`'s algorithm; an error for others.
-    fn for_digest(digest: &str) -> Result<Hasher> {
-        match digest.split_once(':') {
-            Some(("sha256", _)) => Ok(Hasher::Sha256(Sha256::new())),
-            Some(("sha512", _)) => Ok(Hasher::Sha512(Sha512::new())),
-            _ => bail!("unsupported digest {digest:?}: expected sha256:<hex> or sha512:<hex>"),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Hasher::Sha256(h) => h.update(bytes),
-            Hasher::Sha512(h) => h.update(bytes),
-        }
-    }
-
-    fn digest(self) -> String {
-        match self {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        }
-    }
-}
-
 /// What a pass over a blob found: its digest (in the algorithm asked for), its size and
 /// its first bytes.
 struct Scanned {
@@ -241,6 +210,7 @@ mod test_support;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256, Sha512};
 
     #[test]
     fn gzip_media_types() {

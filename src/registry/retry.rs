@@ -1,0 +1,279 @@
+//! The one retry policy every registry request goes through ([`RetryPolicy`]), and the
+//! timeouts every connection gets ([`Timeouts`]).
+//!
+//! A request is tried again after a connection error (refused, reset, cut, stalled) or an
+//! HTTP 408, 429 or 5xx, with exponential backoff and jitter (0.5 s, 1 s, 2 s… up to 10 s,
+//! each between half and all of that), waiting instead what `Retry-After` asks when that is
+//! longer (at most a minute), for at most 6 tries and within a total budget per request
+//! (3 minutes by default). Steps that cannot be repeated as they are (an upload session)
+//! are restarted from their beginning by their caller instead.
+
+use std::time::{Duration, Instant};
+
+/// Environment variable: seconds a connection may take to open, TLS included (default 30).
+pub const CONNECT_TIMEOUT_ENV: &str = "IMAGE_RESOURCE_CONNECT_TIMEOUT";
+/// Environment variable: seconds a request may wait for any byte of its answer (default 30).
+pub const STALL_TIMEOUT_ENV: &str = "IMAGE_RESOURCE_STALL_TIMEOUT";
+/// Environment variable: seconds of retries one request may use in all (default 180).
+pub const RETRY_BUDGET_ENV: &str = "IMAGE_RESOURCE_RETRY_BUDGET";
+
+/// True for the statuses worth trying again: 408, 429 and 5xx.
+pub fn is_retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// Connection timeouts. `Default`: 30 s each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Opening a connection, TLS handshake included.
+    pub connect: Duration,
+    /// The longest wait for the next byte of an answer (headers or body); a slow but
+    /// moving download never hits it.
+    pub stall: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            stall: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The defaults, lowered or raised by [`CONNECT_TIMEOUT_ENV`] and [`STALL_TIMEOUT_ENV`]
+    /// (seconds, fractions allowed; unparsable or non-positive values are ignored).
+    pub fn from_env() -> Timeouts {
+        let default = Timeouts::default();
+        Timeouts {
+            connect: env_seconds(CONNECT_TIMEOUT_ENV).unwrap_or(default.connect),
+            stall: env_seconds(STALL_TIMEOUT_ENV).unwrap_or(default.stall),
+        }
+    }
+}
+
+/// How requests are retried. `Default` is described in the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (default 6).
+    pub tries: u32,
+    /// The first backoff (default 0.5 s); doubled each try.
+    pub base: Duration,
+    /// The longest backoff (default 10 s).
+    pub max_backoff: Duration,
+    /// The longest wait a `Retry-After` gets (default 60 s).
+    pub max_retry_after: Duration,
+    /// Time from the first try after which no new try starts (default 180 s).
+    pub budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            tries: 6,
+            base: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            budget: Duration::from_secs(180),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default, with the budget from [`RETRY_BUDGET_ENV`] if set.
+    pub fn from_env() -> RetryPolicy {
+        let default = RetryPolicy::default();
+        RetryPolicy {
+            budget: env_seconds(RETRY_BUDGET_ENV).unwrap_or(default.budget),
+            ..default
+        }
+    }
+
+    /// A fresh count of tries for one request, starting now.
+    pub fn start(&self) -> Retry {
+        Retry {
+            policy: *self,
+            started: Instant::now(),
+            failures: 0,
+        }
+    }
+
+    /// The backoff before try `failures + 1`, jitter included (between half and all of
+    /// `base * 2^(failures-1)`, capped).
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+        let full = exp.min(self.max_backoff);
+        let half = full / 2;
+        half + half.mul_f64(jitter())
+    }
+}
+
+/// The tries of one request.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    policy: RetryPolicy,
+    started: Instant,
+    failures: u32,
+}
+
+impl Retry {
+    /// After a failed try: the wait before the next one, or `None` when tries or budget
+    /// are used up. `retry_after` is what the server asked for, if anything.
+    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        self.failures += 1;
+        if self.failures >= self.policy.tries {
+            return None;
+        }
+        let backoff = self.policy.backoff(self.failures);
+        let delay = match retry_after {
+            Some(asked) => asked.min(self.policy.max_retry_after).max(backoff),
+            None => backoff,
+        };
+        if self.started.elapsed() + delay > self.policy.budget {
+            return None;
+        }
+        Some(delay)
+    }
+
+    /// Forgets earlier failures (a download that made progress starts counting again);
+    /// the budget keeps running.
+    pub fn progressed(&mut self) {
+        self.failures = 0;
+    }
+
+    /// After `error` on `what`: if another try is allowed, says so on stderr, waits, and
+    /// returns true.
+    pub async fn again(
+        &mut self,
+        what: &str,
+        error: &(dyn std::error::Error + Sync + 'static),
+        retry_after: Option<Duration>,
+    ) -> bool {
+        match self.next_delay(retry_after) {
+            Some(delay) => {
+                eprintln!(
+                    "retrying {what} in {:.1} s (try {} of {}) after: {}",
+                    delay.as_secs_f64(),
+                    self.failures + 1,
+                    self.policy.tries,
+                    super::transport::error_chain(error)
+                );
+                tokio::time::sleep(delay).await;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// How one try of a step made of several requests ended badly.
+pub(crate) enum Failure {
+    /// Already retried where it happened (an idempotent request), or not worth retrying.
+    Final(super::Error),
+    /// A step that cannot be repeated on its own broke: start the whole step again.
+    Restart(super::Error),
+}
+
+impl Failure {
+    /// `Restart` for a temporary error, else `Final`.
+    pub(crate) fn of(error: super::Error) -> Failure {
+        if error.is_temporary() {
+            Failure::Restart(error)
+        } else {
+            Failure::Final(error)
+        }
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by registries and is ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// A number in [0, 1), different each call (std's per-process random hash keys, stirred
+/// with the time: jitter needs no cryptographic randomness).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn env_seconds(name: &str) -> Option<Duration> {
+    let value = std::env::var(name).ok()?;
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_worth_retrying() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(is_retryable_status(status), "{status}");
+        }
+        for status in [200, 400, 401, 403, 404, 409, 416] {
+            assert!(!is_retryable_status(status), "{status}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stops_after_the_tries() {
+        let policy = RetryPolicy::default();
+        let mut retry = policy.start();
+        let mut delays = Vec::new();
+        while let Some(delay) = retry.next_delay(None) {
+            delays.push(delay);
+        }
+        assert_eq!(delays.len(), 5, "{delays:?}");
+        for (i, delay) in delays.iter().enumerate() {
+            let full = (policy.base * (1 << i)).min(policy.max_backoff);
+            assert!(*delay >= full / 2 && *delay <= full, "try {i}: {delay:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_but_capped_and_the_budget_ends_it() {
+        let policy = RetryPolicy::default();
+        let mut retry = policy.start();
+        assert_eq!(
+            retry.next_delay(Some(Duration::from_secs(7))),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry.next_delay(Some(Duration::from_secs(3600))),
+            Some(policy.max_retry_after)
+        );
+        let tight = RetryPolicy {
+            budget: Duration::from_secs(5),
+            ..policy
+        };
+        assert_eq!(
+            tight.start().next_delay(Some(Duration::from_secs(30))),
+            None
+        );
+    }
+
+    #[test]
+    fn progress_resets_the_count_of_tries() {
+        let mut retry = RetryPolicy::default().start();
+        for _ in 0..5 {
+            retry.next_delay(None);
+        }
+        assert_eq!(retry.next_delay(None), None);
+        retry.progressed();
+        assert!(retry.next_delay(None).is_some());
+    }
+}
