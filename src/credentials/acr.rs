@@ -107,7 +107,7 @@ impl Acr {
                 client_certs: source.client_certs.clone(),
                 insecure,
                 debug: source.debug,
-                connect_timeout: std::time::Duration::ZERO,
+                ..TransportOptions::from_env()
             },
             aad_token: tokio::sync::Mutex::new(None),
         }))

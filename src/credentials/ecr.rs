@@ -183,7 +183,7 @@ impl Ecr {
         let options = TransportOptions {
             ca_certs: source.ca_certs.clone(),
             debug: source.debug,
-            ..TransportOptions::default()
+            ..TransportOptions::from_env()
         };
         Ok(Some(Ecr {
             origin_host: origin_host.to_ascii_lowercase(),

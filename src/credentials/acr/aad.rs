@@ -255,10 +255,8 @@ async fn managed_identity_token(
         url.query_pairs_mut().append_pair("client_id", id);
     }
     // Off Azure the service does not exist: fail in seconds, not after 30.
-    let options = TransportOptions {
-        connect_timeout: Duration::from_secs(3),
-        ..options.clone()
-    };
+    let mut options = options.clone();
+    options.timeouts.connect = Duration::from_secs(3);
     let transport = transport_for(&url, &options).await?;
     let request = transport
         .http()

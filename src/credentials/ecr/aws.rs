@@ -152,7 +152,7 @@ impl Caller {
         };
         let mut options = self.options.clone();
         if let Some(timeout) = connect_timeout {
-            options.connect_timeout = timeout;
+            options.timeouts.connect = timeout;
         }
         let transport = Transport::new(&host, &options).await?;
         let mut request = transport
