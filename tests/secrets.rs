@@ -2,9 +2,10 @@
 //! for every kind of credential the project knows (username/password; `docker_config`
 //! `auth`, `identitytoken`, `registrytoken` and a credential helper; the
 //! `registry_extension` token and the credentials it answers; a client certificate's key;
-//! a git private key), and stdout, stderr and every file written (the `in` destination,
-//! the `out` directory, `TMPDIR`) are searched for each secret. ECR and ACR are not covered
-//! here yet.
+//! a git private key; Amazon ECR keys, session token and the password moto hands out), and
+//! stdout, stderr and every file written (the `in` destination, the `out` directory,
+//! `TMPDIR`) are searched for each secret. ACR's tokens are checked on stdout and stderr in
+//! `credentials_acr.rs` only (its peers are not shared with this test).
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 use crate::check_git::GitRepo;
 use crate::get::source_for;
 use crate::util::extension::{Answer, ExtensionPeer};
+use crate::util::moto::{ecr_password, Moto};
 use crate::util::registry::block_on;
 use crate::util::sshd::Sshd;
 use crate::util::*;
@@ -305,7 +307,31 @@ fn no_secret_is_shown_or_written_by_any_command_with_debug() {
         can_push: true,
     });
 
+    // Amazon ECR through moto: the keys, the session token, and the password (and its
+    // base64 token) that GetAuthorizationToken hands out.
+    let moto = Moto::start();
+    let ecr_pw = ecr_password("123456789012");
+    let ecr = Registry::start(RegistryConfig::new().htpasswd("AWS", &ecr_pw));
+    push(&ecr, &random_image(1, 512), "sec/ecr:latest");
+    kinds.push(Kind {
+        name: "ecr",
+        source: json!({ "repository": repository_of(&ecr, "sec/ecr"), "tag": "latest",
+            "aws_access_key_id": "AKIASECRETSTEST4711",
+            "aws_secret_access_key": "Aws-secret-key-9d3f0c",
+            "aws_session_token": "Aws-session-token-1c7a",
+            "aws_region": "us-east-1" }),
+        secrets: vec![
+            "Aws-secret-key-9d3f0c".into(),
+            "Aws-session-token-1c7a".into(),
+            ecr_pw.clone(),
+            b64(&format!("AWS:{ecr_pw}")),
+        ],
+        env: vec![("AWS_ENDPOINT_URL".into(), moto.url())],
+        can_push: true,
+    });
+
     for kind in &kinds {
         run_every_command(kind, &image);
     }
+    drop(moto);
 }
