@@ -1,5 +1,5 @@
 //! The image model and local formats: manifests and configs, layer streams, the rootfs
-//! applier, and the archive writers (docker-save tarball, OCI layout, rootfs tarball).
+//! applier and `in`'s layer pipeline into it ([`unpack`]), and the archive writers (docker-save tarball, OCI layout, rootfs tarball).
 //! Nothing here speaks HTTP.
 
 pub mod archive;
@@ -10,4 +10,5 @@ pub mod manifest;
 pub mod metadata;
 pub mod rootfs;
 pub mod sources;
+pub mod unpack;
 pub mod whiteout;
