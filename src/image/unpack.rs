@@ -4,7 +4,8 @@
 //! hashed on one thread (a bounded pipe) while this one applies its tar, and its `diff_id` is
 //! checked at the end. Nothing here speaks HTTP: the downloads are [`crate::fetch`]'s.
 
-use crate::image::layer::{self, HashingReader};
+use crate::image::compression;
+use crate::image::hashing::HashingReader;
 use crate::image::rootfs::{LayerStats, Rootfs};
 use crate::progress;
 use anyhow::{bail, Context as _};
@@ -116,7 +117,7 @@ fn apply_one(
     expected_diff_id: &str,
 ) -> anyhow::Result<LayerStats> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let decompressed = layer::open(file, media_type)?;
+    let decompressed = compression::open(file, media_type)?;
     let (reader, decompressor) = pipe::spawn(HashingReader::new(decompressed));
     let applied = rootfs.apply_layer(reader, digest);
     let hashed = decompressor
@@ -132,7 +133,7 @@ fn apply_one(
 
 mod pipe {
     //! A bounded pipe between a decompressing thread and the applier, so both cores work.
-    use crate::image::layer::HashingReader;
+    use crate::image::hashing::HashingReader;
     use std::io::{self, Read};
     use std::sync::mpsc::{sync_channel, Receiver};
     use std::thread::JoinHandle;

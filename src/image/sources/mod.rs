@@ -100,15 +100,6 @@ pub fn replace_layers(
     Ok(image)
 }
 
-/// The gzip media type for an uncompressed layer media type.
-fn gzip_media_type(uncompressed: &str) -> String {
-    if uncompressed.starts_with("application/vnd.docker.") {
-        format!("{uncompressed}.gzip")
-    } else {
-        format!("{uncompressed}+gzip")
-    }
-}
-
 /// A path in `scratch` no other call of this process uses: `<scratch>/<what>-<pid>-<n>`.
 fn scratch_path(scratch: &Path, what: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -211,26 +202,6 @@ mod test_support;
 mod tests {
     use super::*;
     use sha2::{Digest as _, Sha256, Sha512};
-
-    #[test]
-    fn gzip_media_types() {
-        for (plain, gzip) in [
-            (
-                "application/vnd.oci.image.layer.v1.tar",
-                "application/vnd.oci.image.layer.v1.tar+gzip",
-            ),
-            (
-                "application/vnd.oci.image.layer.nondistributable.v1.tar",
-                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-            ),
-            (
-                "application/vnd.docker.image.rootfs.diff.tar",
-                "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            ),
-        ] {
-            assert_eq!(gzip_media_type(plain), gzip);
-        }
-    }
 
     #[test]
     fn scan_hashes_copies_and_keeps_the_head() -> Result<()> {
