@@ -207,11 +207,6 @@ impl Transport {
         &self.host
     }
 
-    /// True when `insecure_registries`/`insecure` matched this host.
-    pub fn is_insecure(&self) -> bool {
-        self.insecure
-    }
-
     /// Schemes to try, in order: HTTPS always first; HTTP too for insecure and loopback
     /// registries (as Docker does).
     pub fn schemes(&self) -> &'static [&'static str] {
