@@ -46,6 +46,11 @@ impl Hasher {
         }
     }
 
+    /// A sha256 hasher (what we name the content we make).
+    pub fn sha256() -> Hasher {
+        Hasher::Sha256(Sha256::new())
+    }
+
     /// The algorithm's name.
     pub fn algorithm(&self) -> &'static str {
         match self {

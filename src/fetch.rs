@@ -1,15 +1,15 @@
 //! Fetching an image from a registry endpoint: resolving the version digest to the manifest
 //! for a platform (or every platform), fetching configs, and downloading blobs in parallel to
-//! files whose completion the layer applier waits on, in order.
+//! files whose completion the layer applier ([`crate::image::unpack`]) waits on, in order.
 
 use crate::image::manifest::{self, Parsed, PlatformSpec};
+use crate::image::unpack::Arrivals;
 use crate::progress::Progress;
 use crate::registry::Client;
 use anyhow::{bail, Context as _};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 /// One single-platform image: its manifest and config, raw and parsed.
 #[derive(Debug, Clone)]
@@ -226,59 +226,6 @@ async fn fetch_config(
         bail!("image config {digest} of {repository} lists {diff_ids} diff_ids for {layers} layers: the image is corrupt");
     }
     Ok((raw, config))
-}
-
-/// Where each downloaded blob is, once it is: the applier waits on this, in layer order,
-/// while downloads finish in any order.
-#[derive(Debug, Default)]
-pub struct Arrivals {
-    state: Mutex<ArrivalState>,
-    changed: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct ArrivalState {
-    /// Finished downloads, by digest.
-    blobs: HashMap<String, Result<PathBuf, String>>,
-    /// Set when the download as a whole failed: every waiter gets it.
-    failed: Option<String>,
-}
-
-impl Arrivals {
-    fn arrive(&self, digest: &str, result: Result<PathBuf, String>) {
-        if let Ok(mut state) = self.state.lock() {
-            state.blobs.insert(digest.to_string(), result);
-        }
-        self.changed.notify_all();
-    }
-
-    /// Wakes every waiter with `message`: the download as a whole failed.
-    pub fn fail_all(&self, message: &str) {
-        if let Ok(mut state) = self.state.lock() {
-            state.failed = Some(message.to_string());
-        }
-        self.changed.notify_all();
-    }
-
-    /// Blocks until `digest` has arrived (or failed). For blocking threads only.
-    pub fn wait(&self, digest: &str) -> anyhow::Result<PathBuf> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| anyhow::anyhow!("download state poisoned"))?;
-        loop {
-            if let Some(result) = state.blobs.get(digest) {
-                return result.clone().map_err(anyhow::Error::msg);
-            }
-            if let Some(message) = &state.failed {
-                return Err(anyhow::Error::msg(message.clone()));
-            }
-            state = self
-                .changed
-                .wait(state)
-                .map_err(|_| anyhow::anyhow!("download state poisoned"))?;
-        }
-    }
 }
 
 /// Downloads `blobs` (`(digest, size)`, unique) into `dir/<hex>` with at most `concurrency`

@@ -13,7 +13,8 @@
 //! - [`registry`]: our own thin distribution client: per-registry transport (TLS, client
 //!   certificates, insecure rules), auth (challenge, Basic, Bearer tokens) and the calls.
 //! - [`credentials`]: which credentials each registry gets, from every source, in precedence.
-//! - [`image`]: manifests, layers, the rootfs applier, archives and `out`'s image sources.
+//! - [`image`]: manifests, layers, the rootfs applier and `in`'s layer pipeline into it,
+//!   archives and `out`'s image sources.
 //! - [`fetch`]: `in`'s manifest walk and parallel blob downloads.
 //! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags).
 //! - [`tags`]: the tags an `out` pushes.

@@ -5,9 +5,9 @@
 use crate::credentials::Keychain;
 use crate::reference::{Reference, DOCKER_HUB_API};
 use crate::registry::auth::Credentials;
-use crate::registry::transport::{InsecureRule, TransportOptions};
+use crate::registry::transport::{InsecureRule, TlsCa, TlsIdentity, TransportOptions};
 use crate::registry::Client;
-use crate::resource::{RegistryMirror, Source};
+use crate::resource::{CaCert, ClientCert, RegistryMirror, Source};
 use anyhow::Context as _;
 
 /// Environment variable that replaces Docker Hub's API host (`registry-1.docker.io`), for
@@ -24,6 +24,25 @@ pub struct Settings {
     /// Credentials for every registry, from every source the user configured.
     pub keychain: Keychain,
     mirror: Option<RegistryMirror>,
+}
+
+/// `source.ca_certs` as the registry client takes them.
+pub fn tls_cas(source: &Source) -> Vec<TlsCa> {
+    let convert = |ca: &CaCert| TlsCa {
+        domain: ca.domain.clone(),
+        cert: ca.cert.clone(),
+    };
+    source.ca_certs.iter().map(convert).collect()
+}
+
+/// `source.client_certs` as the registry client takes them.
+pub fn tls_identities(source: &Source) -> Vec<TlsIdentity> {
+    let convert = |cc: &ClientCert| TlsIdentity {
+        domain: cc.domain.clone(),
+        cert: cc.cert.clone(),
+        key: cc.key.clone(),
+    };
+    source.client_certs.iter().map(convert).collect()
 }
 
 /// Where to read an image from: a registry client and the repository path on it.
@@ -61,8 +80,8 @@ impl Settings {
         Ok(Settings {
             reference,
             transport: TransportOptions {
-                ca_certs: source.ca_certs.clone(),
-                client_certs: source.client_certs.clone(),
+                ca_certs: tls_cas(source),
+                client_certs: tls_identities(source),
                 insecure,
                 debug: source.debug,
                 timeouts: crate::registry::retry::Timeouts::from_env(),
@@ -212,4 +231,42 @@ pub async fn first_found<'e, T>(
         }
     }
     anyhow::bail!("no registry endpoint to try")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use serde_json::json;
+
+    #[test]
+    fn tls_options_carry_every_ca_and_identity_over() {
+        let source: Source = serde_json::from_value(json!({
+            "repository": "registry.local/app",
+            "ca_certs": ["PEM-ALL", {"domain": "registry.local", "cert": "PEM-ONE"}],
+            "client_certs": [{"domain": "registry.local", "cert": "CERT", "key": "KEY"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            tls_cas(&source),
+            [
+                TlsCa {
+                    domain: None,
+                    cert: "PEM-ALL".into()
+                },
+                TlsCa {
+                    domain: Some("registry.local".into()),
+                    cert: "PEM-ONE".into()
+                },
+            ]
+        );
+        assert_eq!(
+            tls_identities(&source),
+            [TlsIdentity {
+                domain: "registry.local".into(),
+                cert: "CERT".into(),
+                key: Secret::new("KEY".to_string()),
+            }]
+        );
+    }
 }

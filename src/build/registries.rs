@@ -20,8 +20,10 @@
 
 use crate::reference::{Reference, DOCKER_HUB, DOCKER_HUB_API};
 use crate::registry::auth::Credentials;
-use crate::registry::transport::{domain_matches, is_loopback, split_host_port, InsecureRule};
-use crate::resource::{CaCert, ClientCert, Source};
+use crate::registry::transport::{
+    domain_matches, is_loopback, split_host_port, InsecureRule, TlsCa, TlsIdentity,
+};
+use crate::resource::Source;
 use crate::secret::Secret;
 use crate::settings::{Settings, DOCKER_HUB_HOST_ENV};
 use base64::Engine as _;
@@ -40,8 +42,8 @@ struct Login {
 pub struct RegistryAccess {
     own_host: String,
     logins: Vec<Login>,
-    ca_certs: Vec<CaCert>,
-    client_certs: Vec<ClientCert>,
+    ca_certs: Vec<TlsCa>,
+    client_certs: Vec<TlsIdentity>,
     insecure: Vec<InsecureRule>,
     docker_hub_host: Option<String>,
 }

@@ -5,12 +5,11 @@
 //! layer stream feeds every output); then write the archives asked for and the metadata
 //! files. On failure everything written is removed, so nothing half-done looks complete.
 
-use crate::fetch::{self, Arrivals, PlatformImage, Resolved};
+use crate::fetch::{self, PlatformImage, Resolved};
 use crate::image::archive::{self, BlobFile, LocalImage, OciIndexSpec, TopDescriptor};
-use crate::image::layer::{self, HashingReader};
 use crate::image::manifest::PlatformSpec;
 use crate::image::metadata;
-use crate::image::rootfs::Rootfs;
+use crate::image::unpack::{self, Arrivals};
 use crate::pattern;
 use crate::progress::{self, Progress};
 use crate::resource::{parse_request, Command, GetParams, GetRequest, Platform, Version};
@@ -392,12 +391,13 @@ async fn fetch_and_apply(
         Arc::clone(&arrivals),
     );
     let applier = if outputs.rootfs_dir {
-        let image = image.clone();
+        let layers = image.layers();
+        let diff_ids = image.config.rootfs().diff_ids().clone();
         let arrivals = Arc::clone(&arrivals);
         let path = job.rootfs.to_path_buf();
         let keep_blobs = outputs.needs_blobs();
         Some(tokio::task::spawn_blocking(move || {
-            apply_all(&path, &image, &arrivals, keep_blobs)
+            unpack::apply_all(&path, &layers, &diff_ids, &arrivals, keep_blobs)
         }))
     } else {
         None
@@ -457,150 +457,6 @@ fn platform_spec(platform: Option<&Platform>) -> PlatformSpec {
             p.variant.as_deref(),
         ),
         None => PlatformSpec::host(),
-    }
-}
-
-/// Applies every layer of `image`, in order, as each download arrives; checks each
-/// layer's diff_id while it streams. Unless `keep_blobs`, removes each downloaded blob once
-/// applied (used once, it then often leaves the page cache without ever being written to
-/// disk). Runs on a blocking thread.
-fn apply_all(
-    root: &Path,
-    image: &PlatformImage,
-    arrivals: &Arrivals,
-    keep_blobs: bool,
-) -> anyhow::Result<()> {
-    let mut rootfs = Rootfs::create(root)?;
-    let diff_ids = image.config.rootfs().diff_ids();
-    let layers = image.layers();
-    for (i, (digest, media_type, size)) in layers.iter().enumerate() {
-        let path = arrivals.wait(digest)?;
-        let expected = diff_ids.get(i).map(String::as_str).unwrap_or_default();
-        let started = Instant::now();
-        let stats = apply_one(&mut rootfs, &path, digest, media_type, expected)
-            .with_context(|| format!("applying layer {} of {}", i + 1, layers.len()))?;
-        // The same blob may be listed again further up: keep it for that.
-        let used_again = layers[i + 1..].iter().any(|(d, _, _)| d == digest);
-        if !keep_blobs && !used_again {
-            let _ = std::fs::remove_file(&path);
-        }
-        eprintln!(
-            "applied layer {}/{} {} ({}, {} entries) in {:.1} s",
-            i + 1,
-            layers.len(),
-            progress::short(digest),
-            progress::mb(*size),
-            stats.entries,
-            started.elapsed().as_secs_f64()
-        );
-        for warning in &stats.skipped {
-            eprintln!("  warning: {warning}");
-        }
-    }
-    rootfs.finish()
-}
-
-/// One layer: a thread reads, decompresses and hashes; this thread applies the tar.
-fn apply_one(
-    rootfs: &mut Rootfs,
-    path: &Path,
-    digest: &str,
-    media_type: &str,
-    expected_diff_id: &str,
-) -> anyhow::Result<crate::image::rootfs::LayerStats> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let decompressed = layer::open(file, media_type)?;
-    let (reader, decompressor) = pipe::spawn(HashingReader::new(decompressed));
-    let applied = rootfs.apply_layer(reader, digest);
-    let hashed = decompressor
-        .join()
-        .map_err(|_| anyhow::anyhow!("the decompressor thread panicked"))?;
-    let stats = applied?;
-    let (diff_id, _) = hashed.context("decompressing the layer")?;
-    if diff_id != expected_diff_id {
-        bail!("uncompressed layer digest is {diff_id} but the image config says {expected_diff_id}: the layer is corrupt");
-    }
-    Ok(stats)
-}
-
-mod pipe {
-    //! A bounded pipe between a decompressing thread and the applier, so both cores work.
-    use crate::image::layer::HashingReader;
-    use std::io::{self, Read};
-    use std::sync::mpsc::{sync_channel, Receiver};
-    use std::thread::JoinHandle;
-
-    const CHUNK: usize = 256 * 1024;
-    const DEPTH: usize = 16;
-
-    /// The reading end.
-    pub struct PipeReader {
-        rx: Receiver<io::Result<Vec<u8>>>,
-        current: Vec<u8>,
-        offset: usize,
-    }
-
-    impl Read for PipeReader {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            while self.offset == self.current.len() {
-                match self.rx.recv() {
-                    Ok(Ok(chunk)) => {
-                        self.current = chunk;
-                        self.offset = 0;
-                    }
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Ok(0),
-                }
-            }
-            let n = buf.len().min(self.current.len() - self.offset);
-            buf[..n].copy_from_slice(&self.current[self.offset..self.offset + n]);
-            self.offset += n;
-            Ok(n)
-        }
-    }
-
-    /// Starts a thread reading `source` to its end (so the hash covers everything, even
-    /// past where the tar reader stops) and returns the reading end and the thread, which
-    /// yields the digest and size.
-    pub fn spawn<R: Read + Send + 'static>(
-        mut source: HashingReader<R>,
-    ) -> (PipeReader, JoinHandle<io::Result<(String, u64)>>) {
-        let (tx, rx) = sync_channel(DEPTH);
-        let handle = std::thread::spawn(move || {
-            loop {
-                let mut chunk = vec![0u8; CHUNK];
-                let mut filled = 0;
-                while filled < CHUNK {
-                    match source.read(&mut chunk[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            let message = e.to_string();
-                            let _ = tx.send(Err(e));
-                            return Err(io::Error::other(message));
-                        }
-                    }
-                }
-                if filled == 0 {
-                    break;
-                }
-                chunk.truncate(filled);
-                // A closed receiver (the applier stopped) is not an error here: the hash
-                // still covers the whole stream below.
-                let _ = tx.send(Ok(chunk));
-            }
-            drop(tx);
-            source.finish()
-        });
-        (
-            PipeReader {
-                rx,
-                current: Vec::new(),
-                offset: 0,
-            },
-            handle,
-        )
     }
 }
 

@@ -103,8 +103,8 @@ impl Acr {
             identity,
             tenant: given(&source.azure_tenant_id).map(str::to_string),
             options: TransportOptions {
-                ca_certs: source.ca_certs.clone(),
-                client_certs: source.client_certs.clone(),
+                ca_certs: crate::settings::tls_cas(source),
+                client_certs: crate::settings::tls_identities(source),
                 insecure,
                 debug: source.debug,
                 ..TransportOptions::from_env()

@@ -181,7 +181,7 @@ impl Ecr {
             bail!("source.aws_role_arns[{i}] is empty; give a role ARN such as arn:aws:iam::123456789012:role/ci");
         }
         let options = TransportOptions {
-            ca_certs: source.ca_certs.clone(),
+            ca_certs: crate::settings::tls_cas(source),
             debug: source.debug,
             ..TransportOptions::from_env()
         };

@@ -95,8 +95,8 @@ impl Extension {
             );
         }
         let mut transport = TransportOptions {
-            ca_certs: source.ca_certs.clone(),
-            client_certs: source.client_certs.clone(),
+            ca_certs: crate::settings::tls_cas(source),
+            client_certs: crate::settings::tls_identities(source),
             insecure: Vec::new(),
             debug: source.debug,
             timeouts: crate::registry::retry::Timeouts::from_env(),

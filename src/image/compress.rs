@@ -6,7 +6,7 @@
 //!
 //! The output depends only on the input and the level, never on the number of cores: the
 //! same layer always gets the same digest. It reads with `gzip -d`, Go's `compress/gzip`
-//! and [`super::layer::open`].
+//! and [`super::compression::open`].
 //!
 //! While it runs, the sha256 of the input (the layer's `diff_id`) and of the output (its
 //! `digest`) are computed; at most `2 × cores + 2` blocks are in memory at once.
@@ -21,9 +21,10 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use crate::digest::Hasher;
+use crate::image::hashing::HashingWriter;
 use anyhow::{anyhow, bail, Context, Result};
 use flate2::{Compress, Crc, FlushCompress, Status};
-use sha2::{Digest as _, Sha256};
 
 /// The gzip level used by [`gzip_layer`]: 6, as `gzip`, `pigz` and Go default to.
 pub const DEFAULT_LEVEL: u32 = 6;
@@ -144,7 +145,7 @@ fn read_blocks(
     jobs: &SyncSender<Job>,
     free: &Receiver<Vec<u8>>,
 ) -> Result<String> {
-    let mut hasher = Sha256::new();
+    let mut hasher = Hasher::sha256();
     let mut dictionary = Vec::new();
     for index in 0.. {
         let Ok(mut data) = free.recv() else {
@@ -166,7 +167,7 @@ fn read_blocks(
             break;
         }
     }
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
+    Ok(hasher.digest())
 }
 
 /// Reads until `buf` holds [`BLOCK_SIZE`] bytes or the input ends; returns how many.
@@ -256,11 +257,7 @@ fn write_blocks<W: Write>(
     done: &Receiver<Done>,
     free: &SyncSender<Vec<u8>>,
 ) -> Result<Written> {
-    let mut hashed = HashingWriter {
-        inner: &mut output,
-        hasher: Sha256::new(),
-        size: 0,
-    };
+    let mut hashed = HashingWriter::new(&mut output);
     hashed.write_all(&GZIP_HEADER)?;
     let mut crc = Crc::new();
     let mut input_len: u64 = 0;
@@ -290,30 +287,8 @@ fn write_blocks<W: Write>(
     trailer[4..].copy_from_slice(&(input_len as u32).to_le_bytes());
     hashed.write_all(&trailer).context("writing")?;
     hashed.flush().context("writing")?;
-    Ok(Written {
-        digest: format!("sha256:{}", hex::encode(hashed.hasher.finalize())),
-        size: hashed.size,
-    })
-}
-
-/// A writer that hashes and counts what it passes on.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
+    let (digest, size) = hashed.finish();
+    Ok(Written { digest, size })
 }
 
 #[cfg(test)]
@@ -321,11 +296,9 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
-    use crate::image::layer;
+    use crate::image::compression;
 
-    fn sha256(bytes: &[u8]) -> String {
-        format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
-    }
+    use crate::digest::sha256;
 
     /// Pseudo-random bytes (xorshift), so that tests need no extra crate.
     fn noise(len: usize, mut seed: u64) -> Vec<u8> {
@@ -367,12 +340,12 @@ mod tests {
 
         assert_eq!(gunzip_with_gzip(&out)?, data, "gzip -d");
         let mut ours = Vec::new();
-        layer::open(
+        compression::open(
             File::open(&out)?,
             "application/vnd.oci.image.layer.v1.tar+gzip",
         )?
         .read_to_end(&mut ours)?;
-        assert_eq!(ours, data, "layer::open");
+        assert_eq!(ours, data, "compression::open");
         // A single member: the plain (not multi-member) decoder reads all of it too.
         let mut single = Vec::new();
         flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut single)?;

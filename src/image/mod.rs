@@ -1,13 +1,16 @@
-//! The image model and local formats: manifests and configs, layer streams, the rootfs
-//! applier, and the archive writers (docker-save tarball, OCI layout, rootfs tarball).
-//! Nothing here speaks HTTP.
+//! The image model and local formats: manifests and configs, layer streams (one
+//! [`compression`] detector, one set of [`hashing`] readers and writers), the rootfs applier
+//! and `in`'s layer pipeline into it ([`unpack`]), and the archive writers (docker-save
+//! tarball, OCI layout, rootfs tarball). Nothing here speaks HTTP.
 
 pub mod archive;
 pub mod compress;
-pub mod layer;
+pub mod compression;
+pub mod hashing;
 pub mod local;
 pub mod manifest;
 pub mod metadata;
 pub mod rootfs;
 pub mod sources;
+pub mod unpack;
 pub mod whiteout;

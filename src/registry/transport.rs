@@ -9,7 +9,7 @@ use super::classify::classify;
 use super::error::Error;
 use super::retry::{RetryPolicy, Timeouts};
 use super::tls::{self, ClientIdentity};
-use crate::resource::{CaCert, ClientCert};
+use crate::secret::Secret;
 use ipnet::IpNet;
 use rustls::pki_types::CertificateDer;
 use std::net::IpAddr;
@@ -45,14 +45,34 @@ impl InsecureRule {
     }
 }
 
+/// An extra CA to trust, added to the system roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsCa {
+    /// The registry it is for, `host[:port]` (see [`domain_matches`]); `None` for all.
+    pub domain: Option<String>,
+    /// PEM text, one or more certificates.
+    pub cert: String,
+}
+
+/// A client certificate and key, for mutual TLS with one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsIdentity {
+    /// The registry, `host[:port]` (see [`domain_matches`]).
+    pub domain: String,
+    /// PEM certificate (chain).
+    pub cert: String,
+    /// PEM private key.
+    pub key: Secret,
+}
+
 /// What a registry's transport is built from. `Default` is: system roots only, nothing
 /// insecure, no client certificate, no trace.
 #[derive(Debug, Clone, Default)]
 pub struct TransportOptions {
     /// Extra CAs; an entry without a domain applies to every registry.
-    pub ca_certs: Vec<CaCert>,
+    pub ca_certs: Vec<TlsCa>,
     /// Client certificates, by domain.
-    pub client_certs: Vec<ClientCert>,
+    pub client_certs: Vec<TlsIdentity>,
     /// Registries allowed plain HTTP and unverified TLS.
     pub insecure: Vec<InsecureRule>,
     /// Print an HTTP trace on stderr.
@@ -185,11 +205,6 @@ impl Transport {
     /// The registry host this transport talks to.
     pub fn host(&self) -> &str {
         &self.host
-    }
-
-    /// True when `insecure_registries`/`insecure` matched this host.
-    pub fn is_insecure(&self) -> bool {
-        self.insecure
     }
 
     /// Schemes to try, in order: HTTPS always first; HTTP too for insecure and loopback

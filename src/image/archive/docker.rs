@@ -23,10 +23,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tar::{Builder, EntryType, Header};
 
-use super::{
-    commit, digest_parts, open_blob, tmp_sibling, BlobFile, CountingReader, LocalImage,
-    MAX_JSON_BYTES,
-};
+use super::{commit, digest_parts, open_blob, tmp_sibling, BlobFile, LocalImage, MAX_JSON_BYTES};
+use crate::image::compression::{self, Compression};
+use crate::image::hashing::CountingReader;
 use crate::reference::Reference;
 
 /// The archive's index of images.
@@ -121,41 +120,17 @@ fn split_repo_tag(repo_tag: &str) -> Option<(&str, &str)> {
     Some((repo, tag))
 }
 
-/// What a layer's bytes are, from their first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LayerCompression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-fn sniff_compression(path: &Path) -> Result<LayerCompression> {
-    let mut magic = [0u8; 4];
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut filled = 0;
-    while filled < magic.len() {
-        let n = file
-            .read(&mut magic[filled..])
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(match &magic[..filled] {
-        [0x1f, 0x8b, ..] => LayerCompression::Gzip,
-        [0x28, 0xb5, 0x2f, 0xfd] => LayerCompression::Zstd,
-        _ => LayerCompression::None,
-    })
-}
-
 /// The member name of a layer: `<hex>/layer.tar`, `<hex>.tar.gz` or `<hex>.tar.zst`.
 fn layer_member_name(layer: &BlobFile) -> Result<String> {
     let (_, hex) = digest_parts(&layer.digest)?;
-    Ok(match sniff_compression(&layer.path)? {
-        LayerCompression::None => format!("{hex}/layer.tar"),
-        LayerCompression::Gzip => format!("{hex}.tar.gz"),
-        LayerCompression::Zstd => format!("{hex}.tar.zst"),
+    let path = &layer.path;
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let compression =
+        compression::sniff_start(file).with_context(|| format!("reading {}", path.display()))?;
+    Ok(match compression {
+        Compression::None => format!("{hex}/layer.tar"),
+        Compression::Gzip => format!("{hex}.tar.gz"),
+        Compression::Zstd => format!("{hex}.tar.zst"),
     })
 }
 
@@ -190,12 +165,12 @@ fn append_blob<W: Write>(tar: &mut Builder<W>, name: &str, blob: &BlobFile) -> R
     let mut reader = CountingReader::new(file.take(blob.size));
     tar.append_data(&mut header, name, &mut reader)
         .with_context(|| format!("copying blob {} into {name}", blob.digest))?;
-    if reader.count != blob.size {
+    if reader.count() != blob.size {
         bail!(
             "blob {} at {} shrank to {} bytes while it was copied",
             blob.digest,
             blob.path.display(),
-            reader.count
+            reader.count()
         );
     }
     Ok(())
@@ -304,8 +279,7 @@ enum MemberKind {
 /// One pass over the tar (seeking over data), recording every file and link by name.
 fn scan_members(path: &Path) -> Result<HashMap<String, MemberKind>> {
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut magic = [0u8; 2];
-    if file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b] {
+    if compression::sniff_start(&mut file).ok() == Some(Compression::Gzip) {
         bail!("it is gzip-compressed; decompress it first (gunzip)");
     }
     file.seek(SeekFrom::Start(0))?;

@@ -73,7 +73,7 @@ pub struct DeferredLayer {
     /// The member's bytes in [`BlobFile::path`].
     pub member: ArchiveMember,
     /// How it is compressed (from its first bytes).
-    pub compression: crate::image::layer::Compression,
+    pub compression: crate::image::compression::Compression,
     /// The digest of its content, from the image config.
     pub diff_id: String,
     /// How errors name it: `layer 2 (<member>) of <archive>`.
@@ -167,27 +167,6 @@ fn open_blob(blob: &BlobFile) -> Result<File> {
         );
     }
     Ok(file)
-}
-
-/// A reader that counts what passes through it, to check that a streamed file had the
-/// length its tar header promised.
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: Read> CountingReader<R> {
-    fn new(inner: R) -> Self {
-        CountingReader { inner, count: 0 }
-    }
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

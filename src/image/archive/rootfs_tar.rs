@@ -24,7 +24,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use rustix::io::Errno;
 use tar::{Builder, EntryType, Header};
 
-use super::{commit, tmp_sibling, CountingReader};
+use super::{commit, tmp_sibling};
+use crate::image::hashing::CountingReader;
 
 /// Prefix of the PAX records that carry extended attributes.
 const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
@@ -176,10 +177,10 @@ fn append_entry<W: Write>(
                 .context("opening")?;
             let mut reader = CountingReader::new(file.take(size));
             tar.append_data(&mut header, rel, &mut reader)?;
-            if reader.count != size {
+            if reader.count() != size {
                 bail!(
                     "it shrank from {size} to {} bytes while it was archived",
-                    reader.count
+                    reader.count()
                 );
             }
         }

@@ -14,12 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{BlobFile, LocalImage};
 
 /// How a synthetic layer is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
+pub(crate) use crate::image::compression::Compression;
 
 /// A layer blob on disk and the digest of its uncompressed tar.
 #[derive(Debug, Clone)]

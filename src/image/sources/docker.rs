@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
 use super::json::{self, DockerManifest};
 use super::{compress_layer, scratch_path, settle, Pushable};
@@ -16,7 +15,8 @@ use crate::image::archive::{
     open_member, read_docker_archive, write_bytes_blob, BlobFile, Deferred, DeferredLayer,
     DockerArchive, LocalImage,
 };
-use crate::image::layer::{self, Compression, HashingReader};
+use crate::image::compression::{self, Compression};
+use crate::image::hashing::{HashingReader, TeeReader};
 use crate::image::manifest::DOCKER_MANIFEST;
 
 /// Docker's image config media type.
@@ -156,7 +156,7 @@ fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Optio
         .take(4)
         .read_to_end(&mut head)
         .with_context(|| format!("reading {what}"))?;
-    let (compression, media_type) = match layer::detect("", &head).with_context(|| what.clone())? {
+    let (compression, media_type) = match compression::sniff(&head) {
         Compression::None => return Ok(None),
         Compression::Gzip => (Compression::Gzip, DOCKER_GZIP),
         Compression::Zstd => (Compression::Zstd, OCI_ZSTD),
@@ -222,7 +222,7 @@ fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(Blob
     let what = || format!("layer {i} ({member}) of {}", archive.path().display());
     let mut reader = BufReader::with_capacity(1 << 20, archive.open_layer(i)?);
     let head = reader.fill_buf().with_context(what)?;
-    match layer::detect("", head).with_context(what)? {
+    match compression::sniff(head) {
         Compression::None => {
             let gzip = compress_layer(reader, scratch, DOCKER_GZIP).with_context(what)?;
             Ok((gzip.blob, gzip.diff_id))
@@ -248,21 +248,18 @@ fn copy_compressed(
     let tmp = scratch_path(scratch, "layer");
     let copied = (|| {
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut tee = Tee {
-            inner: reader,
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-            size: 0,
-        };
-        let plain = layer::decompress(BufReader::new(&mut tee), compression)?;
+        let mut blob = HashingReader::new(TeeReader::new(
+            reader,
+            BufWriter::with_capacity(1 << 20, file),
+        ));
+        let plain = compression::decompress(BufReader::new(&mut blob), compression)?;
         let (diff_id, _) = HashingReader::new(plain)
             .finish()
             .context("decompressing")?;
         // Whatever follows the compressed stream is part of the blob too.
-        io::copy(&mut tee, &mut io::sink())?;
-        tee.out.flush()?;
-        let digest = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
-        Ok::<_, anyhow::Error>((digest, tee.size, diff_id))
+        let (tee, digest, size) = blob.finish_inner()?;
+        tee.into_out().flush()?;
+        Ok::<_, anyhow::Error>((digest, size, diff_id))
     })();
     let (digest, size, diff_id) = match copied {
         Ok(found) => found,
@@ -280,24 +277,6 @@ fn copy_compressed(
         deferred: None,
     };
     Ok((blob, diff_id))
-}
-
-/// A reader that copies, hashes and counts what it reads.
-struct Tee<R> {
-    inner: R,
-    out: BufWriter<File>,
-    hasher: Sha256,
-    size: u64,
-}
-
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.out.write_all(&buf[..n])?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

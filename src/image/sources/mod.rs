@@ -20,11 +20,12 @@ mod path;
 mod rootfs;
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::digest::Hasher;
+use crate::image::hashing::{HashingReader, TeeReader};
 use anyhow::{bail, Context, Result};
 
 use super::archive::BlobFile;
@@ -100,15 +101,6 @@ pub fn replace_layers(
     Ok(image)
 }
 
-/// The gzip media type for an uncompressed layer media type.
-fn gzip_media_type(uncompressed: &str) -> String {
-    if uncompressed.starts_with("application/vnd.docker.") {
-        format!("{uncompressed}.gzip")
-    } else {
-        format!("{uncompressed}+gzip")
-    }
-}
-
 /// A path in `scratch` no other call of this process uses: `<scratch>/<what>-<pid>-<n>`.
 fn scratch_path(scratch: &Path, what: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -165,43 +157,22 @@ struct Scanned {
 
 /// Reads `reader` to the end, hashing it like `like_digest`, and, when `copy_to` is given,
 /// writing it there.
-fn scan(mut reader: impl Read, like_digest: &str, copy_to: Option<&Path>) -> Result<Scanned> {
-    let mut hasher = Hasher::for_digest(like_digest)?;
-    let mut out = match copy_to {
-        Some(path) => Some(BufWriter::with_capacity(
+fn scan(reader: impl Read, like_digest: &str, copy_to: Option<&Path>) -> Result<Scanned> {
+    let hasher = Hasher::for_digest(like_digest)?;
+    let out: Box<dyn Write> = match copy_to {
+        Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
             File::create(path).with_context(|| format!("creating {}", path.display()))?,
         )),
-        None => None,
+        None => Box::new(io::sink()),
     };
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    let mut head = Vec::new();
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let chunk = &buf[..n];
-        if head.len() < 8 {
-            head.extend_from_slice(&chunk[..chunk.len().min(8 - head.len())]);
-        }
-        hasher.update(chunk);
-        size += n as u64;
-        if let Some(out) = out.as_mut() {
-            out.write_all(chunk)?;
-        }
-    }
-    if let Some(mut out) = out {
-        out.flush()?;
-    }
-    Ok(Scanned {
-        digest: hasher.digest(),
-        size,
-        head,
-    })
+    let input = BufReader::with_capacity(1 << 20, reader);
+    let mut hashed = HashingReader::with_hasher(TeeReader::new(input, out), hasher);
+    let mut head = Vec::with_capacity(8);
+    (&mut hashed).take(8).read_to_end(&mut head)?;
+    let (tee, digest, size) = hashed.finish_inner()?;
+    tee.into_out().flush()?;
+    Ok(Scanned { digest, size, head })
 }
 
 #[cfg(test)]
@@ -211,26 +182,6 @@ mod test_support;
 mod tests {
     use super::*;
     use sha2::{Digest as _, Sha256, Sha512};
-
-    #[test]
-    fn gzip_media_types() {
-        for (plain, gzip) in [
-            (
-                "application/vnd.oci.image.layer.v1.tar",
-                "application/vnd.oci.image.layer.v1.tar+gzip",
-            ),
-            (
-                "application/vnd.oci.image.layer.nondistributable.v1.tar",
-                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-            ),
-            (
-                "application/vnd.docker.image.rootfs.diff.tar",
-                "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            ),
-        ] {
-            assert_eq!(gzip_media_type(plain), gzip);
-        }
-    }
 
     #[test]
     fn scan_hashes_copies_and_keeps_the_head() -> Result<()> {

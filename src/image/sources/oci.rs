@@ -20,9 +20,10 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::json::{self, Descriptor};
-use super::{compress_layer, gzip_media_type, scan, scratch_path, Pushable};
+use super::{compress_layer, scan, scratch_path, Pushable};
 use crate::image::archive::{read_oci_layout, BlobFile, LocalImage, OciLayout, TopDescriptor};
-use crate::image::layer::{self, Compression};
+use crate::image::compression::{self, gzip_media_type, Compression};
+use crate::image::hashing::CountingReader;
 use crate::image::manifest::{self, Parsed};
 
 /// Blobs already hashed (while an OCI tarball was extracted): digest → size.
@@ -432,7 +433,7 @@ impl Loader<'_> {
             return Ok(done.clone());
         }
         let path = self.layout.blob_path(&descriptor.digest)?;
-        let blob = match layer::claimed(&descriptor.media_type) {
+        let blob = match compression::claimed(&descriptor.media_type) {
             Some(Compression::None) => self.compress(descriptor, &path)?,
             _ => self.keep(descriptor, path)?,
         };
@@ -448,12 +449,9 @@ impl Loader<'_> {
         let head = reader
             .fill_buf()
             .with_context(|| format!("reading {}", path.display()))?;
-        layer::detect(&descriptor.media_type, head)
+        compression::detect(&descriptor.media_type, head)
             .with_context(|| format!("layer {} in {}", descriptor.digest, self.where_()))?;
-        let mut counted = Counted {
-            inner: reader,
-            count: 0,
-        };
+        let mut counted = CountingReader::new(reader);
         let gzip = compress_layer(
             &mut counted,
             self.scratch,
@@ -465,7 +463,7 @@ impl Loader<'_> {
             let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
             scan(file, &descriptor.digest, None)?.digest
         };
-        if let Err(e) = self.check(descriptor, path, &actual, counted.count) {
+        if let Err(e) = self.check(descriptor, path, &actual, counted.count()) {
             let _ = fs::remove_file(&gzip.blob.path);
             return Err(e);
         }
@@ -492,8 +490,8 @@ impl Loader<'_> {
             self.check(descriptor, &path, &scanned.digest, scanned.size)?;
             scanned.head
         };
-        if layer::claimed(&descriptor.media_type).is_some() {
-            layer::detect(&descriptor.media_type, &head)
+        if compression::claimed(&descriptor.media_type).is_some() {
+            compression::detect(&descriptor.media_type, &head)
                 .with_context(|| format!("layer {} in {}", descriptor.digest, self.where_()))?;
         }
         Ok(BlobFile {
@@ -518,20 +516,6 @@ impl Loader<'_> {
             );
         }
         Ok(())
-    }
-}
-
-/// A reader that counts what passes.
-struct Counted<R> {
-    inner: R,
-    count: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
     }
 }
 

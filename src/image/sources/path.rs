@@ -4,12 +4,12 @@
 //! it also holds an OCI layout, as `docker save` writes since Docker 25).
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use super::{docker, oci, Pushable};
+use crate::image::compression;
 
 /// What a matched path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,18 +74,10 @@ fn kind(path: &Path) -> Result<Kind> {
             path.display()
         );
     }
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut magic = Vec::with_capacity(4);
-    (&mut file)
-        .take(4)
-        .read_to_end(&mut magic)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let compressed = match magic.as_slice() {
-        [0x1f, 0x8b, ..] => Some("gzip"),
-        [0x28, 0xb5, 0x2f, 0xfd] => Some("zstd"),
-        _ => None,
-    };
-    if let Some(compressed) = compressed {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let compressed =
+        compression::sniff_start(file).with_context(|| format!("reading {}", path.display()))?;
+    if let Some(compressed) = compressed.name() {
         bail!(
             "{} is {compressed}-compressed; give the uncompressed tarball (an OCI image \
              tarball or a docker-save tarball)",

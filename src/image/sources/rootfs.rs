@@ -14,7 +14,8 @@ use serde::Serialize;
 use super::json::{self, Descriptor, Manifest};
 use super::{compress_layer, Pushable};
 use crate::image::archive::{write_bytes_blob, BlobFile, LocalImage};
-use crate::image::layer::{self, Compression, HashingReader};
+use crate::image::compression::{self, Compression};
+use crate::image::hashing::HashingReader;
 use crate::image::manifest::{PlatformSpec, OCI_MANIFEST};
 
 /// OCI's image config media type.
@@ -69,7 +70,7 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
             (gzip.blob, gzip.diff_id)
         }
         Compression::Zstd => {
-            let plain = layer::decompress(BufReader::new(open()?), Compression::Zstd)?;
+            let plain = compression::decompress(BufReader::new(open()?), Compression::Zstd)?;
             let gzip = compress_layer(plain, scratch, OCI_GZIP)?;
             (gzip.blob, gzip.diff_id)
         }
@@ -124,15 +125,13 @@ fn probe(path: &Path) -> Result<Compression> {
         BufReader::new(File::open(path).with_context(|| format!("opening {}", path.display()))?);
     let head = io::BufRead::fill_buf(&mut reader)
         .with_context(|| format!("reading {}", path.display()))?;
-    let compression = layer::detect("", head)?;
+    let compression = compression::sniff(head);
     let mut block = Vec::with_capacity(BLOCK);
-    let read = layer::decompress(reader, compression)
+    let read = compression::decompress(reader, compression)
         .and_then(|plain| plain.take(BLOCK as u64).read_to_end(&mut block));
-    let what = match compression {
-        Compression::None => "",
-        Compression::Gzip => " gzip",
-        Compression::Zstd => " zstd",
-    };
+    let what = compression
+        .name()
+        .map_or(String::new(), |name| format!(" {name}"));
     if let Err(e) = read {
         bail!("it is not a tarball: its{what} data cannot be read ({e})");
     }

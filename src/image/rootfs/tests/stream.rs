@@ -61,20 +61,12 @@ fn a_layer_ending_inside_its_last_padding_is_accepted_with_a_warning() {
 
 #[test]
 fn the_whole_stream_is_read() {
-    struct Counting<'a>(&'a [u8], usize);
-    impl Read for Counting<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.0.read(buf)?;
-            self.1 += n;
-            Ok(n)
-        }
-    }
     let mut layer = tar(&[file("a", "x")]);
     layer.extend_from_slice(&[0; 10240]);
     let mut f = Fixture::new();
-    let mut reader = Counting(&layer, 0);
+    let mut reader = crate::image::hashing::CountingReader::new(&layer[..]);
     f.rootfs().apply_layer(&mut reader, "padded").unwrap();
-    assert_eq!(reader.1, layer.len());
+    assert_eq!(reader.count(), layer.len() as u64);
 }
 
 #[test]
