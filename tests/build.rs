@@ -192,7 +192,7 @@ fn build_runs_the_dockerfile_with_args_labels_and_build_metadata() {
     let pushed = built(&out);
     assert_eq!(pushed.tags, ["v1"]);
     for expected in [
-        "STEP 1/9: FROM",
+        "STEP 1/8: FROM",
         "RUN echo build-log-marker",
         "\nbuild-log-marker\n",
     ] {
@@ -429,7 +429,7 @@ fn build_uses_load_base_and_load_bases_without_any_registry() {
     let out = put_build(
         work.path(),
         &source_for(&target, "built/loaded"),
-        json!({"build": "src", "load_base": "from-in", "load_bases": ["hub"]}),
+        json!({"build": "src", "load_base": "from-in", "load_bases": ["hub"], "pull": "if-not-exists"}),
         &[("IMAGE_RESOURCE_DOCKER_HUB_HOST", "127.0.0.1:1")],
     );
     built(&out);
@@ -577,11 +577,25 @@ fn build_without_buildah_says_what_to_install() {
         work.path(),
         &source_for(&registry, "built/nobuildah"),
         json!({"build": "src"}),
-        &[("PATH", path)],
+        &[("PATH", path), ("IMAGE_RESOURCE_BUILDAH", "")],
     );
     let stderr = out.expect_failure();
     assert!(stderr.contains("buildah is not installed"), "{stderr}");
     assert!(stderr.contains("apt-get install buildah"), "{stderr}");
+    assert_nothing_pushed(&registry, "built/nobuildah", &out);
+
+    // IMAGE_RESOURCE_BUILDAH names one that does not exist.
+    let out = put_build(
+        work.path(),
+        &source_for(&registry, "built/nobuildah"),
+        json!({"build": "src"}),
+        &[("IMAGE_RESOURCE_BUILDAH", "/nonexistent/buildah")],
+    );
+    let stderr = out.expect_failure();
+    assert!(
+        stderr.contains("/nonexistent/buildah (from IMAGE_RESOURCE_BUILDAH) was not found"),
+        "{stderr}"
+    );
     assert_nothing_pushed(&registry, "built/nobuildah", &out);
 }
 
