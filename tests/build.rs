@@ -72,7 +72,7 @@ pub(crate) fn put_build(dir: &Path, source: &Value, params: Value, env: &[(&str,
 }
 
 /// A plain registry holding the busybox base; returns it and the base's name.
-fn registry_with_base() -> (Registry, String) {
+pub(crate) fn registry_with_base() -> (Registry, String) {
     let registry = Registry::start(RegistryConfig::new());
     let base = push_busybox(&registry);
     (registry, base)
@@ -89,7 +89,7 @@ pub(crate) fn file_in(registry: &Registry, reference: &str, paths: &[&str]) -> V
 }
 
 /// The layer digests of the manifest at `reference`.
-fn layers(registry: &Registry, reference: &str) -> Vec<String> {
+pub(crate) fn layers(registry: &Registry, reference: &str) -> Vec<String> {
     pushed_manifest(registry, reference)["layers"]
         .as_array()
         .expect("layers")
@@ -133,7 +133,7 @@ fn stored_contents(registry: &Registry) -> Vec<(String, Vec<u8>)> {
 
 /// Copies what `in` with `save: true` wrote for D's `load_base` (`image`, `repository`,
 /// `tag`) from `dest` to `to`.
-fn keep_saved(dest: &Path, to: &Path) {
+pub(crate) fn keep_saved(dest: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for name in ["image", "repository", "tag"] {
         fs::copy(dest.join(name), to.join(name))
@@ -149,7 +149,7 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
 }
 
-fn built(out: &Output) -> Pushed {
+pub(crate) fn built(out: &Output) -> Pushed {
     let pushed = pushed(out);
     assert!(
         out.stdout.trim_start().starts_with('{'),

@@ -459,7 +459,10 @@ mod tests {
 
     #[test]
     fn ulimits_are_soft_and_hard_with_minus_one_for_unlimited() {
-        assert_eq!(ulimit("nofile", Some(1024), Some(20000)), "nofile=1024:20000");
+        assert_eq!(
+            ulimit("nofile", Some(1024), Some(20000)),
+            "nofile=1024:20000"
+        );
         assert_eq!(ulimit("nproc", None, None), "nproc=-1:-1");
         let limits = ulimits();
         assert!(limits[0].starts_with("nofile=") && limits[1].starts_with("nproc="));
