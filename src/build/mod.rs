@@ -6,9 +6,12 @@
 //!   labels, secrets, saved images, cache), checked before anything runs;
 //! - `registries`: [`RegistryAccess`], the source's credentials and TLS options as buildah's
 //!   auth file, `registries.conf` and certificate directories;
-//! - `workspace`: the private directory a build runs in, removed afterwards;
+//! - `assets`: the image's `assets/` files (buildah's configuration), compiled in;
+//! - `workspace`: the private directory a build runs in, removed afterwards, configured from
+//!   `assets`;
 //! - `buildah`: [`Buildah`], the builder: one `build` call that writes an OCI layout.
 
+pub(crate) mod assets;
 mod bases;
 mod buildah;
 mod registries;

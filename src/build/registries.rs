@@ -195,11 +195,7 @@ impl RegistryAccess {
                 entries.insert(host.clone(), insecure);
             }
         }
-        let mut text = String::from(
-            "# Written by image-resource for one build, and removed with it.\n\
-             unqualified-search-registries = [\"docker.io\"]\n\
-             short-name-mode = \"permissive\"\n",
-        );
+        let mut text = String::from(super::assets::REGISTRIES_CONF);
         if let Some(host) = &self.docker_hub_host {
             let insecure = self.insecure_setting(host, resolve).unwrap_or(false);
             text.push_str(&format!(
