@@ -188,6 +188,23 @@ fn dockerfile_registries_skip_stages_args_and_scratch() {
 }
 
 #[test]
+fn dockerfile_images_are_normalised_and_listed_once() {
+    let dockerfile = "FROM busybox AS a\nFROM a\nFROM docker.io/library/busybox\n\
+        COPY --from=reg.example:5000/tools:2 /t /t\nFROM $BASE\nFROM scratch\n";
+    let names: Vec<String> = dockerfile_images(dockerfile)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "docker.io/library/busybox:latest",
+            "reg.example:5000/tools:2"
+        ]
+    );
+}
+
+#[test]
 fn additional_registry_hosts() {
     for (entry, host) in [
         ("https://Reg.Example:5000/", "reg.example:5000"),
