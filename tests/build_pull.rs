@@ -141,6 +141,27 @@ fn build_pull_never_names_a_base_that_is_not_supplied_and_pushes_nothing() {
     assert!(!stderr.contains("STEP 1"), "nothing may run: {stderr}");
     assert_nothing_pushed(&registry, "built/never", &out);
 
+    // A base named through an ARG cannot be checked before the build: buildah refuses it,
+    // and the error says why.
+    write_file(
+        work.path(),
+        "src/Dockerfile",
+        format!("ARG BASE={base}\nFROM $BASE\nRUN echo ran > /ran\n"),
+    );
+    let out = put_build(
+        work.path(),
+        &source_for(&registry, "built/never"),
+        json!({"build": "src", "pull": "never"}),
+        &[],
+    );
+    let stderr = out.expect_failure();
+    assert!(
+        stderr.contains("params.pull is never: bases not supplied"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Trying to pull"), "{stderr}");
+    assert_nothing_pushed(&registry, "built/never", &out);
+
     // A bad value names the param and the choices.
     let out = put_build(
         work.path(),

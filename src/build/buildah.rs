@@ -75,6 +75,12 @@ impl Buildah {
         }
         eprintln!("building {} with buildah", request.dockerfile.display());
         self.bud(request)
+            .map_err(|e| match request.pull {
+                PullPolicy::Never => e.context(
+                    "params.pull is never: bases not supplied by load_base, load_bases or cache_from are not pulled",
+                ),
+                _ => e,
+            })
             .with_context(|| format!("building {}", request.dockerfile.display()))?;
         let id = std::fs::read_to_string(&self.workspace.iid_file)
             .with_context(|| format!("reading {}", self.workspace.iid_file.display()))?;
