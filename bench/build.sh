@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark of `out` with params.build (issue 5): build + push of a small multi-step
 # Dockerfile by ours vs. `buildah bud` + `buildah push` done by hand, in one run.
-# Target: ours <= 1.1x manual.
+# Target: ours <= 1.1x manual. And (issue 12) a cached rebuild: ours with `cache: true` on a
+# 6-step Dockerfile with an ARG, put twice; target: the second <= 0.3x the first.
+#
+# buildah is the one the resource image ships, Debian trixie's 1.39, run through ci/buildah
+# (from the root ci/setup prepares) unless IMAGE_RESOURCE_BUILDAH names another; both
+# contenders use it, the manual one with the same --ulimit values ours passes.
 #
 #   ours:    `out` with {"source": {"repository": REG/bench/built, "tag": "1"},
 #            "params": {"build": "ctx"}}: buildah bud into a private vfs storage in the put's
@@ -31,7 +36,7 @@
 # loopback registry insecure, no search registries), storage.conf, containers.conf (with the
 # network config dir, where buildah puts lock files, as ours does) and an empty auth file.
 # One thing neither can keep private: as root, containers/image's blob-info cache
-# (/var/lib/containers/cache/blob-info-cache-v1.boltdb) is machine-wide and buildah 1.28 has
+# (/var/lib/containers/cache/) is machine-wide and buildah has
 # no flag to move it; both contenders use it. Fresh registries (a new port each run) keep its
 # old entries from pointing at blobs either contender could reuse.
 #
@@ -76,11 +81,15 @@ done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || ir_die "--runs wants a positive integer, got '$runs'"
 [[ "$base_mb" =~ ^[0-9]+$ ]] || ir_die "--base-mb wants a number of MB, got '$base_mb'"
 
-ir_require docker-registry skopeo umoci buildah jq curl sha256sum
+ir_require docker-registry skopeo umoci jq curl sha256sum
 ((build)) && ir_build_release
 out_bin="$IR_ROOT/target/release/out"
 [[ -x "$out_bin" ]] || ir_die "$out_bin missing: run cargo build --release"
-real_buildah="$(command -v buildah)"
+# The buildah the resource image ships (trixie's 1.39), run by ci/buildah from the root that
+# ci/setup prepares, unless IMAGE_RESOURCE_BUILDAH names another; both contenders use it.
+real_buildah="${IMAGE_RESOURCE_BUILDAH:-$IR_ROOT/ci/buildah}"
+buildah_version="$("$real_buildah" --version)" || ir_die "$real_buildah does not run: run ci/setup"
+ir_log "$buildah_version"
 ir_init
 
 # --- the base image: busybox-static with the applets the RUN steps use --------------------
@@ -151,6 +160,19 @@ RUN find /app -type f | sort | xargs sha256sum > /app/MANIFEST && wc -l /app/MAN
 WORKDIR /app
 CMD ["/bin/sh"]
 EOF
+  # The cached-rebuild benchmark's 6 steps: FROM, an ARG, three RUNs that do some work
+  # (random data, text compressed with gzip -9, checksums) and a COPY.
+  cat >"$ctx/Dockerfile.cache" <<EOF
+FROM $IR_REGISTRY/bench/base:1
+ARG RECORDS=400000
+RUN mkdir -p /app/data && i=0 && while [ "\$i" -lt 8 ]; do \\
+      head -c 1048576 /dev/urandom > "/app/data/random-\$i.bin"; i=\$((i + 1)); done
+RUN seq 1 "\$RECORDS" | sed 's/^/record /' > /app/data/records.txt && \\
+    gzip -9 -c /app/data/records.txt > /app/data/records.txt.gz && \\
+    i=0 && while [ "\$i" -lt 20 ]; do gzip -9 -c /app/data/records.txt | wc -c > /dev/null; i=\$((i + 1)); done
+COPY etc/ /app/etc/
+RUN find /app -type f | sort | xargs sha256sum > /app/MANIFEST && wc -l /app/MANIFEST
+EOF
 }
 
 # --- a fresh registry with the base, for every run ----------------------------------------
@@ -194,7 +216,7 @@ ours_request() {
     '{source: {repository: $r, tag: "1"}, params: {build: "ctx"}}'
 }
 ours() {
-  ours_request | PATH="$shim:$PATH" TMPDIR="$ours_tmp" "$out_bin" "$work" \
+  ours_request | IMAGE_RESOURCE_BUILDAH="$shim/buildah" TMPDIR="$ours_tmp" "$out_bin" "$work" \
     >/dev/null 2>"$IR_TMP/ours.log"
 }
 
@@ -205,8 +227,14 @@ printf '{"auths": {}}\n' >"$manual_home/auth.json"
 printf '[storage]\ndriver = "vfs"\n' >"$manual_home/storage.conf"
 # Network backends create their config dir and a lock file in it even with chroot isolation
 # (/etc/containers/networks, /etc/cni/net.d by default): keep them in the private home too.
-mkdir -p "$manual_home/network"
-printf '[network]\nnetwork_config_dir = "%s"\n' "$manual_home/network" >"$manual_home/containers.conf"
+mkdir -p "$manual_home/network" "$manual_home/home/.config/containers"
+printf '[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "%s"\n' "$manual_home/network" \
+  >"$manual_home/containers.conf"
+cp "$IR_ROOT/assets/policy.json" "$manual_home/home/.config/containers/policy.json"
+# buildah 1.39 gives RUN steps 1048576 open files unless told otherwise, above the hard limit
+# of many containers: the limits this script runs with, as ours passes them.
+ulimits=(--ulimit "nofile=$(ulimit -Sn):$(ulimit -Hn)" --ulimit "nproc=$(ulimit -Su):$(ulimit -Hu)")
+ulimits=("${ulimits[@]//unlimited/-1}")
 manual_store="$IR_TMP/manual-storage"
 manual_buildah() {
   env -u BUILDAH_FORMAT -u BUILDAH_ISOLATION -u BUILDAH_LAYERS -u STORAGE_DRIVER \
@@ -225,7 +253,7 @@ manual_push_s=""
 manual() {
   local ref="$IR_REGISTRY/bench/manual:1" t0 t1 t2
   t0=$EPOCHREALTIME
-  manual_buildah bud --isolation chroot --layers --format oci -t "$ref" "$ctx" \
+  manual_buildah bud --isolation chroot --layers --format oci "${ulimits[@]}" -t "$ref" "$ctx" \
     >"$IR_TMP/manual.log" 2>&1 || return 1
   t1=$EPOCHREALTIME
   manual_buildah push --tls-verify=false "$ref" "docker://$ref" >>"$IR_TMP/manual.log" 2>&1 ||
@@ -290,6 +318,34 @@ run_one() { # run_one NAME
   esac
 }
 
+# --- cached rebuild: ours with cache: true, twice in a row on one registry --------------------
+# The first put of Dockerfile.cache finds no cache (every step runs and is pushed as a cache
+# image); the second, with a fresh TMPDIR (empty storage, as every put), pulls the base and
+# the cache images and runs nothing. Both are timed whole; the image digests must be equal.
+cache_put() { # cache_put NAME: prints the pushed digest
+  jq -cn --arg r "$IR_REGISTRY/bench/cached" \
+    '{source: {repository: $r, tag: "1"},
+      params: {build: "ctx", dockerfile: "ctx/Dockerfile.cache", cache: true}}' |
+    IMAGE_RESOURCE_BUILDAH="$real_buildah" TMPDIR="$ours_tmp" "$out_bin" "$work" \
+      2>"$IR_TMP/$1.log" | jq -r .version.digest
+}
+cache_run() {
+  local start t_uncached t_cached d1 d2
+  fresh_registry
+  rm -rf "$ours_tmp" && mkdir -p "$ours_tmp"
+  start=$EPOCHREALTIME
+  d1="$(cache_put uncached)" || { tail -n 30 "$IR_TMP/uncached.log" >&2; ir_die "the uncached put failed"; }
+  t_uncached=$(since "$start" "$EPOCHREALTIME")
+  start=$EPOCHREALTIME
+  d2="$(cache_put cached)" || { tail -n 30 "$IR_TMP/cached.log" >&2; ir_die "the cached put failed"; }
+  t_cached=$(since "$start" "$EPOCHREALTIME")
+  [[ "$d1" == "$d2" ]] || ir_die "the cached rebuild pushed $d2, not $d1 (log: $IR_TMP/cached.log)"
+  grep -q 'Using cache' "$IR_TMP/cached.log" || ir_die "the cached rebuild used no cache"
+  add cache_uncached "$t_uncached"
+  add cache_cached "$t_cached"
+  ir_log "cache: uncached $t_uncached s, cached $t_cached s (same digest $d1)"
+}
+
 ir_log "runs: $runs of each, interleaved"
 contenders=(ours manual)
 n=${#contenders[@]}
@@ -297,6 +353,9 @@ for ((i = 0; i < runs; i++)); do
   for ((k = 0; k < n; k++)); do
     run_one "${contenders[$(((k + i) % n))]}"
   done
+done
+for ((i = 0; i < runs; i++)); do
+  cache_run
 done
 ir_stop_registry
 
@@ -318,7 +377,11 @@ summary=$(jq -n \
   --argjson mb "$(median manual_bud)" --argjson mp "$(median manual_push)" \
   --argjson mc "$(median manual_cleanup)" \
   --argjson base_mb "$base_mb" \
-  '{runs: $runs, base_extra_mb: $base_mb, seconds: {ours: $ours, manual: $manual}, ratio: $ratio, target: 1.1,
+  --argjson cu "$(median cache_uncached)" --argjson cc "$(median cache_cached)" \
+  --argjson cr "$(ratio "$(median cache_cached)" "$(median cache_uncached)")" \
+  --arg buildah "$buildah_version" \
+  '{buildah: $buildah, runs: $runs, base_extra_mb: $base_mb, seconds: {ours: $ours, manual: $manual}, ratio: $ratio, target: 1.1,
+    cache: {uncached: $cu, cached: $cc, ratio: $cr, target: 0.3},
     phases: {ours: {setup: $os, bud: $ob, push_to_layout: $ol, after_buildah: $oa, of_which_upload: $ou},
              manual: {bud: $mb, push: $mp, cleanup_not_timed: $mc}}}')
 printf '%s\n' "$summary"

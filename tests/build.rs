@@ -72,7 +72,7 @@ pub(crate) fn put_build(dir: &Path, source: &Value, params: Value, env: &[(&str,
 }
 
 /// A plain registry holding the busybox base; returns it and the base's name.
-fn registry_with_base() -> (Registry, String) {
+pub(crate) fn registry_with_base() -> (Registry, String) {
     let registry = Registry::start(RegistryConfig::new());
     let base = push_busybox(&registry);
     (registry, base)
@@ -89,7 +89,7 @@ pub(crate) fn file_in(registry: &Registry, reference: &str, paths: &[&str]) -> V
 }
 
 /// The layer digests of the manifest at `reference`.
-fn layers(registry: &Registry, reference: &str) -> Vec<String> {
+pub(crate) fn layers(registry: &Registry, reference: &str) -> Vec<String> {
     pushed_manifest(registry, reference)["layers"]
         .as_array()
         .expect("layers")
@@ -133,7 +133,7 @@ fn stored_contents(registry: &Registry) -> Vec<(String, Vec<u8>)> {
 
 /// Copies what `in` with `save: true` wrote for D's `load_base` (`image`, `repository`,
 /// `tag`) from `dest` to `to`.
-fn keep_saved(dest: &Path, to: &Path) {
+pub(crate) fn keep_saved(dest: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
     for name in ["image", "repository", "tag"] {
         fs::copy(dest.join(name), to.join(name))
@@ -149,7 +149,7 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
 }
 
-fn built(out: &Output) -> Pushed {
+pub(crate) fn built(out: &Output) -> Pushed {
     let pushed = pushed(out);
     assert!(
         out.stdout.trim_start().starts_with('{'),
@@ -192,7 +192,7 @@ fn build_runs_the_dockerfile_with_args_labels_and_build_metadata() {
     let pushed = built(&out);
     assert_eq!(pushed.tags, ["v1"]);
     for expected in [
-        "STEP 1/9: FROM",
+        "STEP 1/8: FROM",
         "RUN echo build-log-marker",
         "\nbuild-log-marker\n",
     ] {
@@ -429,7 +429,7 @@ fn build_uses_load_base_and_load_bases_without_any_registry() {
     let out = put_build(
         work.path(),
         &source_for(&target, "built/loaded"),
-        json!({"build": "src", "load_base": "from-in", "load_bases": ["hub"]}),
+        json!({"build": "src", "load_base": "from-in", "load_bases": ["hub"], "pull": "if-not-exists"}),
         &[("IMAGE_RESOURCE_DOCKER_HUB_HOST", "127.0.0.1:1")],
     );
     built(&out);
@@ -577,11 +577,25 @@ fn build_without_buildah_says_what_to_install() {
         work.path(),
         &source_for(&registry, "built/nobuildah"),
         json!({"build": "src"}),
-        &[("PATH", path)],
+        &[("PATH", path), ("IMAGE_RESOURCE_BUILDAH", "")],
     );
     let stderr = out.expect_failure();
     assert!(stderr.contains("buildah is not installed"), "{stderr}");
     assert!(stderr.contains("apt-get install buildah"), "{stderr}");
+    assert_nothing_pushed(&registry, "built/nobuildah", &out);
+
+    // IMAGE_RESOURCE_BUILDAH names one that does not exist.
+    let out = put_build(
+        work.path(),
+        &source_for(&registry, "built/nobuildah"),
+        json!({"build": "src"}),
+        &[("IMAGE_RESOURCE_BUILDAH", "/nonexistent/buildah")],
+    );
+    let stderr = out.expect_failure();
+    assert!(
+        stderr.contains("/nonexistent/buildah (from IMAGE_RESOURCE_BUILDAH) was not found"),
+        "{stderr}"
+    );
     assert_nothing_pushed(&registry, "built/nobuildah", &out);
 }
 

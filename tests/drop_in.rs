@@ -334,23 +334,26 @@ fn relay(listen: &str, upstream: String) {
 #[test]
 fn ca_certs_domain_with_port_443_matches_a_repository_without_a_port() {
     let ca = Ca::new();
-    let names = ["127.0.0.1", "127.0.0.43"];
+    // A loopback address of this test process's own (other test runs on the machine may
+    // hold another one's :443); HTTPS's default port leads to the registry.
+    let pid = std::process::id();
+    let ip = format!("127.43.{}.{}", (pid >> 8) & 0xff, (pid & 0xff).max(1));
+    let names = ["127.0.0.1", ip.as_str()];
     let registry = Registry::start(RegistryConfig::new().tls_for(&ca, &names));
     let image = random_image(1, 256);
     push(&registry, &image, "drop/tls:1");
     let digest = skopeo_raw_digest(&registry, "drop/tls:1");
-    // 127.0.0.43 is used by no other test; HTTPS's default port leads to the registry.
-    relay("127.0.0.43:443", registry.host());
-    let source = json!({"repository": "127.0.0.43/drop/tls", "tag": "1",
-        "ca_certs": [{"domain": "127.0.0.43:443", "cert": ca.cert_pem()}]});
+    relay(&format!("{ip}:443"), registry.host());
+    let source = json!({"repository": format!("{ip}/drop/tls"), "tag": "1",
+        "ca_certs": [{"domain": format!("{ip}:443"), "cert": ca.cert_pem()}]});
     let out = run("check", &[], &json!({"source": source}));
     assert_eq!(
         out.expect_success(),
         &json!([{"digest": digest, "tag": "1"}])
     );
     // Another port's domain does not match it.
-    let source = json!({"repository": "127.0.0.43/drop/tls", "tag": "1",
-        "ca_certs": [{"domain": "127.0.0.43:5000", "cert": ca.cert_pem()}]});
+    let source = json!({"repository": format!("{ip}/drop/tls"), "tag": "1",
+        "ca_certs": [{"domain": format!("{ip}:5000"), "cert": ca.cert_pem()}]});
     let error = run("check", &[], &json!({"source": source}))
         .expect_failure()
         .to_string();

@@ -4,6 +4,8 @@
 mod util;
 
 mod build;
+mod build_cache;
+mod build_pull;
 mod check;
 mod check_access;
 mod check_git;

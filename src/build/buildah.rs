@@ -13,6 +13,7 @@ use super::bases::{image_names, layers_of, BaseLayer};
 use super::registries::RegistryAccess;
 use super::request::{BuildRequest, SavedImage};
 use super::workspace::Workspace;
+use crate::resource::PullPolicy;
 use anyhow::{bail, Context as _};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -21,8 +22,19 @@ use std::os::fd::AsFd as _;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 
-/// The program run, looked up on `PATH`.
+/// The program run by default, looked up on `PATH`.
 pub const PROGRAM: &str = "buildah";
+
+/// The environment variable that names another buildah to run (a path or a name on `PATH`),
+/// such as a wrapper that runs a newer buildah than the machine's (`ci/buildah`).
+pub const PROGRAM_VARIABLE: &str = "IMAGE_RESOURCE_BUILDAH";
+
+/// The buildah to run: [`PROGRAM_VARIABLE`] when set and not empty, else [`PROGRAM`].
+pub fn program() -> OsString {
+    std::env::var_os(PROGRAM_VARIABLE)
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| PROGRAM.into())
+}
 
 /// How many of the last stderr lines a failed call's error keeps.
 const STDERR_TAIL: usize = 6;
@@ -63,6 +75,12 @@ impl Buildah {
         }
         eprintln!("building {} with buildah", request.dockerfile.display());
         self.bud(request)
+            .map_err(|e| match request.pull {
+                PullPolicy::Never => e.context(
+                    "params.pull is never: bases not supplied by load_base, load_bases or cache_from are not pulled",
+                ),
+                _ => e,
+            })
             .with_context(|| format!("building {}", request.dockerfile.display()))?;
         let id = std::fs::read_to_string(&self.workspace.iid_file)
             .with_context(|| format!("reading {}", self.workspace.iid_file.display()))?;
@@ -126,7 +144,7 @@ impl Buildah {
             "--isolation",
             "chroot",
             "--layers",
-            "--pull=false",
+            pull_flag(request.pull),
             "--format",
             "oci",
             "--identity-label=false",
@@ -134,6 +152,10 @@ impl Buildah {
         .iter()
         .map(OsString::from)
         .collect();
+        for limit in ulimits() {
+            args.push("--ulimit".into());
+            args.push(limit.into());
+        }
         args.push("--authfile".into());
         args.push(self.auth_file().into());
         args.push("--iidfile".into());
@@ -159,7 +181,7 @@ impl Buildah {
         if let Some(cache) = &request.cache {
             for flag in ["--cache-from", "--cache-to"] {
                 args.push(flag.into());
-                args.push(cache.repository.clone().into());
+                args.push(cache.layers.clone().into());
             }
         }
         args.push(request.context.clone().into());
@@ -251,7 +273,7 @@ impl Buildah {
     /// `buildah` with the global flags and environment that keep it in the workspace.
     fn command(&self) -> Command {
         let ws = &self.workspace;
-        let mut command = Command::new(PROGRAM);
+        let mut command = Command::new(program());
         command
             .current_dir(&ws.tmp)
             .arg("--root")
@@ -313,6 +335,35 @@ impl Buildah {
     }
 }
 
+/// buildah's `--pull` for `params.pull`.
+pub fn pull_flag(policy: PullPolicy) -> &'static str {
+    match policy {
+        PullPolicy::Always => "--pull=always",
+        PullPolicy::IfNotExists => "--pull=missing",
+        PullPolicy::Never => "--pull=never",
+    }
+}
+
+/// `--ulimit` values for `RUN` steps: the soft and hard limits `out` itself runs with, for
+/// open files and processes. buildah 1.39 otherwise asks for its own defaults (1048576 open
+/// files), which a container with lower hard limits refuses, failing every `RUN`.
+pub fn ulimits() -> Vec<String> {
+    use rustix::process::{getrlimit, Resource};
+    [("nofile", Resource::Nofile), ("nproc", Resource::Nproc)]
+        .into_iter()
+        .map(|(name, resource)| {
+            let limit = getrlimit(resource);
+            ulimit(name, limit.current, limit.maximum)
+        })
+        .collect()
+}
+
+/// `NAME=SOFT:HARD`, `-1` for unlimited.
+fn ulimit(name: &str, soft: Option<u64>, hard: Option<u64>) -> String {
+    let text = |v: Option<u64>| v.map_or("-1".to_string(), |v| v.to_string());
+    format!("{name}={}:{}", text(soft), text(hard))
+}
+
 fn os(text: &str) -> &OsStr {
     OsStr::new(text)
 }
@@ -322,12 +373,19 @@ fn spawn(command: &mut Command) -> anyhow::Result<std::process::Child> {
 }
 
 fn spawn_error(e: std::io::Error) -> anyhow::Error {
-    if e.kind() == std::io::ErrorKind::NotFound {
+    let program = program();
+    let program = program.to_string_lossy();
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return anyhow::anyhow!("starting {program}: {e}");
+    }
+    if std::env::var_os(PROGRAM_VARIABLE).is_some_and(|p| !p.is_empty()) {
         anyhow::anyhow!(
-            "{PROGRAM} is not installed (not found on PATH): `out` builds Dockerfiles (params.build) with buildah; install it (apt-get install buildah)"
+            "{program} (from {PROGRAM_VARIABLE}) was not found: `out` builds Dockerfiles (params.build) with buildah; point {PROGRAM_VARIABLE} at a buildah or unset it"
         )
     } else {
-        anyhow::anyhow!("starting {PROGRAM}: {e}")
+        anyhow::anyhow!(
+            "{PROGRAM} is not installed (not found on PATH): `out` builds Dockerfiles (params.build) with buildah; install it (apt-get install buildah; 1.39 or later, as in Debian trixie)"
+        )
     }
 }
 
@@ -403,6 +461,17 @@ mod tests {
         let e = check(failed, "tag", &VecDeque::new()).map_err(|e| e.to_string());
         assert_eq!(e, Err("buildah tag failed (exit status: 1)".into()));
         assert!(check(ExitStatus::from_raw(0), "tag", &stderr).is_ok());
+    }
+
+    #[test]
+    fn ulimits_are_soft_and_hard_with_minus_one_for_unlimited() {
+        assert_eq!(
+            ulimit("nofile", Some(1024), Some(20000)),
+            "nofile=1024:20000"
+        );
+        assert_eq!(ulimit("nproc", None, None), "nproc=-1:-1");
+        let limits = ulimits();
+        assert!(limits[0].starts_with("nofile=") && limits[1].starts_with("nproc="));
     }
 
     #[test]

@@ -6,17 +6,20 @@
 //!   labels, secrets, saved images, cache), checked before anything runs;
 //! - `registries`: [`RegistryAccess`], the source's credentials and TLS options as buildah's
 //!   auth file, `registries.conf` and certificate directories;
-//! - `workspace`: the private directory a build runs in, removed afterwards;
+//! - `assets`: the image's `assets/` files (buildah's configuration), compiled in;
+//! - `workspace`: the private directory a build runs in, removed afterwards, configured from
+//!   `assets`;
 //! - `buildah`: [`Buildah`], the builder: one `build` call that writes an OCI layout.
 
+pub(crate) mod assets;
 mod bases;
 mod buildah;
 mod registries;
 mod request;
 mod workspace;
 
-pub use buildah::{Buildah, PROGRAM};
-pub use registries::{dockerfile_registries, RegistryAccess};
+pub use buildah::{program, Buildah, PROGRAM, PROGRAM_VARIABLE};
+pub use registries::{dockerfile_images, dockerfile_registries, RegistryAccess};
 pub use request::{
     expand, BuildRequest, CacheImage, SavedImage, SecretInput, SecretSource, BUILD_METADATA,
     PROXY_VARIABLES,
@@ -24,7 +27,8 @@ pub use request::{
 
 use crate::image::local::Pushable;
 use crate::image::sources;
-use crate::resource::{PutParams, Source};
+use crate::reference::Reference;
+use crate::resource::{PullPolicy, PutParams, Source};
 use crate::settings::Settings;
 use anyhow::Context as _;
 use std::path::Path;
@@ -63,11 +67,55 @@ impl Target {
         let dockerfile = request::dockerfile_path(params, dir)
             .and_then(|path| std::fs::read(path).ok())
             .unwrap_or_default();
-        let hosts = self
-            .access
-            .known_hosts(&String::from_utf8_lossy(&dockerfile));
+        let hosts = build_hosts(&self.access, &dockerfile, params);
         self.access.add_keychain_logins(&hosts, settings).await
     }
+}
+
+/// The registries a build reaches: [`RegistryAccess::known_hosts`] for `dockerfile`, plus
+/// `cache_repository`'s.
+fn build_hosts(access: &RegistryAccess, dockerfile: &[u8], params: &PutParams) -> Vec<String> {
+    let mut hosts = access.known_hosts(&String::from_utf8_lossy(dockerfile));
+    let cache = params
+        .cache_repository
+        .as_deref()
+        .and_then(|name| Reference::parse(name).ok());
+    if let Some(cache) = cache {
+        let host = cache.registry().to_ascii_lowercase();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+/// With `pull: never`, every image the Dockerfile names must be supplied by `load_base`,
+/// `load_bases` or `cache_from`; the first that is not is an error, before anything runs.
+/// (Names built from `ARG`s cannot be checked here; buildah refuses those itself.)
+fn check_supplied(dockerfile: &[u8], request: &BuildRequest) -> anyhow::Result<()> {
+    if request.pull != PullPolicy::Never {
+        return Ok(());
+    }
+    let supplied: Vec<&str> = request
+        .bases
+        .iter()
+        .chain(&request.cache_from)
+        .map(|saved| saved.name.as_str())
+        .collect();
+    for image in dockerfile_images(&String::from_utf8_lossy(dockerfile)) {
+        let name = match (image.tag(), image.digest()) {
+            (None, None) => image.clone().with_tag("latest").unwrap_or(image),
+            _ => image,
+        };
+        if !supplied.contains(&name.to_string().as_str()) {
+            anyhow::bail!(
+                "params.pull is never, but the base {name} ({}) is not supplied by params.load_base, load_bases or cache_from (supplied: {}); supply it or use pull: if-not-exists",
+                request.dockerfile.display(),
+                if supplied.is_empty() { "none".to_string() } else { supplied.join(", ") }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Builds the image `params` describe (paths relative to `dir`) in `scratch` and returns it
@@ -85,9 +133,8 @@ pub fn image(
     let request = BuildRequest::from_params(params, dir, &target.repository, &target.tag, &env)?;
     let dockerfile = std::fs::read(&request.dockerfile)
         .with_context(|| format!("params.dockerfile {}", request.dockerfile.display()))?;
-    let hosts = target
-        .access
-        .known_hosts(&String::from_utf8_lossy(&dockerfile));
+    check_supplied(&dockerfile, &request)?;
+    let hosts = build_hosts(&target.access, &dockerfile, params);
     let builder = Buildah::new(scratch, &target.access, &hosts)?;
     let layout = scratch.join("built");
     let built = builder.build(&request, &layout);

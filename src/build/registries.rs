@@ -197,11 +197,7 @@ impl RegistryAccess {
                 entries.insert(host.clone(), insecure);
             }
         }
-        let mut text = String::from(
-            "# Written by image-resource for one build, and removed with it.\n\
-             unqualified-search-registries = [\"docker.io\"]\n\
-             short-name-mode = \"permissive\"\n",
-        );
+        let mut text = String::from(super::assets::REGISTRIES_CONF);
         if let Some(host) = &self.docker_hub_host {
             let insecure = self.insecure_setting(host, resolve).unwrap_or(false);
             text.push_str(&format!(
@@ -353,8 +349,21 @@ fn registry_host(entry: &str) -> String {
 /// The registries of the images a Dockerfile names in `FROM` and `COPY --from`, leaving out
 /// stage names, `scratch` and names built from `ARG`s.
 pub fn dockerfile_registries(dockerfile: &str) -> Vec<String> {
-    let mut stages: Vec<String> = Vec::new();
     let mut hosts: Vec<String> = Vec::new();
+    for reference in dockerfile_images(dockerfile) {
+        let host = reference.registry().to_ascii_lowercase();
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+/// The images a Dockerfile names in `FROM` and `COPY --from` (normalised), leaving out stage
+/// names, stage numbers, `scratch`, names built from `ARG`s and names that do not parse.
+pub fn dockerfile_images(dockerfile: &str) -> Vec<Reference> {
+    let mut stages: Vec<String> = Vec::new();
+    let mut found: Vec<Reference> = Vec::new();
     let mut line = String::new();
     for raw in dockerfile.lines() {
         let trimmed = raw.trim();
@@ -395,15 +404,14 @@ pub fn dockerfile_registries(dockerfile: &str) -> Vec<String> {
                 continue;
             }
             if let Ok(reference) = Reference::parse(image) {
-                let host = reference.registry().to_ascii_lowercase();
-                if !hosts.contains(&host) {
-                    hosts.push(host);
+                if !found.contains(&reference) {
+                    found.push(reference);
                 }
             }
         }
         line.clear();
     }
-    hosts
+    found
 }
 
 /// A TOML basic string.

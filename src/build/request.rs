@@ -6,7 +6,7 @@
 //! build starts, and errors name the param and the file.
 
 use crate::reference::{self, Reference};
-use crate::resource::{BuildSecret, PutParams};
+use crate::resource::{BuildSecret, PullPolicy, PutParams};
 use crate::secret::Secret;
 use anyhow::{bail, Context as _};
 use serde_json::Value;
@@ -58,6 +58,8 @@ pub struct BuildRequest {
     pub cache_from: Vec<SavedImage>,
     /// `cache: true`: the repository and tag of the previous image.
     pub cache: Option<CacheImage>,
+    /// `pull`: whether bases are resolved against their registry.
+    pub pull: PullPolicy,
 }
 
 /// One build secret: its id and where its value comes from.
@@ -96,6 +98,9 @@ pub struct CacheImage {
     pub repository: String,
     /// `cache_tag`, default the first tag being pushed.
     pub tag: String,
+    /// `registry/repository` of buildah's per-step cache images (`--cache-from`,
+    /// `--cache-to`): `cache_repository`, default [`CacheImage::repository`].
+    pub layers: String,
 }
 
 impl BuildRequest {
@@ -166,11 +171,19 @@ impl BuildRequest {
             let tag = params.cache_tag.as_deref().unwrap_or(first_tag);
             reference::validate_tag(tag)
                 .map_err(|e| anyhow::anyhow!("params.cache_tag {tag:?}: {}", e.reason))?;
+            let layers = match &params.cache_repository {
+                Some(name) => cache_repository(name)?,
+                None => repository.to_string(),
+            };
             Some(CacheImage {
                 repository: repository.to_string(),
                 tag: tag.to_string(),
+                layers,
             })
         } else {
+            if let Some(name) = &params.cache_repository {
+                bail!("params.cache_repository ({name}) is only used with params.cache: true; set cache: true or remove it");
+            }
             None
         };
         Ok(BuildRequest {
@@ -183,8 +196,23 @@ impl BuildRequest {
             bases,
             cache_from,
             cache,
+            pull: params.pull,
         })
     }
+}
+
+/// `cache_repository`: a repository name (normalised, `registry/path`) without tag or digest.
+fn cache_repository(name: &str) -> anyhow::Result<String> {
+    let reference = Reference::parse(name).map_err(|e| {
+        anyhow::anyhow!(
+            "params.cache_repository {name:?} is not a repository: {}",
+            e.reason
+        )
+    })?;
+    if reference.tag().is_some() || reference.digest().is_some() {
+        bail!("params.cache_repository {name:?}: give a repository without a tag or digest (the cache images are tagged by buildah's cache keys)");
+    }
+    Ok(reference.name())
 }
 
 /// The Dockerfile of `params` (sources in `dir`): `dockerfile`, else `<build>/Dockerfile`;

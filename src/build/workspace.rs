@@ -1,11 +1,12 @@
 //! [`Workspace`]: the private directory one build runs in, inside the put's scratch
 //! directory (mode 0700): buildah's storage (`storage/`, `run/`), its configuration
 //! (`auth.json`, `registries.conf`, an empty `registries.conf.d/`, `containers.conf`,
-//! `storage.conf`), a `home/` whose `.config/containers/certs.d/` holds per-registry
-//! certificates, extra CAs (`cas/`), secrets (`secrets/`, 0700, files 0600) and `tmp/`.
+//! `storage.conf`, written from the image's `assets/`), a `home/` whose `.config/containers/`
+//! holds `policy.json` (from `assets/`) and in `certs.d/` per-registry certificates, extra CAs (`cas/`), secrets (`secrets/`, 0700, files 0600) and `tmp/`.
 //! Nothing of the machine's own containers configuration is read or written, and
 //! everything goes when the build ends.
 
+use super::assets;
 use super::registries::RegistryAccess;
 use super::request::{SecretInput, SecretSource};
 use anyhow::Context as _;
@@ -88,17 +89,38 @@ impl Workspace {
         let network = ws.root.join("network");
         private_dir(&network)?;
         // Network backends keep lock files in their config dir: keep them here too.
-        let containers = format!(
-            "[network]\nnetwork_config_dir = \"{}\"\n",
-            toml_path(&network)?
-        );
+        let ulimits: Vec<String> = super::buildah::ulimits()
+            .iter()
+            .map(|limit| toml_string(limit))
+            .collect();
+        let containers = assets::set(
+            "containers.conf",
+            assets::CONTAINERS_CONF,
+            &[
+                ("default_ulimits", format!("[{}]", ulimits.join(", "))),
+                (
+                    "network_config_dir",
+                    format!("\"{}\"", toml_path(&network)?),
+                ),
+            ],
+        )?;
         private_file(&ws.containers_conf, containers.as_bytes())?;
-        let storage = format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-            toml_path(&ws.storage)?,
-            toml_path(&ws.runroot)?
-        );
+        let storage = assets::set(
+            "storage.conf",
+            assets::STORAGE_CONF,
+            &[
+                ("graphroot", format!("\"{}\"", toml_path(&ws.storage)?)),
+                ("runroot", format!("\"{}\"", toml_path(&ws.runroot)?)),
+            ],
+        )?;
         private_file(&ws.storage_conf, storage.as_bytes())?;
+        // containers/image reads $HOME/.config/containers/policy.json before the machine's.
+        let containers_dir = ws.home.join(".config/containers");
+        private_dir(&containers_dir)?;
+        private_file(
+            &containers_dir.join("policy.json"),
+            assets::POLICY_JSON.as_bytes(),
+        )?;
         let certs_d = ws.home.join(".config/containers/certs.d");
         for dir in access.cert_dirs(hosts) {
             let path = certs_d.join(&dir.name);
@@ -148,6 +170,11 @@ impl Workspace {
             })
             .collect()
     }
+}
+
+/// A TOML basic string for a value made here (no quotes or backslashes to escape).
+fn toml_string(value: &str) -> String {
+    format!("\"{value}\"")
 }
 
 fn private_dir(path: &Path) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use params::{BuildSecret, GetParams, PutParams};
+pub use params::{BuildSecret, GetParams, PullPolicy, PutParams};
 pub use request::{CheckRequest, Command, GetRequest, PutRequest, Version};
 pub use source::{
     CaCert, ClientCert, DockerConfigJson, Platform, PrivateRegistry, RegistryExtension,

@@ -72,9 +72,15 @@ pub struct PutParams {
     /// The tag to pull for `cache` (default: the tag being pushed).
     #[serde(default, deserialize_with = "string_or_number")]
     pub cache_tag: Option<String>,
+    /// With `cache`: the repository buildah keeps its per-step cache images in (default: the
+    /// repository being pushed).
+    pub cache_repository: Option<String>,
     /// Directories from `in` (with `save`) to use as cache.
     #[serde(default, deserialize_with = "nullable")]
     pub cache_from: Vec<String>,
+    /// When bases are resolved against their registry (default `always`).
+    #[serde(default, deserialize_with = "nullable")]
+    pub pull: PullPolicy,
     /// A directory from `in` (with `save`) holding the base image.
     pub load_base: Option<String>,
     /// Several such directories.
@@ -201,6 +207,32 @@ impl PutParams {
             ));
         }
         notes
+    }
+}
+
+/// `params.pull`: whether a build's bases (`FROM`, `COPY --from` images) are resolved against
+/// their registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Every base is pulled from its registry, even one supplied by `load_base(s)` or
+    /// `cache_from`: a moved tag is picked up (the default).
+    #[default]
+    Always,
+    /// A base supplied by `load_base(s)` or `cache_from` is used as it is; others are pulled.
+    IfNotExists,
+    /// Only supplied bases; any other is an error.
+    Never,
+}
+
+impl PullPolicy {
+    /// The param's value as written (`if-not-exists`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "always",
+            PullPolicy::IfNotExists => "if-not-exists",
+            PullPolicy::Never => "never",
+        }
     }
 }
 

@@ -40,6 +40,16 @@ const APPLETS: &[&str] = &[
 
 /// The busybox image as an OCI layout (one gzip layer, `Cmd ["/bin/sh"]`).
 pub fn busybox_image() -> Image {
+    busybox_builder().build()
+}
+
+/// [`busybox_image`] with a second layer holding `/marker` (`text`): bases that differ.
+pub fn busybox_with_marker(text: &str) -> Image {
+    let marker = LayerBuilder::new().file("marker", text.as_bytes());
+    busybox_builder().layer(marker).build()
+}
+
+fn busybox_builder() -> ImageBuilder {
     let busybox = fs::read(BUSYBOX)
         .unwrap_or_else(|err| panic!("reading {BUSYBOX}: {err} (apt-get install busybox-static)"));
     let mut layer = LayerBuilder::new()
@@ -54,7 +64,7 @@ pub fn busybox_image() -> Image {
         .file("etc/group", b"root:x:0:\n")
         .dir("root", 0o700)
         .dir("tmp", 0o1777);
-    ImageBuilder::new().layer(layer).build()
+    ImageBuilder::new().layer(layer)
 }
 
 /// Pushes [`busybox_image`] to `registry` as `base/busybox:1`; returns the full name

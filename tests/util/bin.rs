@@ -3,7 +3,7 @@
 //! subprocess (skopeo) with a timeout, so a hung child fails the test instead of CI.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -77,6 +77,12 @@ pub fn run(bin: &str, args: &[&str], stdin_json: &Value) -> Output {
     run_raw(bin, args, stdin_json.to_string().as_bytes())
 }
 
+/// The buildah `out` runs in tests: `ci/buildah`, trixie's buildah (the one the resource
+/// image ships) from the root `ci/setup` prepares, unless `IMAGE_RESOURCE_BUILDAH` is set.
+pub fn buildah() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/buildah")
+}
+
 /// Runs `bin` with `args` and raw `stdin` bytes (60 s timeout).
 pub fn run_raw(bin: &str, args: &[&str], stdin: &[u8]) -> Output {
     run_with_env(bin, args, &[], stdin)
@@ -86,6 +92,9 @@ pub fn run_raw(bin: &str, args: &[&str], stdin: &[u8]) -> Output {
 pub fn run_with_env(bin: &str, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
     let mut command = Command::new(bin_path(bin));
     command.args(args);
+    if std::env::var_os("IMAGE_RESOURCE_BUILDAH").is_none() {
+        command.env("IMAGE_RESOURCE_BUILDAH", buildah());
+    }
     for (name, value) in env {
         command.env(name, value);
     }

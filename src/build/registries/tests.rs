@@ -78,10 +78,7 @@ fn registries_conf_marks_insecure_and_loopback_registries() {
         }
     };
     let text = access.registries_conf(&hosts, &resolve);
-    let expected = "# Written by image-resource for one build, and removed with it.
-unqualified-search-registries = [\"docker.io\"]
-short-name-mode = \"permissive\"
-
+    let tables = "
 [[registry]]
 location = \"10.1.2.3:443\"
 insecure = true
@@ -114,7 +111,11 @@ insecure = true
 location = \"plain.example:5000\"
 insecure = true
 ";
-    assert_eq!(text, expected);
+    // The top-level settings are assets/registries.conf, as the image ships it.
+    assert_eq!(
+        text,
+        format!("{}{tables}", crate::build::assets::REGISTRIES_CONF)
+    );
 }
 
 #[test]
@@ -182,6 +183,23 @@ fn dockerfile_registries_skip_stages_args_and_scratch() {
             "other.example",
             "third.example",
             "docker.io"
+        ]
+    );
+}
+
+#[test]
+fn dockerfile_images_are_normalised_and_listed_once() {
+    let dockerfile = "FROM busybox AS a\nFROM a\nFROM docker.io/library/busybox\n\
+        COPY --from=reg.example:5000/tools:2 /t /t\nFROM $BASE\nFROM scratch\n";
+    let names: Vec<String> = dockerfile_images(dockerfile)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "docker.io/library/busybox:latest",
+            "reg.example:5000/tools:2"
         ]
     );
 }

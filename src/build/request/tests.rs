@@ -154,6 +154,18 @@ fn bad_files_are_named() -> anyhow::Result<()> {
             r#"{"build": "src", "cache": true, "cache_tag": "bad tag"}"#,
             "params.cache_tag",
         ),
+        (
+            r#"{"build": "src", "cache_repository": "r.io/cache"}"#,
+            "params.cache_repository (r.io/cache) is only used with params.cache: true",
+        ),
+        (
+            r#"{"build": "src", "cache": true, "cache_repository": "r.io/Cache"}"#,
+            "params.cache_repository \"r.io/Cache\" is not a repository",
+        ),
+        (
+            r#"{"build": "src", "cache": true, "cache_repository": "r.io/c@sha256:0000000000000000000000000000000000000000000000000000000000000000"}"#,
+            "without a tag or digest",
+        ),
     ] {
         match request(dir.path(), json) {
             Ok(_) => panic!("{json}: accepted"),
@@ -203,5 +215,25 @@ fn secrets_and_saved_images() -> anyhow::Result<()> {
     );
     assert_eq!(built.cache_from[0].archive, other.join("image"));
     assert!(built.cache.is_none());
+    Ok(())
+}
+
+#[test]
+fn cache_repository_and_pull() -> anyhow::Result<()> {
+    let dir = sources();
+    let plain = request(dir.path(), r#"{"build": "src", "cache": true}"#)?;
+    assert_eq!(plain.pull, PullPolicy::Always);
+    let cache = plain.cache.context("cache")?;
+    assert_eq!(
+        (cache.repository.as_str(), cache.layers.as_str()),
+        ("r.io/app", "r.io/app")
+    );
+    let elsewhere = request(
+        dir.path(),
+        r#"{"build": "src", "cache": true, "cache_repository": "cache", "pull": "never"}"#,
+    )?;
+    assert_eq!(elsewhere.pull, PullPolicy::Never);
+    let cache = elsewhere.cache.context("cache")?;
+    assert_eq!(cache.layers, "docker.io/library/cache");
     Ok(())
 }
