@@ -19,7 +19,6 @@ pub mod semver;
 pub mod semver_tags;
 pub mod tag_regex;
 
-use crate::image::manifest::PlatformSpec;
 use crate::reference::Reference;
 use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
@@ -260,14 +259,7 @@ async fn check_regex(
     pattern: &regex::Regex,
 ) -> anyhow::Result<Vec<Version>> {
     let name = settings.reference.name();
-    let platform = match &source.platform {
-        Some(p) => PlatformSpec::with_overrides(
-            p.os.as_deref(),
-            p.architecture.as_deref(),
-            p.variant.as_deref(),
-        ),
-        None => PlatformSpec::host(),
-    };
+    let platform = super::platform_spec(source.platform.as_ref());
     let mode = tag_regex::RegexMode {
         pattern,
         created_at_sort: source.created_at_sort,

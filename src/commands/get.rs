@@ -12,8 +12,8 @@ use crate::image::metadata;
 use crate::image::unpack::{self, Arrivals};
 use crate::pattern;
 use crate::progress::{self, Progress};
-use crate::resource::{parse_request, Command, GetParams, GetRequest, Platform, Version};
-use crate::settings::{first_success, Endpoint, Settings};
+use crate::resource::{parse_request, Command, GetParams, GetRequest, Version};
+use crate::settings::{first_found, first_success, Endpoint, Settings};
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -115,7 +115,7 @@ async fn get(
     ];
     let response_version = json!({"digest": version.digest, "tag": tag});
     let outputs = Outputs::from_params(&request.params);
-    let platform = platform_spec(
+    let platform = super::platform_spec(
         request
             .params
             .platform
@@ -268,35 +268,25 @@ async fn get(
 async fn current_version(settings: &Settings, endpoints: &[Endpoint]) -> anyhow::Result<Version> {
     let reference = &settings.reference;
     let wanted = reference.reference_string();
-    for endpoint in endpoints {
-        let found = endpoint
-            .client
-            .head_manifest(&endpoint.repository, &wanted)
-            .await
-            .with_context(|| format!("resolving {reference} on {}", endpoint.label));
-        match found {
-            Ok(Some(descriptor)) => {
-                return Ok(Version {
-                    digest: descriptor.digest,
-                    tag: reference.tag().map(str::to_string),
-                })
-            }
-            Ok(None) => eprintln!(
-                "{wanted} of {} is not on {}",
-                reference.name(),
-                endpoint.label
-            ),
-            Err(e) => eprintln!("{e:#}"),
-        }
-    }
-    bail!(
-        "no version was given and {reference} does not exist on {}: nothing to fetch",
-        endpoints
-            .iter()
-            .map(|e| e.label.as_str())
-            .collect::<Vec<_>>()
-            .join(" or ")
+    let (_, found) = first_found(
+        endpoints,
+        async |endpoint| {
+            endpoint
+                .client
+                .head_manifest(&endpoint.repository, &wanted)
+                .await
+                .with_context(|| format!("resolving {reference} on {}", endpoint.label))
+        },
+        |found: &Option<_>| found.is_some(),
     )
+    .await?;
+    let descriptor = found.with_context(|| {
+        format!("no version was given and {reference} does not exist: nothing to fetch")
+    })?;
+    Ok(Version {
+        digest: descriptor.digest,
+        tag: reference.tag().map(str::to_string),
+    })
 }
 
 /// What one attempt at fetching needs, the same for every endpoint.
@@ -445,18 +435,6 @@ async fn fetch_and_apply(
         (_, Err(e)) => Err(e),
         (Err(e), Ok(())) => Err(e),
         (Ok(()), Ok(())) => Ok((resolved, image)),
-    }
-}
-
-/// The platform to pick: params' over source's, each field over the host's.
-fn platform_spec(platform: Option<&Platform>) -> PlatformSpec {
-    match platform {
-        Some(p) => PlatformSpec::with_overrides(
-            p.os.as_deref(),
-            p.architecture.as_deref(),
-            p.variant.as_deref(),
-        ),
-        None => PlatformSpec::host(),
     }
 }
 

@@ -64,6 +64,21 @@ fn without_tag_or_digest(repository: &str) -> &str {
     }
 }
 
+/// The platform to pick out of an index: the given one's fields over the host's.
+pub(crate) fn platform_spec(
+    platform: Option<&crate::resource::Platform>,
+) -> crate::image::manifest::PlatformSpec {
+    use crate::image::manifest::PlatformSpec;
+    match platform {
+        Some(p) => PlatformSpec::with_overrides(
+            p.os.as_deref(),
+            p.architecture.as_deref(),
+            p.variant.as_deref(),
+        ),
+        None => PlatformSpec::host(),
+    }
+}
+
 /// The arguments as text: a directory whose name is not UTF-8 is an error, not a panic
 /// (Concourse always passes plain paths).
 fn arguments(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<Vec<String>> {
