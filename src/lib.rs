@@ -34,6 +34,7 @@ pub mod progress;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod repush;
 pub mod resource;
 pub mod secret;
 pub mod settings;

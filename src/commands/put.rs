@@ -4,10 +4,12 @@
 
 use crate::build;
 use crate::fetch;
+use crate::image::compress::{Encoding, LayerOptions};
 use crate::image::sources;
 use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;
+use crate::repush;
 use crate::resource::{parse_request, Command, PutParams, PutRequest};
 use crate::settings::Settings;
 use crate::tags::{self, TagRequest};
@@ -88,6 +90,7 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");
     }
     let params = &request.params;
+    let encoding = Encoding::from_params(params.compression.as_deref(), params.compression_level)?;
     let source = choose_source(params, &dir)?;
     let plan = tags::plan(&TagRequest {
         params,
@@ -126,17 +129,37 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
             pull_plan(&settings, &repository, &tag, &target.client).await?
         }
         local => {
-            let scratch_path = scratch.path().to_path_buf();
-            let mut build = build::Target::new(&source_with_credentials, &settings, &first_tag);
-            if let Source::Build(params) = &local {
-                build.find_logins(params, &dir, &settings).await?;
+            // A docker-save tarball the registry may hold already (see repush).
+            let options = match docker_archive(&local)? {
+                Some((path, want)) => {
+                    let candidates: Vec<String> = std::iter::once(first_tag.clone())
+                        .chain(settings.reference.tag().map(str::to_string))
+                        .collect();
+                    let client = &target.client;
+                    repush::prepare(client, &repository, &candidates, path, want, encoding).await?
+                }
+                None => repush::Outcome::Push(LayerOptions {
+                    encoding,
+                    ..LayerOptions::default()
+                }),
+            };
+            match options {
+                repush::Outcome::Unchanged(plan) => plan,
+                repush::Outcome::Push(options) => {
+                    let scratch_path = scratch.path().to_path_buf();
+                    let mut build =
+                        build::Target::new(&source_with_credentials, &settings, &first_tag);
+                    if let Source::Build(params) = &local {
+                        build.find_logins(params, &dir, &settings).await?;
+                    }
+                    let image = tokio::task::spawn_blocking(move || {
+                        local_image(local, &dir, &scratch_path, &build, &options)
+                    })
+                    .await
+                    .context("preparing the image panicked")??;
+                    PushPlan::from_pushable(&image)
+                }
             }
-            let image = tokio::task::spawn_blocking(move || {
-                local_image(local, &dir, &scratch_path, &build)
-            })
-            .await
-            .context("preparing the image panicked")??;
-            PushPlan::from_pushable(&image)
         }
     };
     let concurrency = request.source.max_concurrent_uploads.unwrap_or(4);
@@ -177,18 +200,28 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     }))
 }
 
+/// The docker-save tarball and image name of `load_file` and `load`.
+fn docker_archive(source: &Source) -> anyhow::Result<Option<(PathBuf, Option<String>)>> {
+    Ok(match source {
+        Source::LoadFile { path, want } => Some((path.clone(), want.clone())),
+        Source::Load(dir) => Some(sources::load_dir_archive(dir)?),
+        _ => None,
+    })
+}
+
 fn local_image(
     source: Source,
     dir: &Path,
     scratch: &Path,
     build: &build::Target,
+    options: &LayerOptions,
 ) -> anyhow::Result<crate::image::local::Pushable> {
     match source {
         // The sources name the param and the file in their errors.
-        Source::Load(path) => sources::from_load_dir(&path, scratch),
+        Source::Load(path) => sources::from_load_dir_with(&path, scratch, options),
         Source::Build(params) => build::image(&params, dir, build, scratch),
         Source::LoadFile { path, want } => {
-            sources::from_docker_archive(&path, want.as_deref(), scratch)
+            sources::from_docker_archive_with(&path, want.as_deref(), scratch, options)
         }
         Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch),
         Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch),

@@ -10,19 +10,25 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::json::{self, DockerManifest};
-use super::{compress_layer, scratch_path, settle, Pushable};
+use super::{encode_layer, scratch_path, settle, Pushable};
 use crate::image::archive::{
     open_member, read_docker_archive, write_bytes_blob, BlobFile, Deferred, DeferredLayer,
     DockerArchive, LocalImage,
 };
+use crate::image::compress::{Encoding, LayerOptions};
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::{HashingReader, TeeReader};
-use crate::image::manifest::DOCKER_MANIFEST;
+use crate::image::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
+use crate::image::reuse;
 
 /// Docker's image config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Docker's gzip layer media type.
 const DOCKER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// OCI's image config media type.
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI's gzip layer media type.
+const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker has no zstd layer type of its own; it pushes OCI's.
 const OCI_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
@@ -39,7 +45,12 @@ struct RootFs {
 }
 
 /// See [`super::from_docker_archive`].
-pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_archive(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<Pushable> {
     let archive = read_docker_archive(path, want)?;
     let config_bytes = archive.config_bytes()?;
     let diff_ids = serde_json::from_slice::<ConfigRootfs>(&config_bytes)
@@ -66,32 +77,59 @@ pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> R
     for (i, want_diff_id) in diff_ids.iter().enumerate() {
         let blob = match defer_layer(&archive, i, want_diff_id)? {
             Some(deferred) => deferred,
-            None => {
-                let (blob, diff_id) = load_layer(&archive, i, scratch)?;
-                let what = layer_name(i, &archive.layers()[i].name, path);
-                check_diff_id(&blob.path, &what, &diff_id, want_diff_id)?;
-                blob
-            }
+            None => match reuse::known_layer(&archive, i, want_diff_id, options)? {
+                Some(known) => known,
+                None => {
+                    let (blob, diff_id) = load_layer(&archive, i, scratch, options.encoding)?;
+                    let what = layer_name(i, &archive.layers()[i].name, path);
+                    check_diff_id(&blob.path, &what, &diff_id, want_diff_id)?;
+                    blob
+                }
+            },
         };
         layers.push(blob);
     }
+    // Docker's schema 2 has no zstd layer type (skopeo refuses OCI's there): with zstd
+    // layers the manifest is OCI's, as `docker push` makes it then.
+    let mut config = config;
+    let media_type = if layers.iter().any(|l| l.media_type == OCI_ZSTD) {
+        config.media_type = OCI_CONFIG.to_string();
+        for layer in &mut layers {
+            if layer.media_type == DOCKER_GZIP {
+                layer.media_type = OCI_GZIP.to_string();
+            }
+        }
+        OCI_MANIFEST
+    } else {
+        DOCKER_MANIFEST
+    };
     let (manifest, manifest_digest) = json::to_bytes(&DockerManifest {
         schema_version: 2,
-        media_type: DOCKER_MANIFEST,
+        media_type,
         config: (&config).into(),
         layers: layers.iter().map(Into::into).collect(),
     })?;
     Ok(Pushable::Image(LocalImage {
         manifest,
         manifest_digest,
-        manifest_media_type: DOCKER_MANIFEST.to_string(),
+        manifest_media_type: media_type.to_string(),
         config,
         layers,
     }))
 }
 
 /// See [`super::from_load_dir`].
-pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_load_dir(
+    dir: &Path,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<Pushable> {
+    let (image, want) = load_dir_archive(dir)?;
+    from_archive(&image, want.as_deref(), scratch, options)
+}
+
+/// See [`super::load_dir_archive`].
+pub(super) fn load_dir_archive(dir: &Path) -> Result<(PathBuf, Option<String>)> {
     let image = dir.join("image");
     if !image.is_file() {
         bail!(
@@ -107,7 +145,7 @@ pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
         (Some(repository), None) => Some(repository),
         (None, _) => None,
     };
-    from_archive(&image, want.as_deref(), scratch)
+    Ok((image, want))
 }
 
 /// The trimmed content of a small name file (`repository`, `tag`); `None` when it is
@@ -217,14 +255,20 @@ pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
 }
 
 /// Layer `i` as a blob in scratch, and the digest of its uncompressed content.
-fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(BlobFile, String)> {
+fn load_layer(
+    archive: &DockerArchive,
+    i: usize,
+    scratch: &Path,
+    encoding: Encoding,
+) -> Result<(BlobFile, String)> {
     let member = &archive.layers()[i].name;
     let what = || format!("layer {i} ({member}) of {}", archive.path().display());
     let mut reader = BufReader::with_capacity(1 << 20, archive.open_layer(i)?);
     let head = reader.fill_buf().with_context(what)?;
     match compression::sniff(head) {
         Compression::None => {
-            let gzip = compress_layer(reader, scratch, DOCKER_GZIP).with_context(what)?;
+            let gzip = encode_layer(reader, scratch, encoding, encoding.docker_media_type())
+                .with_context(what)?;
             Ok((gzip.blob, gzip.diff_id))
         }
         compression => {

@@ -29,7 +29,7 @@ use crate::image::hashing::{HashingReader, TeeReader};
 use anyhow::{bail, Context, Result};
 
 use super::archive::BlobFile;
-use super::compress::gzip_layer;
+use super::compress::{self as codec, Encoding, LayerOptions};
 pub use super::local::Pushable;
 
 /// `load_file` (with `load_repository`/`load_tag`: `want` = `Some("repo:tag")`): a
@@ -37,14 +37,43 @@ pub use super::local::Pushable;
 /// error listing their tags). The result is a Docker v2 schema 2 manifest over the
 /// archive's config bytes, as `docker push` would push it.
 pub fn from_docker_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
-    docker::from_archive(path, want, scratch)
+    from_docker_archive_with(path, want, scratch, &LayerOptions::default())
+}
+
+/// [`from_docker_archive`] compressing as `options` say, and using the layers it lists as
+/// known instead of compressing them.
+pub fn from_docker_archive_with(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<Pushable> {
+    docker::from_archive(path, want, scratch, options)
         .with_context(|| format!("load_file {}", path.display()))
+}
+
+/// The config bytes of the image `want` picks in a docker-save tarball (as
+/// [`from_docker_archive`] picks it), without reading any layer.
+pub fn docker_archive_config(path: &Path, want: Option<&str>) -> Result<Vec<u8>> {
+    super::archive::read_docker_archive(path, want)?
+        .config_bytes()
+        .with_context(|| format!("load_file {}", path.display()))
+}
+
+/// The docker-save tarball of D's `load` directory and the image name it picks.
+pub fn load_dir_archive(dir: &Path) -> Result<(PathBuf, Option<String>)> {
+    docker::load_dir_archive(dir).with_context(|| format!("load {}", dir.display()))
 }
 
 /// D's `load`: the directory `in` wrote with `save: true`. Reads `<dir>/image`, picking
 /// the image named by `<dir>/repository` and `<dir>/tag` when they are there.
 pub fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
-    docker::from_load_dir(dir, scratch).with_context(|| format!("load {}", dir.display()))
+    from_load_dir_with(dir, scratch, &LayerOptions::default())
+}
+
+/// [`from_load_dir`] with `options` (see [`from_docker_archive_with`]).
+pub fn from_load_dir_with(dir: &Path, scratch: &Path, options: &LayerOptions) -> Result<Pushable> {
+    docker::from_load_dir(dir, scratch, options).with_context(|| format!("load {}", dir.display()))
 }
 
 /// `import_file`: a rootfs tarball (plain tar, gzip or zstd, told by its first bytes)
@@ -132,8 +161,18 @@ struct GzipLayer {
 
 /// Compresses an uncompressed layer stream into `scratch` as a `media_type` blob.
 fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<GzipLayer> {
+    encode_layer(input, scratch, Encoding::default(), media_type)
+}
+
+/// [`compress_layer`] as `encoding` says.
+fn encode_layer(
+    input: impl Read,
+    scratch: &Path,
+    encoding: Encoding,
+    media_type: &str,
+) -> Result<GzipLayer> {
     let tmp = scratch_path(scratch, "layer");
-    let compressed = gzip_layer(input, &tmp)?;
+    let compressed = codec::compress_layer(input, &tmp, encoding)?;
     let path = settle(&tmp, scratch, &compressed.digest)?;
     Ok(GzipLayer {
         blob: BlobFile {

@@ -23,7 +23,7 @@ enum Kind {
 pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pushable> {
     let path = resolve(base, pattern)?;
     match kind(&path)? {
-        Kind::DockerSave => docker::from_archive(&path, None, scratch),
+        Kind::DockerSave => docker::from_archive(&path, None, scratch, &Default::default()),
         Kind::OciTarball => oci::from_tarball(&path, scratch),
         Kind::OciLayout => oci::from_layout(&path, None, scratch),
     }
