@@ -86,6 +86,10 @@ seconds() { # seconds COMMAND...: runs it, prints the wall time; logs its CPU ti
   printf '    cpu %s s: %s\n' "$(echo "$(<"$IR_TMP/cpu") - $cpu" | bc)" "$*" >&2
   echo "$(date +%s.%N) - $start" | bc
 }
+layers_mb() { # the compressed size of the pushed image's layers, in MB
+  skopeo inspect --raw --tls-verify=false "docker://$IR_REGISTRY/bench/pushed:1" |
+    jq '[.layers[].size] | add / 1000000 | floor'
+}
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 ratio() { echo "scale=3; $1 / $2" | bc; }
@@ -97,10 +101,12 @@ for tarball in "${tarballs[@]}"; do
   for ((i = 0; i < runs; i++)); do
     ir_start_registry
     t_ours+=("$(seconds ours "$tarball")")
+    ir_log "ours: layers $(layers_mb) MB"
     t_repush+=("$(seconds ours "$tarball")")
     ir_stop_registry
     ir_start_registry
     t_theirs+=("$(seconds theirs "$tarball")")
+    ir_log "skopeo: layers $(layers_mb) MB"
     ir_stop_registry
   done
   name="${tarball%.tar}"

@@ -348,14 +348,21 @@ mod tests {
     /// Checks what every image from a docker archive must be: Docker manifest over these
     /// config bytes, every layer a valid blob whose content has the given diff ID.
     fn check_image(image: &LocalImage, config: &[u8], diff_ids: &[String]) -> Result<()> {
-        assert_eq!(image.manifest_media_type, DOCKER_MANIFEST);
+        // With zstd layers, OCI's manifest (Docker's has no zstd type).
+        let oci = image.layers.iter().any(|l| l.media_type == OCI_ZSTD);
+        let (manifest_type, config_type) = if oci {
+            (OCI_MANIFEST, OCI_CONFIG)
+        } else {
+            (DOCKER_MANIFEST, DOCKER_CONFIG)
+        };
+        assert_eq!(image.manifest_media_type, manifest_type);
         assert_eq!(image.manifest_digest, sha256_digest(&image.manifest));
-        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest)? else {
+        let Parsed::Manifest(parsed) = manifest::parse(manifest_type, &image.manifest)? else {
             bail!("not a manifest");
         };
         assert_eq!(parsed.layers().len(), diff_ids.len());
         assert_eq!(fs::read(&image.config.path)?, config);
-        assert_eq!(image.config.media_type, DOCKER_CONFIG);
+        assert_eq!(image.config.media_type, config_type);
         assert_eq!(parsed.config().digest().to_string(), image.config.digest);
         let copies = tempfile::tempdir()?;
         for (i, layer) in image.layers.iter().enumerate() {
@@ -367,7 +374,7 @@ mod tests {
                 parsed.layers()[i].media_type().to_string(),
                 layer.media_type
             );
-            if layer.media_type == DOCKER_GZIP {
+            if layer.media_type == DOCKER_GZIP || layer.media_type == OCI_GZIP {
                 assert_eq!(gunzip_digest(&path)?, diff_ids[i]);
             }
         }
@@ -423,9 +430,10 @@ mod tests {
         let image = image(from_docker_archive(&archive, Some("x:1"), scratch.path())?)?;
         check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
         assert_eq!(image.layers[0].digest, source.layers[0].digest);
-        assert_eq!(image.layers[0].media_type, DOCKER_GZIP);
+        assert_eq!(image.layers[0].media_type, OCI_GZIP);
         assert_eq!(image.layers[1].digest, source.layers[1].digest);
         assert_eq!(image.layers[1].media_type, OCI_ZSTD);
+        assert_eq!(image.manifest_media_type, OCI_MANIFEST);
         // Named by their digests, they are not read until they must be sent.
         assert!(image.layers.iter().all(|l| l.deferred.is_some()));
         assert!(image.layers.iter().all(|l| l.path == archive));
