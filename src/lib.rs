@@ -19,7 +19,8 @@
 //! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags).
 //! - [`tags`]: the tags an `out` pushes.
 //! - [`build`]: `out`'s Dockerfile builds through buildah.
-//! - [`progress`]: progress lines on stderr.
+//! - [`log`]: where a command's messages go (stderr, or a buffer in tests).
+//! - [`progress`]: progress lines on the log.
 //! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
 #![warn(missing_docs)]
 
@@ -29,6 +30,7 @@ pub mod credentials;
 pub mod digest;
 pub mod fetch;
 pub mod image;
+pub mod log;
 pub mod pattern;
 pub mod progress;
 pub mod push;

@@ -1,6 +1,7 @@
-//! Transfer progress on stderr: one summary line every few seconds while blobs move (per
+//! Transfer progress on the command's [`Log`] (stderr): one summary line every few seconds while blobs move (per
 //! blob in flight: done/size and rate), and a final line; never a flood.
 
+use crate::log::Log;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,10 +121,11 @@ impl Progress {
             .collect()
     }
 
-    /// Prints a progress line on stderr every [`INTERVAL`] until the returned guard is
+    /// Writes a progress line to `log` every [`INTERVAL`] until the returned guard is
     /// dropped.
-    pub fn report(self: &Arc<Self>) -> Reporter {
-        self.report_to(|line| eprintln!("{line}"))
+    pub fn report(self: &Arc<Self>, log: &Log) -> Reporter {
+        let log = log.clone();
+        self.report_to(move |line| log.line(line))
     }
 
     /// Gives `sink` a progress line every [`INTERVAL`] until the returned guard is dropped.

@@ -5,6 +5,7 @@
 use crate::build;
 use crate::fetch;
 use crate::image::sources;
+use crate::log::Log;
 use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;
@@ -65,8 +66,8 @@ fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
     bail!("no image to push: set one of {SOURCES} in params")
 }
 
-/// Runs `out`; `args[0]` is the directory params' paths are relative to.
-pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+/// Runs `out`; `args[0]` is the directory params' paths are relative to. Notes go to `log`.
+pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Value> {
     let dir = args
         .first()
         .map(PathBuf::from)
@@ -79,7 +80,7 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         .into_iter()
         .chain(request.params.notes())
     {
-        eprintln!("{note}");
+        log.line(note);
     }
     // R: credentials in params replace the source's for this step.
     let source_with_credentials = request.params.credentials_over(&request.source);
@@ -150,12 +151,12 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     )
     .await
     .with_context(|| format!("pushing to {}", settings.reference.name()))?;
-    eprintln!(
+    log.line(format_args!(
         "pushed {}@{} as {}",
         settings.reference.name(),
         plan.top.digest,
         tags.join(", ")
-    );
+    ));
     // The version `check` will report for this image, so a put and the check after it do not
     // make two versions of one push; else the first tag.
     let version_tag = super::check::reported_tag(&settings, &request.source, &tags)
