@@ -29,7 +29,10 @@ impl Log {
     pub fn line(&self, text: impl Display) {
         let line = format!("{text}\n");
         // A panic while holding the lock leaves the writer usable: keep logging.
-        let mut sink = self.sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sink = self
+            .sink
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let _ = sink.write_all(line.as_bytes());
         let _ = sink.flush();
     }
