@@ -139,41 +139,4 @@ pub fn run(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ffi::OsString;
-    use std::os::unix::ffi::OsStringExt as _;
-
-    #[test]
-    fn repository_as_written_less_its_tag_or_digest() {
-        let digest = format!("sha256:{}", "a".repeat(64));
-        for (written, expected) in [
-            ("golang", "golang"),
-            ("golang:1.7", "golang"),
-            ("localhost:5000/team/app", "localhost:5000/team/app"),
-            ("localhost:5000/team/app:2.5", "localhost:5000/team/app"),
-            (
-                &*format!("registry.local/app@{digest}"),
-                "registry.local/app",
-            ),
-            (
-                &*format!("registry.local:443/app:1@{digest}"),
-                "registry.local:443/app",
-            ),
-        ] {
-            assert_eq!(without_tag_or_digest(written), expected, "{written}");
-        }
-    }
-
-    #[test]
-    fn non_utf8_arguments_are_errors() {
-        let good = arguments([OsString::from("/tmp/dest")].into_iter());
-        assert_eq!(good.ok(), Some(vec!["/tmp/dest".to_string()]));
-        let bad = OsString::from_vec(b"/tmp/d\xffst".to_vec());
-        let e = arguments([bad].into_iter()).map_err(|e| e.to_string());
-        assert_eq!(
-            e.err().as_deref(),
-            Some("argument 1 (/tmp/d\u{FFFD}st) is not valid UTF-8; give the directory by a UTF-8 path")
-        );
-    }
-}
+mod tests;

@@ -21,6 +21,6 @@ pub use client::{Client, Descriptor};
 pub use error::Error;
 
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
