@@ -18,13 +18,13 @@
 //! - [`fetch`]: `in`'s manifest walk and parallel blob downloads.
 //! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags).
 //! - [`tags`]: the tags an `out` pushes.
-//! - [`build`]: `out`'s Dockerfile builds through buildah.
+//! - [`builder`]: `out`'s Dockerfile builds through buildah.
 //! - [`log`]: where a command's messages go (stderr, or a buffer in tests).
 //! - [`progress`]: progress lines on the log.
 //! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
 #![warn(missing_docs)]
 
-pub mod build;
+pub mod builder;
 pub mod commands;
 pub mod credentials;
 pub mod digest;

@@ -62,7 +62,8 @@ impl Progress {
     }
 
     /// The summary line: blobs finished, bytes so far, overall rate.
-    pub fn line(&self) -> String {
+    #[cfg(test)]
+    fn line(&self) -> String {
         self.line_since(&[], Duration::ZERO)
     }
 
@@ -129,7 +130,7 @@ impl Progress {
     }
 
     /// Gives `sink` a progress line every [`INTERVAL`] until the returned guard is dropped.
-    pub fn report_to(self: &Arc<Self>, sink: impl Fn(String) + Send + 'static) -> Reporter {
+    fn report_to(self: &Arc<Self>, sink: impl Fn(String) + Send + 'static) -> Reporter {
         let progress = Arc::clone(self);
         let handle = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(INTERVAL);

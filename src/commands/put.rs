@@ -2,7 +2,7 @@
 //! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
 //! with every tag.
 
-use crate::build;
+use crate::builder;
 use crate::fetch;
 use crate::image::sources;
 use crate::log::Log;
@@ -128,7 +128,7 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let mut build = build::Target::new(&source_with_credentials, &settings, &first_tag);
+            let mut build = builder::Target::new(&source_with_credentials, &settings, &first_tag);
             if let Source::Build(params) = &local {
                 build.find_logins(params, &dir, &settings).await?;
             }
@@ -182,12 +182,12 @@ fn local_image(
     source: Source,
     dir: &Path,
     scratch: &Path,
-    build: &build::Target,
+    build: &builder::Target,
 ) -> anyhow::Result<crate::image::local::Pushable> {
     match source {
         // The sources name the param and the file in their errors.
         Source::Load(path) => sources::from_load_dir(&path, scratch),
-        Source::Build(params) => build::image(&params, dir, build, scratch),
+        Source::Build(params) => builder::image(&params, dir, build, scratch),
         Source::LoadFile { path, want } => {
             sources::from_docker_archive(&path, want.as_deref(), scratch)
         }

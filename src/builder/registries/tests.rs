@@ -114,7 +114,7 @@ insecure = true
     // The top-level settings are assets/registries.conf, as the image ships it.
     assert_eq!(
         text,
-        format!("{}{tables}", crate::build::assets::REGISTRIES_CONF)
+        format!("{}{tables}", crate::builder::assets::REGISTRIES_CONF)
     );
 }
 
