@@ -21,7 +21,8 @@
 //! - [`builder`]: `out`'s Dockerfile builds through buildah.
 //! - [`log`]: where a command's messages go (stderr, or a buffer in tests).
 //! - [`progress`]: progress lines on the log.
-//! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
+//! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` of request bytes,
+//!   arguments and a [`log::Log`]; `commands::main` wires stdin, stdout and stderr.
 #![warn(missing_docs)]
 
 pub mod builder;
