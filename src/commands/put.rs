@@ -128,7 +128,8 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let mut build = builder::Target::new(&source_with_credentials, &settings, &first_tag);
+            let mut build =
+                builder::Target::new(&source_with_credentials, &settings, &first_tag, log);
             if let Source::Build(params) = &local {
                 build.find_logins(params, &dir, &settings).await?;
             }
