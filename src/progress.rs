@@ -241,4 +241,21 @@ mod tests {
             lines[1]
         );
     }
+
+    /// The command's log gets the lines (stderr for the executables).
+    #[tokio::test(start_paused = true)]
+    async fn report_writes_to_the_log() {
+        let p = Progress::new("uploading", &[("sha256:cccccccccccc00".into(), 4_000_000)]);
+        let (log, captured) = crate::log::Captured::log();
+        let reporter = p.report(&log);
+        p.items[0].done.store(1_000_000, Ordering::Relaxed);
+        tokio::time::sleep(INTERVAL + INTERVAL / 2).await;
+        drop(reporter);
+        let text = captured.text();
+        assert!(
+            text.starts_with("uploading 0/1 blobs, 1.0 MB of 4.0 MB"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
 }
