@@ -11,7 +11,8 @@
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
-use crate::image::archive::{BlobFile, Deferred, LocalImage};
+use crate::image::model::{Blob, Digest, Image as LocalImage};
+use crate::push::BlobSource;
 use crate::reference::Reference;
 
 /// A layer of a pulled image: its content digest and the blob its registry holds.
@@ -152,7 +153,9 @@ pub fn reuse(
         let Some(base) = found else {
             continue;
         };
-        if base.digest == layer.digest {
+        let digest = Digest::parse(&base.digest)
+            .with_context(|| format!("base layer of {}", base.repository))?;
+        if digest == layer.digest {
             continue;
         }
         let media_type = match compression(&base.media_type) {
@@ -161,14 +164,14 @@ pub fn reuse(
         };
         replacements.push((
             i,
-            BlobFile {
-                digest: base.digest.clone(),
+            Blob {
+                digest,
                 media_type: media_type.to_string(),
                 size: base.size,
-                path: layer.path.clone(),
-                deferred: Some(Deferred::Mount {
+                source: BlobSource::Remote {
+                    client: None,
                     repository: base.repository.clone(),
-                }),
+                },
             },
         ));
     }

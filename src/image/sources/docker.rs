@@ -10,11 +10,12 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
 use super::json::{self, DockerManifest};
-use super::{compress_layer, scratch_path, settle, Pushable};
+use super::{compress_layer, scratch_path, settle};
 use crate::image::archive::{
-    open_member, read_docker_archive, write_bytes_blob, BlobFile, Deferred, DeferredLayer,
-    DockerArchive, LocalImage,
+    open_member, read_docker_archive, write_bytes_blob, ArchiveLayer, DockerArchive,
 };
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
+use crate::push::BlobSource;
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::{HashingReader, TeeReader};
 use crate::image::manifest::DOCKER_MANIFEST;
@@ -39,7 +40,7 @@ struct RootFs {
 }
 
 /// See [`super::from_docker_archive`].
-pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
     let archive = read_docker_archive(path, want)?;
     let config_bytes = archive.config_bytes()?;
     let diff_ids = serde_json::from_slice::<ConfigRootfs>(&config_bytes)
@@ -69,29 +70,31 @@ pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> R
             None => {
                 let (blob, diff_id) = load_layer(&archive, i, scratch)?;
                 let what = layer_name(i, &archive.layers()[i].name, path);
-                check_diff_id(&blob.path, &what, &diff_id, want_diff_id)?;
+                check_diff_id(blob.path()?, &what, &diff_id, want_diff_id)?;
                 blob
             }
         };
         layers.push(blob);
     }
-    let (manifest, manifest_digest) = json::to_bytes(&DockerManifest {
+    let (raw, digest) = json::to_bytes(&DockerManifest {
         schema_version: 2,
         media_type: DOCKER_MANIFEST,
         config: (&config).into(),
         layers: layers.iter().map(Into::into).collect(),
     })?;
-    Ok(Pushable::Image(LocalImage {
-        manifest,
-        manifest_digest,
-        manifest_media_type: DOCKER_MANIFEST.to_string(),
+    Ok(ImageOrIndex::Image(Image {
+        manifest: Manifest {
+            raw,
+            digest,
+            media_type: DOCKER_MANIFEST.to_string(),
+        },
         config,
         layers,
     }))
 }
 
 /// See [`super::from_load_dir`].
-pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     let image = dir.join("image");
     if !image.is_file() {
         bail!(
@@ -138,9 +141,9 @@ fn layer_name(i: usize, member: &str, archive: &Path) -> String {
     format!("layer {i} ({member}) of {}", archive.display())
 }
 
-/// Layer `i` as a [`DeferredLayer`], when it is compressed and its member name gives its
+/// Layer `i` as an [`ArchiveLayer`], when it is compressed and its member name gives its
 /// digest: nothing but its first bytes is read now. `None` for any other layer.
-fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Option<BlobFile>> {
+fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Option<Blob>> {
     let member = &archive.layers()[i];
     let Some(digest) = named_digest(&member.name) else {
         return Ok(None);
@@ -161,12 +164,12 @@ fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Optio
         Compression::Gzip => (Compression::Gzip, DOCKER_GZIP),
         Compression::Zstd => (Compression::Zstd, OCI_ZSTD),
     };
-    Ok(Some(BlobFile {
+    Ok(Some(Blob {
         digest,
         media_type: media_type.to_string(),
         size: member.size,
-        path: archive.path().to_path_buf(),
-        deferred: Some(Deferred::Member(DeferredLayer {
+        source: BlobSource::Member(Box::new(ArchiveLayer {
+            archive: archive.path().to_path_buf(),
             member: member.clone(),
             compression,
             diff_id: diff_id.to_string(),
@@ -177,32 +180,27 @@ fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Optio
 
 /// The digest a compressed layer's member name states: `<hex>.tar.gz` and `<hex>.tar.zst`
 /// (as `in` writes them), `blobs/sha256/<hex>` (Docker 25 and later).
-fn named_digest(name: &str) -> Option<String> {
+fn named_digest(name: &str) -> Option<Digest> {
     let hex = name
         .strip_prefix("blobs/sha256/")
         .or_else(|| name.strip_suffix(".tar.gz"))
         .or_else(|| name.strip_suffix(".tar.zst"))?;
-    let is_hex = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    is_hex.then(|| format!("sha256:{hex}"))
+    Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
-/// Copies a [`DeferredLayer`] out of its archive into `scratch`, checking that its content
+/// Copies an [`ArchiveLayer`] out of its archive into `scratch`, checking that its content
 /// is what its name and the config say: the verified blob file.
-pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
-    let deferred = match &blob.deferred {
-        None => return Ok(blob.path.clone()),
-        Some(Deferred::Member(deferred)) => deferred,
-        Some(Deferred::Mount { repository }) => bail!(
-            "blob {} is in {repository} on the registry, not on disk",
-            blob.digest
-        ),
-    };
+pub(super) fn materialise(blob: &Blob, deferred: &ArchiveLayer, scratch: &Path) -> Result<PathBuf> {
     let what = || deferred.what.clone();
-    let reader = BufReader::with_capacity(1 << 20, open_member(&blob.path, &deferred.member)?);
+    let reader = BufReader::with_capacity(
+        1 << 20,
+        open_member(&deferred.archive, &deferred.member)?,
+    );
     let (copy, diff_id) = copy_compressed(reader, deferred.compression, scratch, &blob.media_type)
         .with_context(what)?;
+    let copy_path = copy.path()?.to_path_buf();
     if copy.digest != blob.digest || copy.size != blob.size {
-        let _ = fs::remove_file(&copy.path);
+        let _ = fs::remove_file(&copy_path);
         bail!(
             "{}: its name says {} ({} bytes), but its content is {} ({} bytes)",
             deferred.what,
@@ -212,12 +210,12 @@ pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
             copy.size
         );
     }
-    check_diff_id(&copy.path, &deferred.what, &diff_id, &deferred.diff_id)?;
-    Ok(copy.path)
+    check_diff_id(&copy_path, &deferred.what, &diff_id, &deferred.diff_id)?;
+    Ok(copy_path)
 }
 
 /// Layer `i` as a blob in scratch, and the digest of its uncompressed content.
-fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(BlobFile, String)> {
+fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(Blob, String)> {
     let member = &archive.layers()[i].name;
     let what = || format!("layer {i} ({member}) of {}", archive.path().display());
     let mut reader = BufReader::with_capacity(1 << 20, archive.open_layer(i)?);
@@ -244,7 +242,7 @@ fn copy_compressed(
     compression: Compression,
     scratch: &Path,
     media_type: &str,
-) -> Result<(BlobFile, String)> {
+) -> Result<(Blob, String)> {
     let tmp = scratch_path(scratch, "layer");
     let copied = (|| {
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -259,7 +257,7 @@ fn copy_compressed(
         // Whatever follows the compressed stream is part of the blob too.
         let (tee, digest, size) = blob.finish_inner()?;
         tee.into_out().flush()?;
-        Ok::<_, anyhow::Error>((digest, size, diff_id))
+        Ok::<_, anyhow::Error>((Digest::parse(&digest)?, size, diff_id))
     })();
     let (digest, size, diff_id) = match copied {
         Ok(found) => found,
@@ -269,14 +267,7 @@ fn copy_compressed(
         }
     };
     let path = settle(&tmp, scratch, &digest)?;
-    let blob = BlobFile {
-        digest,
-        media_type: media_type.to_string(),
-        size,
-        path,
-        deferred: None,
-    };
-    Ok((blob, diff_id))
+    Ok((Blob::file(digest, media_type, size, path), diff_id))
 }
 
 #[cfg(test)]

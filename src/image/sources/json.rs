@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
-
-use crate::image::archive::BlobFile;
+use crate::image::model::{Blob, Digest};
 
 /// An OCI descriptor (also Docker's, whose fields are a subset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +35,10 @@ pub(super) struct Descriptor {
 
 impl Descriptor {
     /// A plain descriptor of a blob.
-    pub fn of(blob: &BlobFile) -> Descriptor {
+    pub fn of(blob: &Blob) -> Descriptor {
         Descriptor {
             media_type: blob.media_type.clone(),
-            digest: blob.digest.clone(),
+            digest: blob.digest.to_string(),
             size: blob.size,
             urls: None,
             annotations: None,
@@ -103,12 +101,12 @@ pub(super) struct DockerDescriptor<'a> {
     pub digest: &'a str,
 }
 
-impl<'a> From<&'a BlobFile> for DockerDescriptor<'a> {
-    fn from(blob: &'a BlobFile) -> Self {
+impl<'a> From<&'a Blob> for DockerDescriptor<'a> {
+    fn from(blob: &'a Blob) -> Self {
         DockerDescriptor {
             media_type: &blob.media_type,
             size: blob.size,
-            digest: &blob.digest,
+            digest: blob.digest.as_str(),
         }
     }
 }
@@ -125,9 +123,9 @@ pub(super) struct DockerManifest<'a> {
 }
 
 /// Serialises `value` and digests the bytes.
-pub(super) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, String)> {
+pub(super) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, Digest)> {
     let bytes = serde_json::to_vec(value).context("serialising a manifest")?;
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let digest = Digest::sha256_of(&bytes);
     Ok((bytes, digest))
 }
 
@@ -149,13 +147,8 @@ mod tests {
         );
         assert_eq!(to_bytes(&manifest)?.1, digest);
 
-        let blob = BlobFile {
-            digest: "sha256:cc".into(),
-            media_type: "m".into(),
-            size: 5,
-            path: "x".into(),
-            deferred: None,
-        };
+        let cc = Digest::sha256_of(b"cc");
+        let blob = Blob::file(cc.clone(), "m", 5, "x");
         let docker = DockerManifest {
             schema_version: 2,
             media_type: "d",
@@ -164,7 +157,9 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(to_bytes(&docker)?.0)?,
-            r#"{"schemaVersion":2,"mediaType":"d","config":{"mediaType":"m","size":5,"digest":"sha256:cc"},"layers":[{"mediaType":"m","size":5,"digest":"sha256:cc"}]}"#
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"d","config":{{"mediaType":"m","size":5,"digest":"{cc}"}},"layers":[{{"mediaType":"m","size":5,"digest":"{cc}"}}]}}"#
+            )
         );
         Ok(())
     }

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{docker, oci, Pushable};
+use super::{docker, oci};
+use crate::image::model::ImageOrIndex;
 use crate::image::compression;
 
 /// What a matched path holds.
@@ -20,7 +21,7 @@ enum Kind {
 }
 
 /// See [`super::from_image_path`].
-pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
     let path = resolve(base, pattern)?;
     match kind(&path)? {
         Kind::DockerSave => docker::from_archive(&path, None, scratch),

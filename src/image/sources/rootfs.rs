@@ -12,8 +12,9 @@ use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
 use super::json::{self, Descriptor, Manifest};
-use super::{compress_layer, Pushable};
-use crate::image::archive::{write_bytes_blob, BlobFile, LocalImage};
+use super::compress_layer;
+use crate::image::archive::write_bytes_blob;
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest as Raw};
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::HashingReader;
 use crate::image::manifest::{PlatformSpec, OCI_MANIFEST};
@@ -60,7 +61,7 @@ struct History<'a> {
 }
 
 /// See [`super::from_rootfs_tarball`].
-pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     let compression = probe(path)?;
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let (layer, diff_id) = match compression {
@@ -96,7 +97,7 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
         }],
     };
     let config = write_bytes_blob(scratch, &serde_json::to_vec(&config)?, OCI_CONFIG)?;
-    let (manifest, manifest_digest) = json::to_bytes(&Manifest {
+    let (raw, digest) = json::to_bytes(&Manifest {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),
         artifact_type: None,
@@ -105,10 +106,12 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
         subject: None,
         annotations: None,
     })?;
-    Ok(Pushable::Image(LocalImage {
-        manifest,
-        manifest_digest,
-        manifest_media_type: OCI_MANIFEST.to_string(),
+    Ok(ImageOrIndex::Image(Image {
+        manifest: Raw {
+            raw,
+            digest,
+            media_type: OCI_MANIFEST.to_string(),
+        },
         config,
         layers: vec![layer],
     }))
@@ -183,7 +186,7 @@ fn is_tar_block(block: &[u8]) -> bool {
 }
 
 /// A gzip tarball as the layer, where it lies: one pass hashes the file and its content.
-fn keep_gzip(path: &Path) -> Result<(BlobFile, String)> {
+fn keep_gzip(path: &Path) -> Result<(Blob, String)> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut compressed = HashingReader::new(file);
     let (diff_id, _) = HashingReader::new(MultiGzDecoder::new(BufReader::new(&mut compressed)))
@@ -192,13 +195,7 @@ fn keep_gzip(path: &Path) -> Result<(BlobFile, String)> {
     let (digest, size) = compressed
         .finish()
         .with_context(|| format!("reading {}", path.display()))?;
-    let blob = BlobFile {
-        digest,
-        media_type: OCI_GZIP.to_string(),
-        size,
-        path: path.to_path_buf(),
-        deferred: None,
-    };
+    let blob = Blob::file(Digest::parse(&digest)?, OCI_GZIP, size, path);
     Ok((blob, diff_id))
 }
 
