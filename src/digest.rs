@@ -223,6 +223,18 @@ impl PartialEq<String> for Digest {
     }
 }
 
+impl PartialEq<Digest> for String {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.text
+    }
+}
+
+impl PartialEq<Digest> for &str {
+    fn eq(&self, other: &Digest) -> bool {
+        *self == other.text
+    }
+}
+
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.text)

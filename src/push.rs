@@ -203,10 +203,10 @@ async fn push_blob(
     let mut session = None;
     let (path, scratch_copy) = match &blob.source {
         BlobSource::File(path) => (path.clone(), false),
-        BlobSource::Member(layer) => {
-            let (blob, layer, scratch) = (blob.clone(), layer.clone(), scratch.to_path_buf());
+        BlobSource::Member(_) => {
+            let (blob, scratch) = (blob.clone(), scratch.to_path_buf());
             let path = tokio::task::spawn_blocking(move || {
-                crate::image::sources::materialise(&blob, &layer, &scratch)
+                crate::image::sources::materialise(&blob, &scratch)
             })
             .await
             .context("checking a layer panicked")??;

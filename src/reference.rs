@@ -352,7 +352,6 @@ fn check_tag(tag: &str) -> Result<(), String> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

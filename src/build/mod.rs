@@ -166,8 +166,8 @@ fn share_base_layers(
         return Ok(image);
     };
     let config_path = local.config.path()?;
-    let config = std::fs::read(config_path)
-        .with_context(|| format!("reading {}", config_path.display()))?;
+    let config =
+        std::fs::read(config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
         .context("reading the built image's config")?["rootfs"]["diff_ids"]
         .as_array()

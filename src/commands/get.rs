@@ -7,9 +7,9 @@
 
 use crate::fetch::{self, PlatformImage, Resolved};
 use crate::image::archive::{self, OciIndexSpec};
-use crate::image::model::{Blob, Descriptor, Digest, Image};
 use crate::image::manifest::PlatformSpec;
 use crate::image::metadata;
+use crate::image::model::{Blob, Descriptor, Digest, Image};
 use crate::image::unpack::{self, Arrivals};
 use crate::pattern;
 use crate::progress::{self, Progress};
@@ -242,7 +242,10 @@ async fn get(
     let size: u64 = image.manifest.layers().iter().map(|d| d.size()).sum();
     let image_id = image.manifest.config().digest().to_string();
     written.file("image-id", image_id.as_bytes())?;
-    written.json("metadata.json", &metadata::metadata_json(&image.config.parsed))?;
+    written.json(
+        "metadata.json",
+        &metadata::metadata_json(&image.config.parsed),
+    )?;
     written.json("labels.json", &metadata::labels_json(&image.config.parsed))?;
     written.json(
         "docker_inspect.json",

@@ -4,8 +4,8 @@
 
 use crate::build;
 use crate::fetch;
-use crate::image::sources;
 use crate::image::model::{Blob, ImageOrIndex};
+use crate::image::sources;
 use crate::push::{self, BlobSource, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;

@@ -234,7 +234,11 @@ mod tests {
             },
             ..blob
         };
-        let err = remote.path().err().map(|e| e.to_string()).unwrap_or_default();
+        let err = remote
+            .path()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("base/bb"), "{err}");
     }
 }

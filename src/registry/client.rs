@@ -474,8 +474,7 @@ impl Client {
             }
         }
         for expected in &checks {
-            let actual =
-                digest::of(expected, &body).unwrap_or_else(|_| sha256.to_string());
+            let actual = digest::of(expected, &body).unwrap_or_else(|_| sha256.to_string());
             if &actual != expected {
                 return Err(Error::DigestMismatch {
                     registry: self.host().to_string(),

@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use tar::{Builder, EntryType, Header};
 
 use super::{commit, open_blob, tmp_sibling, MAX_JSON_BYTES};
-use crate::image::model::{Blob, Image};
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::CountingReader;
+use crate::image::model::{Blob, Image};
 use crate::reference::Reference;
 
 /// The archive's index of images.

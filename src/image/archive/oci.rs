@@ -24,10 +24,10 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
-use serde::{Deserialize, Serialize};
 use super::{commit, open_blob, tmp_sibling, MAX_JSON_BYTES};
 use crate::image::model::{Blob, Descriptor, Digest};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 /// Media type of an OCI image index (`index.json` itself is one).
 const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -320,7 +320,10 @@ impl OciLayout {
         }
         let actual = digest.same_algorithm_of(&bytes);
         if actual != *digest {
-            bail!("blob {digest} in {} has digest {actual}", self.dir.display());
+            bail!(
+                "blob {digest} in {} has digest {actual}",
+                self.dir.display()
+            );
         }
         Ok(bytes)
     }

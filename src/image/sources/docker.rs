@@ -14,11 +14,11 @@ use super::{compress_layer, scratch_path, settle};
 use crate::image::archive::{
     open_member, read_docker_archive, write_bytes_blob, ArchiveLayer, DockerArchive,
 };
-use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
-use crate::push::BlobSource;
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::{HashingReader, TeeReader};
 use crate::image::manifest::DOCKER_MANIFEST;
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
+use crate::push::BlobSource;
 
 /// Docker's image config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -40,7 +40,11 @@ struct RootFs {
 }
 
 /// See [`super::from_docker_archive`].
-pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_archive(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+) -> Result<ImageOrIndex> {
     let archive = read_docker_archive(path, want)?;
     let config_bytes = archive.config_bytes()?;
     let diff_ids = serde_json::from_slice::<ConfigRootfs>(&config_bytes)
@@ -190,12 +194,19 @@ fn named_digest(name: &str) -> Option<Digest> {
 
 /// Copies an [`ArchiveLayer`] out of its archive into `scratch`, checking that its content
 /// is what its name and the config say: the verified blob file.
-pub(super) fn materialise(blob: &Blob, deferred: &ArchiveLayer, scratch: &Path) -> Result<PathBuf> {
+pub(super) fn materialise(blob: &Blob, scratch: &Path) -> Result<PathBuf> {
+    let deferred = match &blob.source {
+        BlobSource::File(path) => return Ok(path.clone()),
+        BlobSource::Member(deferred) => deferred,
+        BlobSource::Remote { .. } => bail!(
+            "blob {} is in {}, not on disk",
+            blob.digest,
+            blob.source.describe()
+        ),
+    };
     let what = || deferred.what.clone();
-    let reader = BufReader::with_capacity(
-        1 << 20,
-        open_member(&deferred.archive, &deferred.member)?,
-    );
+    let reader =
+        BufReader::with_capacity(1 << 20, open_member(&deferred.archive, &deferred.member)?);
     let (copy, diff_id) = copy_compressed(reader, deferred.compression, scratch, &blob.media_type)
         .with_context(what)?;
     let copy_path = copy.path()?.to_path_buf();
@@ -285,23 +296,24 @@ mod tests {
     use crate::image::manifest::{self, Parsed};
     use crate::image::sources::{from_docker_archive, from_load_dir};
 
-    fn image(pushable: Pushable) -> Result<LocalImage> {
+    fn image(pushable: ImageOrIndex) -> Result<Image> {
         match pushable {
-            Pushable::Image(image) => Ok(image),
-            Pushable::Index { .. } => bail!("got an index"),
+            ImageOrIndex::Image(image) => Ok(image),
+            ImageOrIndex::Index { .. } => bail!("got an index"),
         }
     }
 
     /// Checks what every image from a docker archive must be: Docker manifest over these
     /// config bytes, every layer a valid blob whose content has the given diff ID.
-    fn check_image(image: &LocalImage, config: &[u8], diff_ids: &[String]) -> Result<()> {
-        assert_eq!(image.manifest_media_type, DOCKER_MANIFEST);
-        assert_eq!(image.manifest_digest, sha256_digest(&image.manifest));
-        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest)? else {
+    fn check_image(image: &Image, config: &[u8], diff_ids: &[String]) -> Result<()> {
+        assert_eq!(image.manifest.media_type, DOCKER_MANIFEST);
+        assert_eq!(image.manifest.digest, sha256_digest(&image.manifest.raw));
+        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest.raw)?
+        else {
             bail!("not a manifest");
         };
         assert_eq!(parsed.layers().len(), diff_ids.len());
-        assert_eq!(fs::read(&image.config.path)?, config);
+        assert_eq!(fs::read(image.config.path()?)?, config);
         assert_eq!(image.config.media_type, DOCKER_CONFIG);
         assert_eq!(parsed.config().digest().to_string(), image.config.digest);
         let copies = tempfile::tempdir()?;
@@ -342,7 +354,7 @@ mod tests {
         )?;
         let scratch = tempfile::tempdir()?;
         let image = image(from_docker_archive(&archive, None, scratch.path())?)?;
-        check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
+        check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)?;
         // skopeo stores layers uncompressed, so all were compressed by us.
         assert!(image.layers.iter().all(|l| l.media_type == DOCKER_GZIP));
 
@@ -368,14 +380,16 @@ mod tests {
         write_docker_archive(&archive, &source, &["x:1".to_string()])?;
         let scratch = tempfile::tempdir()?;
         let image = image(from_docker_archive(&archive, Some("x:1"), scratch.path())?)?;
-        check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
+        check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)?;
         assert_eq!(image.layers[0].digest, source.layers[0].digest);
         assert_eq!(image.layers[0].media_type, DOCKER_GZIP);
         assert_eq!(image.layers[1].digest, source.layers[1].digest);
         assert_eq!(image.layers[1].media_type, OCI_ZSTD);
         // Named by their digests, they are not read until they must be sent.
-        assert!(image.layers.iter().all(|l| l.deferred.is_some()));
-        assert!(image.layers.iter().all(|l| l.path == archive));
+        assert!(image
+            .layers
+            .iter()
+            .all(|l| matches!(&l.source, BlobSource::Member(m) if m.archive == archive)));
         Ok(())
     }
 
@@ -389,19 +403,16 @@ mod tests {
         let scratch = tempfile::tempdir()?;
 
         // A config whose diff_id is wrong: found when the layer is read.
-        let wrong = LocalImage {
-            layers: vec![BlobFile {
-                deferred: None,
-                ..source.layers[0].clone()
-            }],
+        let wrong = Image {
+            layers: vec![source.layers[0].clone()],
             ..source.clone()
         };
         let mut config: serde_json::Value =
-            serde_json::from_slice(&fs::read(&source.config.path)?)?;
+            serde_json::from_slice(&fs::read(source.config.path()?)?)?;
         config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "0".repeat(64)).into();
         let config_blob =
             write_bytes_blob(dir.path(), &serde_json::to_vec(&config)?, DOCKER_CONFIG)?;
-        let wrong = LocalImage {
+        let wrong = Image {
             config: config_blob,
             ..wrong
         };
@@ -416,9 +427,9 @@ mod tests {
         assert!(err.contains("bad-config.tar"), "{err}");
 
         // A name that is not the digest of the bytes: found when the layer is read.
-        let misnamed = LocalImage {
-            layers: vec![BlobFile {
-                digest: format!("sha256:{}", "1".repeat(64)),
+        let misnamed = Image {
+            layers: vec![Blob {
+                digest: Digest::parse(&format!("sha256:{}", "1".repeat(64)))?,
                 ..source.layers[0].clone()
             }],
             ..source.clone()
@@ -430,11 +441,11 @@ mod tests {
             materialise(&loaded.layers[0], scratch.path()).unwrap_err()
         );
         assert!(err.contains("its name says"), "{err}");
-        assert!(err.contains(&source.layers[0].digest), "{err}");
+        assert!(err.contains(source.layers[0].digest.as_str()), "{err}");
 
         // Bytes that are not a valid stream: found when the layer is read.
         let loaded = image(from_docker_archive(&archive, None, scratch.path())?)?;
-        let Some(Deferred::Member(deferred)) = loaded.layers[0].deferred.clone() else {
+        let BlobSource::Member(deferred) = loaded.layers[0].source.clone() else {
             bail!("layer 0 is not deferred");
         };
         let mut bytes = fs::read(&archive)?;
@@ -447,7 +458,10 @@ mod tests {
         );
         assert!(err.contains("layer 0 ("), "{err}");
         // No copy of a rejected layer is left in scratch.
-        assert!(!super::super::blob_name(scratch.path(), &source.layers[0].digest).exists());
+        assert!(!scratch
+            .path()
+            .join(source.layers[0].digest.file_name())
+            .exists());
         for entry in fs::read_dir(scratch.path())? {
             let name = entry?.file_name().to_string_lossy().to_string();
             assert!(!name.starts_with("layer-"), "{name} is left");
@@ -463,7 +477,11 @@ mod tests {
             format!("{hex}.tar.zst"),
             format!("blobs/sha256/{hex}"),
         ] {
-            assert_eq!(named_digest(&name), Some(format!("sha256:{hex}")), "{name}");
+            assert_eq!(
+                named_digest(&name).map(|d| d.to_string()),
+                Some(format!("sha256:{hex}")),
+                "{name}"
+            );
         }
         for name in [
             format!("{hex}/layer.tar"),
@@ -497,7 +515,7 @@ mod tests {
             scratch.path(),
         )?)?;
         assert_eq!(image.layers.len(), 2);
-        assert_eq!(fs::read(&image.config.path)?, configs[1]);
+        assert_eq!(fs::read(image.config.path()?)?, configs[1]);
 
         let err = expect_err(from_docker_archive(&archive, None, scratch.path()))?;
         assert!(err.contains("one:1, reg.io/two:2"), "{err}");
@@ -557,7 +575,7 @@ mod tests {
         fs::write(dir.path().join("tag"), "2")?;
         let image = image(from_load_dir(dir.path(), scratch.path())?)?;
         assert_eq!(image.layers.len(), 2);
-        let config: Value = serde_json::from_slice(&fs::read(&image.config.path)?)?;
+        let config: Value = serde_json::from_slice(&fs::read(image.config.path()?)?)?;
         assert_eq!(
             config["rootfs"]["diff_ids"].as_array().map(Vec::len),
             Some(2)

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::image::model::{Blob, Digest};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use crate::image::model::{Blob, Digest};
 
 /// An OCI descriptor (also Docker's, whose fields are a subset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::image::hashing::{HashingReader, TeeReader};
 use anyhow::{bail, Context, Result};
 
-use super::archive::ArchiveLayer;
 use super::compress::gzip_layer;
 use super::model::{Blob, Digest, Image, ImageOrIndex};
 
@@ -35,7 +34,11 @@ use super::model::{Blob, Digest, Image, ImageOrIndex};
 /// docker-save tarball. `want` picks the image; `None` takes the only one (several → an
 /// error listing their tags). The result is a Docker v2 schema 2 manifest over the
 /// archive's config bytes, as `docker push` would push it.
-pub fn from_docker_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
+pub fn from_docker_archive(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+) -> Result<ImageOrIndex> {
     docker::from_archive(path, want, scratch)
         .with_context(|| format!("load_file {}", path.display()))
 }
@@ -71,11 +74,12 @@ pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Re
     oci::from_layout(dir, ref_name, scratch)
 }
 
-/// The verified file of `blob`, a layer still inside its archive (`layer`): a copy in
-/// `scratch` checked against the digest its name gave and the config's diff_id. The
-/// caller removes the copy when done with it.
-pub fn materialise(blob: &Blob, layer: &ArchiveLayer, scratch: &Path) -> Result<PathBuf> {
-    docker::materialise(blob, layer, scratch)
+/// The verified file of `blob`: its own file, or, for a layer still inside its archive
+/// ([`crate::push::BlobSource::Member`]), a copy in `scratch` checked against the digest
+/// its name gave and the config's diff_id (the caller removes a copy when done with it).
+/// A blob on a registry is an error.
+pub fn materialise(blob: &Blob, scratch: &Path) -> Result<PathBuf> {
+    docker::materialise(blob, scratch)
 }
 
 /// `image` with some of its layers replaced (`(index, blob)`): the manifest is rebuilt with

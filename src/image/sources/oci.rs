@@ -21,10 +21,10 @@ use serde_json::Value;
 use super::json::{self, Descriptor};
 use super::{compress_layer, scan, scratch_path};
 use crate::image::archive::{read_oci_layout, OciLayout};
-use crate::image::model::{self, Blob, Digest, Image, ImageOrIndex, Manifest};
 use crate::image::compression::{self, gzip_media_type, Compression};
 use crate::image::hashing::CountingReader;
 use crate::image::manifest::{self, Parsed};
+use crate::image::model::{self, Blob, Digest, Image, ImageOrIndex, Manifest};
 
 /// Blobs already hashed (while an OCI tarball was extracted): digest → size.
 type Verified = HashMap<Digest, u64>;
@@ -34,7 +34,11 @@ type Verified = HashMap<Digest, u64>;
 const MAX_JSON_BYTES: u64 = 64 << 20;
 
 /// See [`super::from_oci_layout`].
-pub(super) fn from_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_layout(
+    dir: &Path,
+    ref_name: Option<&str>,
+    scratch: &Path,
+) -> Result<ImageOrIndex> {
     let layout = read_oci_layout(dir)?;
     load(&layout, ref_name, scratch, &Verified::new())
 }
@@ -491,8 +495,8 @@ impl Loader<'_> {
                 .with_context(|| format!("reading {}", path.display()))?;
             head
         } else {
-            let scanned = scan(file, digest, None)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let scanned =
+                scan(file, digest, None).with_context(|| format!("reading {}", path.display()))?;
             self.check(descriptor, &path, scanned.digest.as_str(), scanned.size)?;
             scanned.head
         };

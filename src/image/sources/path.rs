@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{docker, oci};
-use crate::image::model::ImageOrIndex;
 use crate::image::compression;
+use crate::image::model::ImageOrIndex;
 
 /// What a matched path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +166,9 @@ mod tests {
         let from_tar = from_image_path(&base, "built/*.tar", scratch.path())?;
         assert_eq!(from_tar.digest(), from_dir.digest());
         let image = from_tar.images()[0].clone();
-        assert_eq!(gunzip_digest(&image.layers[1].path)?, layers[1].diff_id);
+        assert_eq!(gunzip_digest(image.layers[1].path()?)?, layers[1].diff_id);
         // The gzip layer was extracted into scratch and is used from there.
-        assert!(image.layers[0].path.starts_with(scratch.path()));
+        assert!(image.layers[0].path()?.starts_with(scratch.path()));
         assert_eq!(image.layers[0].digest, source.layers[0].digest);
 
         // The layout directory itself, by an absolute glob.
@@ -182,7 +182,7 @@ mod tests {
         docker_save(&saved, &[(&["x:1"], vec![plain_layer(&[("f", b"x")])?])])?;
         let docker = from_image_path(&base, "saved.tar", scratch.path())?;
         assert_eq!(
-            docker.images()[0].manifest_media_type,
+            docker.images()[0].manifest.media_type,
             crate::image::manifest::DOCKER_MANIFEST
         );
         Ok(())

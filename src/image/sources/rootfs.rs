@@ -11,13 +11,13 @@ use anyhow::{bail, Context, Result};
 use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
-use super::json::{self, Descriptor, Manifest};
 use super::compress_layer;
+use super::json::{self, Descriptor, Manifest};
 use crate::image::archive::write_bytes_blob;
-use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest as Raw};
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::HashingReader;
 use crate::image::manifest::{PlatformSpec, OCI_MANIFEST};
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest as Raw};
 
 /// OCI's image config media type.
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -237,22 +237,22 @@ mod tests {
     }
 
     /// Imports `bytes` written as `name`, checks the image, and unpacks it with umoci.
-    fn import(name: &str, bytes: &[u8], tar: &[u8]) -> Result<LocalImage> {
+    fn import(name: &str, bytes: &[u8], tar: &[u8]) -> Result<Image> {
         let dir = tempfile::tempdir()?;
         let input = dir.path().join(name);
         fs::write(&input, bytes)?;
         let scratch = tempfile::tempdir()?;
-        let Pushable::Image(image) = from_rootfs_tarball(&input, scratch.path())? else {
+        let ImageOrIndex::Image(image) = from_rootfs_tarball(&input, scratch.path())? else {
             bail!("an index");
         };
         assert_eq!(image.layers.len(), 1);
         let layer = &image.layers[0];
         assert_eq!(layer.media_type, OCI_GZIP);
-        assert_eq!(sha256_file(&layer.path)?, layer.digest);
-        assert_eq!(fs::metadata(&layer.path)?.len(), layer.size);
-        assert_eq!(image.manifest_digest, sha256_digest(&image.manifest));
+        assert_eq!(sha256_file(layer.path()?)?, layer.digest);
+        assert_eq!(fs::metadata(layer.path()?)?.len(), layer.size);
+        assert_eq!(image.manifest.digest, sha256_digest(&image.manifest.raw));
 
-        let config: Value = serde_json::from_slice(&fs::read(&image.config.path)?)?;
+        let config: Value = serde_json::from_slice(&fs::read(image.config.path()?)?)?;
         assert_eq!(config["rootfs"]["diff_ids"][0], sha256_digest(tar));
         assert_eq!(config["os"], "linux");
         assert_eq!(config["architecture"], PlatformSpec::host().architecture);
@@ -294,7 +294,7 @@ mod tests {
         let gz = gzip(&tar)?;
         let kept = import("rootfs.tgz", &gz, &tar)?;
         assert_eq!(kept.layers[0].digest, sha256_digest(&gz));
-        assert!(kept.layers[0].path.ends_with("rootfs.tgz"));
+        assert!(kept.layers[0].path()?.ends_with("rootfs.tgz"));
         Ok(())
     }
 
