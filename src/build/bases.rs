@@ -119,15 +119,10 @@ pub fn layers_of(name: &str, inspect_json: &str) -> Result<Vec<BaseLayer>> {
         .collect())
 }
 
-/// The compression a layer media type names, as OCI writes it (`gzip`, `zstd`), if any.
+/// The compression a layer media type names (`gzip`, `zstd`), if any: see
+/// [`crate::image::compression::claimed`].
 fn compression(media_type: &str) -> Option<&'static str> {
-    if media_type.ends_with("gzip") {
-        Some("gzip")
-    } else if media_type.ends_with("zstd") {
-        Some("zstd")
-    } else {
-        None
-    }
+    crate::image::compression::claimed(media_type).and_then(|c| c.name())
 }
 
 /// Replaces each layer of `image` whose content is a base layer from `registry` (the

@@ -29,8 +29,12 @@ const SCRATCH: &str = ".image-resource-tmp";
 struct Outputs {
     rootfs_dir: bool,
     rootfs_tar: bool,
+    /// `save`: `image`, a docker-save tarball.
     docker_save: bool,
-    oci_tarball: bool,
+    /// `format: oci`: `image.tar`, also a docker-save tarball (what R writes for it, through
+    /// go-containerregistry's `tarball`), not a tarred OCI layout.
+    image_tar: bool,
+    /// `format: oci-layout`: `oci/`, an OCI image layout directory.
     oci_layout: bool,
 }
 
@@ -41,14 +45,14 @@ impl Outputs {
             rootfs_dir: format == "rootfs" || params.rootfs,
             rootfs_tar: params.rootfs,
             docker_save: params.save,
-            oci_tarball: format == "oci",
+            image_tar: format == "oci",
             oci_layout: format == "oci-layout",
         }
     }
 
     /// Whether any output is written from the downloaded blobs after the rootfs.
     fn needs_blobs(&self) -> bool {
-        self.docker_save || self.oci_tarball || self.oci_layout
+        self.docker_save || self.image_tar || self.oci_layout
     }
 }
 
@@ -226,7 +230,7 @@ async fn get(
         archive::write_docker_archive(&path, &local, std::slice::from_ref(&repo_tag))
             .context("writing the docker-save tarball `image`")?;
     }
-    if outputs.oci_tarball {
+    if outputs.image_tar {
         let path = dest.join("image.tar");
         written.track(&path);
         archive::write_docker_archive(&path, &local, std::slice::from_ref(&repo_tag))

@@ -1,5 +1,5 @@
 //! Turning local `out` sources into an [`ImageOrIndex`]: a docker-save tarball (`load_file`,
-//! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI tarball, a
+//! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI layout tarball, a
 //! docker-save tarball or an OCI layout directory, named by a path or glob).
 //!
 //! Every layer is verified on the way: against the config's `diff_ids` for docker-save
@@ -57,7 +57,7 @@ pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> 
 }
 
 /// R's `image`: `pattern`, a path or glob (relative to `base` unless absolute), must
-/// match exactly one path: an OCI image tarball, a docker-save tarball or an OCI layout
+/// match exactly one path: an OCI layout tarball, a docker-save tarball or an OCI layout
 /// directory, told apart by content.
 pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
     path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))

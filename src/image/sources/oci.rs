@@ -26,7 +26,7 @@ use crate::image::hashing::CountingReader;
 use crate::image::manifest::{self, Parsed};
 use crate::image::model::{self, Blob, Digest, Image, ImageOrIndex, Manifest};
 
-/// Blobs already hashed (while an OCI tarball was extracted): digest → size.
+/// Blobs already hashed (while an OCI layout tarball was extracted): digest → size.
 type Verified = HashMap<Digest, u64>;
 
 /// Largest `oci-layout`, `index.json` or `single-image-digest` taken from a tarball, and
@@ -43,15 +43,15 @@ pub(super) fn from_layout(
     load(&layout, ref_name, scratch, &Verified::new())
 }
 
-/// An OCI image tarball: its layout is extracted into scratch (blobs hashed on the way),
+/// An OCI layout tarball: its layout is extracted into scratch (blobs hashed on the way),
 /// then loaded like a directory without a ref name (see [`choose`]).
 pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     let dir = scratch_path(scratch, "oci-tarball");
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let verified = extract(path, &dir)
-        .with_context(|| format!("extracting the OCI tarball {}", path.display()))?;
+        .with_context(|| format!("extracting the OCI layout tarball {}", path.display()))?;
     let layout = read_oci_layout(&dir)
-        .with_context(|| format!("{} is not a complete OCI image tarball", path.display()))?;
+        .with_context(|| format!("{} is not a complete OCI layout tarball", path.display()))?;
     load(&layout, None, scratch, &verified)
 }
 
@@ -534,7 +534,7 @@ impl Loader<'_> {
     }
 }
 
-/// Extracts the layout inside an OCI tarball (`oci-layout`, `index.json`, `blobs/...`)
+/// Extracts the layout inside an OCI layout tarball (`oci-layout`, `index.json`, `blobs/...`)
 /// into `dir`, hashing each blob as it is written; other members are skipped.
 fn extract(path: &Path, dir: &Path) -> Result<Verified> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;

@@ -63,7 +63,7 @@ fn resolve(base: &Path, pattern: &str) -> Result<PathBuf> {
     }
 }
 
-/// Tells an OCI layout directory, an OCI tarball and a docker-save tarball apart.
+/// Tells an OCI layout directory, an OCI layout tarball and a docker-save tarball apart.
 fn kind(path: &Path) -> Result<Kind> {
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.is_dir() {
@@ -87,7 +87,7 @@ fn kind(path: &Path) -> Result<Kind> {
     }
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     crate::image::archive::check_tar_start(&mut file, path).context(
-        "expected an OCI image tarball, a docker-save tarball or an OCI layout directory",
+        "expected an OCI layout tarball, a docker-save tarball or an OCI layout directory",
     )?;
     let mut archive = tar::Archive::new(file);
     let (mut docker, mut oci, mut names) = (false, false, Vec::new());
@@ -112,12 +112,12 @@ fn kind(path: &Path) -> Result<Kind> {
         (true, _, _) => Ok(Kind::DockerSave),
         (false, true, _) => Ok(Kind::OciTarball),
         (false, false, Err(e)) => bail!(
-            "{} is not a tarball (an OCI image tarball or a docker-save tarball), nor an OCI \
+            "{} is not a tarball (an OCI layout tarball or a docker-save tarball), nor an OCI \
              layout directory: {e}",
             path.display()
         ),
         (false, false, Ok(())) => bail!(
-            "{} is a tarball, but neither an OCI image tarball (no oci-layout) nor a \
+            "{} is a tarball, but neither an OCI layout tarball (no oci-layout) nor a \
              docker-save tarball (no manifest.json); it starts with: {}",
             path.display(),
             if names.is_empty() {

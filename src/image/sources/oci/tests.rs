@@ -379,7 +379,7 @@ fn missing_platforms_and_media_type_are_filled_in() -> Result<()> {
         &digest
     );
 
-    // The same layout as an OCI tarball.
+    // The same layout, tarred (an OCI layout tarball).
     let tarball = dir.path().join("flat.tar");
     let mut tar = tar::Builder::new(File::create(&tarball)?);
     tar.append_dir_all(".", &layout)?;
