@@ -12,7 +12,7 @@ use serde_json::Value;
 
 /// An OCI descriptor (also Docker's, whose fields are a subset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Descriptor {
+pub(super) struct DescriptorJson {
     #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
@@ -33,10 +33,10 @@ pub(super) struct Descriptor {
     pub data: Option<String>,
 }
 
-impl Descriptor {
+impl DescriptorJson {
     /// A plain descriptor of a blob.
-    pub fn of(blob: &Blob) -> Descriptor {
-        Descriptor {
+    pub fn of(blob: &Blob) -> DescriptorJson {
+        DescriptorJson {
             media_type: blob.media_type.clone(),
             digest: blob.digest.to_string(),
             size: blob.size,
@@ -51,7 +51,7 @@ impl Descriptor {
 
 /// An image manifest (OCI, or Docker schema 2 read through the same fields).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Manifest {
+pub(super) struct ManifestJson {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
@@ -62,18 +62,18 @@ pub(super) struct Manifest {
         skip_serializing_if = "Option::is_none"
     )]
     pub artifact_type: Option<String>,
-    pub config: Descriptor,
+    pub config: DescriptorJson,
     #[serde(default)]
-    pub layers: Vec<Descriptor>,
+    pub layers: Vec<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<Descriptor>,
+    pub subject: Option<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Index {
+pub(super) struct IndexJson {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
@@ -85,9 +85,9 @@ pub(super) struct Index {
     )]
     pub artifact_type: Option<String>,
     #[serde(default)]
-    pub manifests: Vec<Descriptor>,
+    pub manifests: Vec<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<Descriptor>,
+    pub subject: Option<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
@@ -139,7 +139,7 @@ mod tests {
           "annotations":{"z":"1","a":"2"},
           "layers":[{"size":3,"digest":"sha256:bb","mediaType":"t","platform":{"os":"linux","architecture":"amd64"}}],
           "config":{"digest":"sha256:aa","size":2,"mediaType":"c"}}"#;
-        let manifest: Manifest = serde_json::from_str(raw)?;
+        let manifest: ManifestJson = serde_json::from_str(raw)?;
         let (bytes, digest) = to_bytes(&manifest)?;
         assert_eq!(
             String::from_utf8(bytes.clone())?,

@@ -85,14 +85,14 @@ pub fn materialise(blob: &Blob, scratch: &Path) -> Result<PathBuf> {
 /// `image` with some of its layers replaced (`(index, blob)`): the manifest is rebuilt with
 /// their descriptors, in the spec's field order, so it gets a new digest.
 pub fn replace_layers(mut image: Image, replacements: Vec<(usize, Blob)>) -> Result<Image> {
-    let mut manifest: json::Manifest =
+    let mut manifest: json::ManifestJson =
         serde_json::from_slice(&image.manifest.raw).context("reading the image manifest")?;
     for (i, blob) in replacements {
         let (Some(descriptor), Some(layer)) = (manifest.layers.get_mut(i), image.layers.get_mut(i))
         else {
             bail!("the image has no layer {i}");
         };
-        *descriptor = json::Descriptor::of(&blob);
+        *descriptor = json::DescriptorJson::of(&blob);
         *layer = blob;
     }
     let (raw, digest) = json::to_bytes(&manifest)?;

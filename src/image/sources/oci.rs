@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::json::{self, Descriptor};
+use super::json::{self, DescriptorJson};
 use super::{compress_layer, scan, scratch_path};
 use crate::image::archive::{read_oci_layout, OciLayout};
 use crate::image::compression::{self, gzip_media_type, Compression};
@@ -286,7 +286,7 @@ impl Loader<'_> {
     /// An index and every image it lists; rebuilt when a child's manifest was (or, for
     /// `index.json`, when a platform or the media type had to be filled in).
     fn index(&mut self, origin: &IndexOrigin, raw: Vec<u8>) -> Result<ImageOrIndex> {
-        let mut index: json::Index = serde_json::from_slice(&raw)
+        let mut index: json::IndexJson = serde_json::from_slice(&raw)
             .with_context(|| format!("parsing {} in {}", origin.what, self.where_()))?;
         let mut images = Vec::with_capacity(index.manifests.len());
         let mut changed = false;
@@ -337,7 +337,7 @@ impl Loader<'_> {
 
     /// Gives every entry of `index` without a platform the one its image's config names,
     /// and checks that no two entries are for the same platform; whether any was filled in.
-    fn fill_platforms(&self, index: &mut json::Index, images: &[Image]) -> Result<bool> {
+    fn fill_platforms(&self, index: &mut json::IndexJson, images: &[Image]) -> Result<bool> {
         let mut filled = false;
         for (entry, image) in index.manifests.iter_mut().zip(images) {
             if entry.platform.is_some() {
@@ -392,7 +392,7 @@ impl Loader<'_> {
                 what()
             );
         }
-        let mut parsed: json::Manifest = serde_json::from_slice(&raw).with_context(what)?;
+        let mut parsed: json::ManifestJson = serde_json::from_slice(&raw).with_context(what)?;
         let config_digest = self.digest(&parsed.config.digest)?;
         self.read_json_blob(&config_digest, parsed.config.size)?;
         let config = Blob::file(
@@ -435,7 +435,7 @@ impl Loader<'_> {
 
     /// A layer, checked: compressed into scratch when its media type says plain tar, else
     /// the layout's file.
-    fn layer(&mut self, descriptor: &Descriptor) -> Result<Blob> {
+    fn layer(&mut self, descriptor: &DescriptorJson) -> Result<Blob> {
         if let Some(done) = self.layers.get(&descriptor.digest) {
             return Ok(done.clone());
         }
@@ -451,7 +451,7 @@ impl Loader<'_> {
 
     /// An uncompressed layer, compressed into scratch; its digest and size are checked on
     /// the way (the input of the compressor is the blob).
-    fn compress(&self, descriptor: &Descriptor, digest: &Digest, path: &Path) -> Result<Blob> {
+    fn compress(&self, descriptor: &DescriptorJson, digest: &Digest, path: &Path) -> Result<Blob> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let head = reader
@@ -481,7 +481,7 @@ impl Loader<'_> {
     }
 
     /// A compressed (or not a tar) layer, used where it lies once it is checked.
-    fn keep(&self, descriptor: &Descriptor, digest: &Digest, path: PathBuf) -> Result<Blob> {
+    fn keep(&self, descriptor: &DescriptorJson, digest: &Digest, path: PathBuf) -> Result<Blob> {
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let head = if self.verified.get(digest) == Some(&descriptor.size) {
             let size = file
@@ -519,7 +519,13 @@ impl Loader<'_> {
     }
 
     /// An error unless a blob's content had the digest and size of its descriptor.
-    fn check(&self, descriptor: &Descriptor, path: &Path, digest: &str, size: u64) -> Result<()> {
+    fn check(
+        &self,
+        descriptor: &DescriptorJson,
+        path: &Path,
+        digest: &str,
+        size: u64,
+    ) -> Result<()> {
         if digest != descriptor.digest || size != descriptor.size {
             bail!(
                 "blob {} in {} ({}) does not match its descriptor: it is {size} bytes with \

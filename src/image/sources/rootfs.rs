@@ -12,12 +12,12 @@ use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
 use super::compress_layer;
-use super::json::{self, Descriptor, Manifest};
+use super::json::{self, DescriptorJson, ManifestJson};
 use crate::image::archive::write_bytes_blob;
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::HashingReader;
 use crate::image::manifest::{PlatformSpec, OCI_MANIFEST};
-use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest as Raw};
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
 
 /// OCI's image config media type.
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -97,17 +97,17 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> 
         }],
     };
     let config = write_bytes_blob(scratch, &serde_json::to_vec(&config)?, OCI_CONFIG)?;
-    let (raw, digest) = json::to_bytes(&Manifest {
+    let (raw, digest) = json::to_bytes(&ManifestJson {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),
         artifact_type: None,
-        config: Descriptor::of(&config),
-        layers: vec![Descriptor::of(&layer)],
+        config: DescriptorJson::of(&config),
+        layers: vec![DescriptorJson::of(&layer)],
         subject: None,
         annotations: None,
     })?;
     Ok(ImageOrIndex::Image(Image {
-        manifest: Raw {
+        manifest: Manifest {
             raw,
             digest,
             media_type: OCI_MANIFEST.to_string(),
