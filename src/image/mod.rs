@@ -7,6 +7,7 @@ pub mod archive;
 pub mod compress;
 pub mod compression;
 pub mod hashing;
+pub(crate) mod json;
 pub mod manifest;
 pub mod metadata;
 pub mod model;

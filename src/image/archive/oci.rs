@@ -19,12 +19,13 @@
 //!
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::{commit, open_blob, tmp_sibling, MAX_JSON_BYTES};
+use crate::image::json::{DescriptorJson, IndexJson};
 use crate::image::model::{Blob, Descriptor, Digest};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -57,56 +58,6 @@ pub struct OciIndexSpec {
 struct LayoutJson {
     #[serde(rename = "imageLayoutVersion")]
     image_layout_version: String,
-}
-
-/// `index.json`, as written and read.
-#[derive(Debug, Serialize, Deserialize)]
-struct IndexJson {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Vec<DescriptorJson>,
-}
-
-/// A descriptor, fields in the order of the image-spec's Go struct (and skopeo's output).
-#[derive(Debug, Serialize, Deserialize)]
-struct DescriptorJson {
-    #[serde(rename = "mediaType")]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    platform: Option<serde_json::Value>,
-}
-
-impl From<&Descriptor> for DescriptorJson {
-    fn from(d: &Descriptor) -> Self {
-        DescriptorJson {
-            media_type: d.media_type.clone(),
-            digest: d.digest.to_string(),
-            size: d.size,
-            annotations: d.annotations.clone(),
-            platform: d.platform.clone(),
-        }
-    }
-}
-
-impl TryFrom<DescriptorJson> for Descriptor {
-    type Error = anyhow::Error;
-
-    fn try_from(d: DescriptorJson) -> Result<Self> {
-        Ok(Descriptor {
-            digest: Digest::parse(&d.digest).context("index.json")?,
-            media_type: d.media_type,
-            size: d.size,
-            annotations: d.annotations,
-            platform: d.platform,
-        })
-    }
 }
 
 /// Writes an OCI image layout at `dir`: every blob of `blobs` (hard-linked from its file
@@ -156,7 +107,10 @@ fn write_layout(tmp: &Path, index: &OciIndexSpec, blobs: &[Blob]) -> Result<()> 
     let index_json = IndexJson {
         schema_version: 2,
         media_type: Some(OCI_INDEX_MEDIA_TYPE.to_string()),
+        artifact_type: None,
         manifests: index.manifests.iter().map(DescriptorJson::from).collect(),
+        subject: None,
+        annotations: None,
     };
     write_file(&tmp.join(INDEX_FILE), &serde_json::to_vec(&index_json)?)?;
     if let [only] = index.manifests.as_slice() {
@@ -356,7 +310,8 @@ fn read(dir: &Path) -> Result<OciLayout> {
             .manifests
             .into_iter()
             .map(Descriptor::try_from)
-            .collect::<Result<_>>()?,
+            .collect::<Result<_, _>>()
+            .context("index.json")?,
     };
     for top in &found.manifests {
         let path = found.blob_path(&top.digest)?;

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::json::{self, DockerManifest};
 use super::{compress_layer, scratch_path, settle};
 use crate::image::archive::{
     open_member, read_docker_archive, write_bytes_blob, ArchiveLayer, DockerArchive,
 };
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::{HashingReader, TeeReader};
+use crate::image::json::{self, DockerManifest};
 use crate::image::manifest::DOCKER_MANIFEST;
 use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
 use crate::push::BlobSource;

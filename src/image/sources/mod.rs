@@ -14,7 +14,6 @@
 //! [`gzip_layer`]: super::compress::gzip_layer
 
 mod docker;
-mod json;
 mod oci;
 mod path;
 mod rootfs;
@@ -28,6 +27,7 @@ use crate::image::hashing::{HashingReader, TeeReader};
 use anyhow::{bail, Context, Result};
 
 use super::compress::gzip_layer;
+use super::json;
 use super::model::{Blob, Digest, Image, ImageOrIndex};
 
 /// `load_file` (with `load_repository`/`load_tag`: `want` = `Some("repo:tag")`): a

@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::json::{self, DescriptorJson};
 use super::{compress_layer, scan, scratch_path};
 use crate::image::archive::{read_oci_layout, OciLayout};
 use crate::image::compression::{self, gzip_media_type, Compression};
 use crate::image::hashing::CountingReader;
+use crate::image::json::{self, DescriptorJson};
 use crate::image::manifest::{self, Parsed};
 use crate::image::model::{self, Blob, Digest, Image, ImageOrIndex, Manifest};
 

@@ -12,10 +12,10 @@ use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
 use super::compress_layer;
-use super::json::{self, DescriptorJson, ManifestJson};
 use crate::image::archive::write_bytes_blob;
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::HashingReader;
+use crate::image::json::{self, DescriptorJson, ManifestJson};
 use crate::image::manifest::{PlatformSpec, OCI_MANIFEST};
 use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
 

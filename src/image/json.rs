@@ -1,18 +1,19 @@
-//! Manifests, indexes and descriptors as serde structs in the spec's field order, with
-//! sorted maps: serialising one always gives the same bytes, so a rebuilt manifest's
+//! Manifests, indexes and descriptors as serde structs in the spec's field order (the wire
+//! shapes of the [`super::model`] types, for `out`'s sources and the OCI layout's
+//! `index.json`), with sorted maps: serialising one always gives the same bytes, so a rebuilt manifest's
 //! digest depends only on its content. (`oci-spec`'s types keep annotations in a
 //! `HashMap`, whose order changes from run to run.)
 
 use std::collections::BTreeMap;
 
-use crate::image::model::{Blob, Digest};
+use crate::image::model::{self, Blob, Digest};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// An OCI descriptor (also Docker's, whose fields are a subset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct DescriptorJson {
+pub(crate) struct DescriptorJson {
     #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
@@ -49,9 +50,38 @@ impl DescriptorJson {
     }
 }
 
+impl From<&model::Descriptor> for DescriptorJson {
+    fn from(d: &model::Descriptor) -> Self {
+        DescriptorJson {
+            media_type: d.media_type.clone(),
+            digest: d.digest.to_string(),
+            size: d.size,
+            urls: None,
+            annotations: d.annotations.clone(),
+            platform: d.platform.clone(),
+            artifact_type: None,
+            data: None,
+        }
+    }
+}
+
+impl TryFrom<DescriptorJson> for model::Descriptor {
+    type Error = crate::digest::InvalidDigest;
+
+    fn try_from(d: DescriptorJson) -> Result<Self, Self::Error> {
+        Ok(model::Descriptor {
+            digest: Digest::parse(&d.digest)?,
+            media_type: d.media_type,
+            size: d.size,
+            annotations: d.annotations,
+            platform: d.platform,
+        })
+    }
+}
+
 /// An image manifest (OCI, or Docker schema 2 read through the same fields).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct ManifestJson {
+pub(crate) struct ManifestJson {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +103,7 @@ pub(super) struct ManifestJson {
 
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct IndexJson {
+pub(crate) struct IndexJson {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +124,7 @@ pub(super) struct IndexJson {
 
 /// A Docker descriptor in the field order `docker push` writes.
 #[derive(Debug, Serialize)]
-pub(super) struct DockerDescriptor<'a> {
+pub(crate) struct DockerDescriptor<'a> {
     #[serde(rename = "mediaType")]
     pub media_type: &'a str,
     pub size: u64,
@@ -113,7 +143,7 @@ impl<'a> From<&'a Blob> for DockerDescriptor<'a> {
 
 /// A Docker image manifest, schema 2.
 #[derive(Debug, Serialize)]
-pub(super) struct DockerManifest<'a> {
+pub(crate) struct DockerManifest<'a> {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType")]
@@ -123,7 +153,7 @@ pub(super) struct DockerManifest<'a> {
 }
 
 /// Serialises `value` and digests the bytes.
-pub(super) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, Digest)> {
+pub(crate) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, Digest)> {
     let bytes = serde_json::to_vec(value).context("serialising a manifest")?;
     let digest = Digest::sha256_of(&bytes);
     Ok((bytes, digest))
