@@ -97,11 +97,6 @@ impl Manifest {
             self.raw.len() as u64,
         )
     }
-
-    /// Parsed (see [`super::manifest::parse`]).
-    pub fn parse(&self) -> Result<super::manifest::Parsed> {
-        super::manifest::parse(&self.media_type, &self.raw)
-    }
 }
 
 /// A config or layer blob of an image: its descriptor's fields and where its bytes are.
