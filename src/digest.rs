@@ -74,12 +74,13 @@ impl Algorithm {
 
 /// A string that is not a digest we can verify, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid digest {digest:?}: {reason}")]
+#[error("{message}")]
 pub struct InvalidDigest {
     /// The string as given.
     pub digest: String,
-    /// What is wrong with it.
-    pub reason: String,
+    /// What is wrong with it, naming it: `invalid digest "…": …`, or, for an algorithm we
+    /// cannot compute, `unsupported digest "…": …` (as [`Unsupported`] says it).
+    pub message: String,
 }
 
 /// A content digest in an algorithm we verify: `sha256:`, `sha384:` or `sha512:` and
@@ -97,15 +98,19 @@ impl Digest {
     pub fn parse(text: &str) -> Result<Digest, InvalidDigest> {
         let invalid = |reason: String| InvalidDigest {
             digest: text.to_string(),
-            reason,
+            message: format!("invalid digest {text:?}: {reason}"),
         };
         let Some((name, hex)) = text.split_once(':') else {
             return Err(invalid("expected <algorithm>:<hex>".to_string()));
         };
         let Some(algorithm) = Algorithm::from_name(name) else {
-            return Err(invalid(format!(
-                "unsupported algorithm {name:?}: only sha256, sha384 and sha512 digests can be verified"
-            )));
+            return Err(InvalidDigest {
+                digest: text.to_string(),
+                message: Unsupported {
+                    digest: text.to_string(),
+                }
+                .to_string(),
+            });
         };
         let want = algorithm.hex_len();
         if hex.len() != want || !is_lower_hex(hex) {
@@ -420,8 +425,10 @@ mod tests {
             format!("sha512:{hex64}"),
             format!("blake3:{hex64}"),
         ] {
-            let err = Digest::parse(&bad).unwrap_err();
-            assert!(err.to_string().contains("invalid digest"), "{bad}: {err}");
+            let err = Digest::parse(&bad).unwrap_err().to_string();
+            let named = err.contains(&format!("invalid digest {bad:?}"))
+                || err.contains(&format!("unsupported digest {bad:?}"));
+            assert!(named, "{bad}: {err}");
         }
         let json = serde_json::to_string(&sha256).unwrap();
         assert_eq!(json, format!("\"sha256:{hex64}\""));
