@@ -259,3 +259,68 @@ async fn push_blob(
 fn mark_done(progress: &Progress, index: usize, size: u64) {
     progress.counter(index).store(size, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::model::{Digest, Image};
+
+    fn blob(content: &[u8], source: BlobSource) -> Blob {
+        Blob {
+            digest: Digest::sha256_of(content),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size: content.len() as u64,
+            source,
+        }
+    }
+
+    fn image(config: &[u8], layers: Vec<Blob>) -> Image {
+        Image {
+            manifest: Manifest::sha256(
+                config.to_vec(),
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+            config: blob(config, BlobSource::File(PathBuf::from("/c"))),
+            layers,
+        }
+    }
+
+    #[test]
+    fn a_plan_sends_each_blob_once_then_the_children_then_the_top() {
+        let shared = blob(b"shared", BlobSource::File(PathBuf::from("/s")));
+        let mounted = blob(
+            b"base",
+            BlobSource::Remote {
+                client: None,
+                repository: "base/bb".into(),
+            },
+        );
+        let amd = image(b"amd", vec![shared.clone(), mounted.clone()]);
+        let arm = image(b"arm", vec![shared.clone()]);
+        let index = Manifest::sha256(b"index".to_vec(), "application/vnd.oci.image.index.v1+json");
+        let plan = PushPlan::from_image(&ImageOrIndex::Index {
+            index: index.clone(),
+            images: vec![amd.clone(), arm.clone()],
+        });
+        let digests: Vec<&Digest> = plan.blobs.iter().map(|b| &b.digest).collect();
+        assert_eq!(
+            digests,
+            [
+                &amd.config.digest,
+                &shared.digest,
+                &mounted.digest,
+                &arm.config.digest
+            ]
+        );
+        assert_eq!(
+            plan.blobs[2].source.describe(),
+            "base/bb on the target registry"
+        );
+        assert_eq!(plan.children, [amd.manifest.clone(), arm.manifest]);
+        assert_eq!(plan.top, index);
+
+        let single = PushPlan::from_image(&ImageOrIndex::Image(amd.clone()));
+        assert!(single.children.is_empty());
+        assert_eq!(single.top, amd.manifest);
+    }
+}
