@@ -134,7 +134,7 @@ impl Reference {
             check_tag(tag).map_err(fail)?;
         }
         if let Some(digest) = digest {
-            check_digest(digest).map_err(fail)?;
+            crate::digest::check_reference_digest(digest).map_err(fail)?;
         }
         Ok(Reference {
             registry: registry.to_string(),
@@ -231,7 +231,7 @@ pub fn validate_tag(tag: &str) -> Result<(), Error> {
 /// Checks a digest (`algorithm:hex`); `sha256`, `sha384` and `sha512` need their exact
 /// length in lowercase hex.
 pub fn validate_digest(digest: &str) -> Result<(), Error> {
-    check_digest(digest).map_err(|reason| Error::new(digest, reason))
+    crate::digest::check_reference_digest(digest).map_err(|reason| Error::new(digest, reason))
 }
 
 /// Splits `name` into the registry (when its first component names one) and the path.
@@ -350,37 +350,6 @@ fn check_tag(tag: &str) -> Result<(), String> {
         return Err(format!("tag is longer than {TAG_MAX} characters"));
     }
     Ok(())
-}
-
-fn check_digest(digest: &str) -> Result<(), String> {
-    let shape = "digests look like `sha256:` followed by 64 lowercase hex digits";
-    let Some((algorithm, hex)) = digest.split_once(':') else {
-        return Err(format!("digest {digest:?} has no `:`; {shape}"));
-    };
-    let algorithm_ok = !algorithm.is_empty()
-        && algorithm.split(['+', '.', '_', '-']).all(|part| {
-            part.starts_with(|c: char| c.is_ascii_alphabetic())
-                && part.chars().all(|c| c.is_ascii_alphanumeric())
-        });
-    if !algorithm_ok {
-        return Err(format!("invalid digest algorithm {algorithm:?}; {shape}"));
-    }
-    let known = match algorithm {
-        "sha256" => Some(64),
-        "sha384" => Some(96),
-        "sha512" => Some(128),
-        _ => None,
-    };
-    match known {
-        Some(len) if hex.len() != len || !is_lower_hex(hex) => Err(format!(
-            "a {algorithm} digest is {len} lowercase hex digits, got {:?}",
-            hex
-        )),
-        None if hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) => Err(format!(
-            "digest {digest:?} needs at least 32 hex digits after the algorithm"
-        )),
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

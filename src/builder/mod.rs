@@ -25,7 +25,7 @@ pub use request::{
     PROXY_VARIABLES,
 };
 
-use crate::image::local::Pushable;
+use crate::image::model::ImageOrIndex;
 use crate::image::sources;
 use crate::log::Log;
 use crate::reference::Reference;
@@ -132,7 +132,7 @@ pub fn image(
     dir: &Path,
     target: &Target,
     scratch: &Path,
-) -> anyhow::Result<Pushable> {
+) -> anyhow::Result<ImageOrIndex> {
     let scratch = &std::path::absolute(scratch)
         .with_context(|| format!("resolving the scratch directory {}", scratch.display()))?;
     let env = |name: &str| std::env::var(name).ok();
@@ -164,16 +164,17 @@ pub fn image(
 /// Points the built image's base layers at the blobs the target registry already has (see
 /// [`bases`]), and says how many.
 fn share_base_layers(
-    image: Pushable,
+    image: ImageOrIndex,
     bases: &[bases::BaseLayer],
     registry: &str,
     log: &Log,
-) -> anyhow::Result<Pushable> {
-    let Pushable::Image(local) = image else {
+) -> anyhow::Result<ImageOrIndex> {
+    let ImageOrIndex::Image(local) = image else {
         return Ok(image);
     };
-    let config = std::fs::read(&local.config.path)
-        .with_context(|| format!("reading {}", local.config.path.display()))?;
+    let config_path = local.config.path()?;
+    let config =
+        std::fs::read(config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
         .context("reading the built image's config")?["rootfs"]["diff_ids"]
         .as_array()
@@ -189,5 +190,5 @@ fn share_base_layers(
             "{shared} base layer(s) are pushed as {registry} has them (mounted, not uploaded)"
         ));
     }
-    Ok(Pushable::Image(local))
+    Ok(ImageOrIndex::Image(local))
 }

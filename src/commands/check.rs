@@ -215,7 +215,7 @@ async fn check_tag(
                 return Ok((None, false));
             };
             let given_exists = match given {
-                Some(version) if version.digest != current.digest => client
+                Some(version) if current.digest != version.digest => client
                     .head_manifest(&endpoint.repository, &version.digest)
                     .await
                     .with_context(|| {
@@ -240,7 +240,7 @@ async fn check_tag(
         return Ok(Vec::new());
     };
     let current = Version {
-        digest: current.digest,
+        digest: current.digest.to_string(),
         tag: tag.clone(),
     };
     let mut versions = Vec::with_capacity(2);
@@ -330,7 +330,7 @@ async fn resolve_digests(
                 .client
                 .head_manifest(&endpoint.repository, &tag)
                 .await
-                .map(|descriptor| descriptor.map(|d| d.digest))
+                .map(|descriptor| descriptor.map(|d| d.digest.to_string()))
                 .with_context(|| format!("resolving {name}:{tag} on {}", endpoint.label))
         })
         .buffered(RESOLVE_CONCURRENCY)

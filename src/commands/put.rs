@@ -4,9 +4,10 @@
 
 use crate::builder;
 use crate::fetch;
+use crate::image::model::{Blob, ImageOrIndex};
 use crate::image::sources;
 use crate::log::Log;
-use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
+use crate::push::{self, BlobSource, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;
 use crate::resource::{parse_request, Command, PutParams, PutRequest};
@@ -138,7 +139,7 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
             })
             .await
             .context("preparing the image panicked")??;
-            PushPlan::from_pushable(&image)
+            PushPlan::from_image(&image)
         }
     };
     let concurrency = request.source.max_concurrent_uploads.unwrap_or(4);
@@ -184,7 +185,7 @@ fn local_image(
     dir: &Path,
     scratch: &Path,
     build: &builder::Target,
-) -> anyhow::Result<crate::image::local::Pushable> {
+) -> anyhow::Result<ImageOrIndex> {
     match source {
         // The sources name the param and the file in their errors.
         Source::Load(path) => sources::from_load_dir(&path, scratch),
@@ -223,17 +224,16 @@ async fn pull_plan(
         .await
         .with_context(|| format!("params.pull_repository {reference}"))?;
     let is_index = fetched.index.is_some();
-    let mut blobs: Vec<PushBlob> = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
     let mut children = Vec::new();
     for image in fetched.images {
-        let all = std::iter::once(image.manifest.config())
-            .chain(image.manifest.layers().iter())
-            .map(|d| (d.digest().to_string(), d.size()));
-        for (digest, size) in all {
-            if !blobs.iter().any(|b| b.digest == digest) {
-                blobs.push(PushBlob {
-                    digest,
-                    size,
+        let all = std::iter::once(image.config_descriptor()?).chain(image.layers()?);
+        for descriptor in all {
+            if !blobs.iter().any(|b| b.digest == descriptor.digest) {
+                blobs.push(Blob {
+                    digest: descriptor.digest,
+                    media_type: descriptor.media_type,
+                    size: descriptor.size,
                     source: BlobSource::Remote {
                         client: Some(Arc::clone(&client)),
                         repository: from.clone(),
@@ -242,20 +242,12 @@ async fn pull_plan(
             }
         }
         if is_index {
-            children.push(PushManifest {
-                raw: image.raw,
-                media_type: image.media_type,
-                digest: image.digest,
-            });
+            children.push(image.raw);
         }
     }
     Ok(PushPlan {
         blobs,
         children,
-        top: PushManifest {
-            raw: fetched.top_raw,
-            media_type: fetched.top_media_type,
-            digest: fetched.top_digest,
-        },
+        top: fetched.top,
     })
 }

@@ -111,7 +111,7 @@ async fn bearer_token_is_fetched_with_scope_and_service_and_cached() -> anyhow::
     for _ in 0..2 {
         let found = client.head_manifest("team/app", "1.0").await?;
         assert_eq!(
-            found.map(|d| d.digest),
+            found.map(|d| d.digest.to_string()),
             Some(crate::digest::sha256(MANIFEST))
         );
     }
@@ -267,7 +267,7 @@ async fn head_without_a_digest_header_falls_back_to_get() -> anyhow::Result<()> 
     let client = client(&server, None).await?;
     let found = client.head_manifest("app", "1").await?;
     assert_eq!(
-        found.map(|d| (d.digest, d.size)),
+        found.map(|d| (d.digest.to_string(), d.size)),
         Some((crate::digest::sha256(MANIFEST), MANIFEST.len() as u64))
     );
     assert_eq!(
