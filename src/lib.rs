@@ -20,17 +20,20 @@
 //! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags) and where each blob's bytes
 //!   are ([`push::BlobSource`]).
 //! - [`tags`]: the tags an `out` pushes.
-//! - [`build`]: `out`'s Dockerfile builds through buildah.
-//! - [`progress`]: progress lines on stderr.
-//! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
+//! - [`builder`]: `out`'s Dockerfile builds through buildah.
+//! - [`log`]: where a command's messages go (stderr, or a buffer in tests).
+//! - [`progress`]: progress lines on the log.
+//! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` of request bytes,
+//!   arguments and a [`log::Log`]; `commands::main` wires stdin, stdout and stderr.
 #![warn(missing_docs)]
 
-pub mod build;
+pub mod builder;
 pub mod commands;
 pub mod credentials;
 pub mod digest;
 pub mod fetch;
 pub mod image;
+pub mod log;
 pub mod pattern;
 pub mod progress;
 pub mod push;

@@ -123,7 +123,7 @@ pub async fn push(
         .map(|b| (b.digest.to_string(), b.size))
         .collect();
     let progress = Progress::new("uploading", &sizes);
-    let reporter = progress.report();
+    let reporter = progress.report(&crate::log::Log::stderr());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, blob) in plan.blobs.iter().enumerate() {

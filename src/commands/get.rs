@@ -11,6 +11,7 @@ use crate::image::manifest::PlatformSpec;
 use crate::image::metadata;
 use crate::image::model::{Blob, Descriptor, Digest, Image};
 use crate::image::unpack::{self, Arrivals};
+use crate::log::Log;
 use crate::pattern;
 use crate::progress::{self, Progress};
 use crate::resource::{parse_request, Command, GetParams, GetRequest, Version};
@@ -56,8 +57,8 @@ impl Outputs {
     }
 }
 
-/// Runs `in`; `args[0]` is the destination directory.
-pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+/// Runs `in`; `args[0]` is the destination directory. Notes and progress go to `log`.
+pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Value> {
     let dest = args
         .first()
         .map(PathBuf::from)
@@ -65,14 +66,14 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     let request: GetRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Get)?;
     for note in request.source.notes(Command::Get) {
-        eprintln!("{note}");
+        log.line(note);
     }
     // R: credentials in params replace the source's for this step.
     let settings = Settings::from_source(&request.params.credentials_over(&request.source))?;
     std::fs::create_dir_all(&dest)
         .with_context(|| format!("creating the destination directory {}", dest.display()))?;
-    let mut written = Written::new(&dest);
-    match get(&settings, &request, &dest, &mut written).await {
+    let mut written = Written::new(&dest, log);
+    match get(&settings, &request, &dest, &mut written, log).await {
         Ok(response) => {
             written.keep();
             Ok(response)
@@ -86,6 +87,7 @@ async fn get(
     request: &GetRequest,
     dest: &Path,
     written: &mut Written,
+    log: &Log,
 ) -> anyhow::Result<Value> {
     let source = &request.source;
     let reference = &settings.reference;
@@ -179,6 +181,7 @@ async fn get(
         scratch: &scratch,
         rootfs: &rootfs_path,
         max_concurrent_downloads: source.max_concurrent_downloads,
+        log,
     };
     if outputs.rootfs_dir {
         written.track(&rootfs_path);
@@ -194,11 +197,11 @@ async fn get(
                 break;
             }
             Err(e) if i + 1 < endpoints.len() => {
-                eprintln!(
+                log.line(format_args!(
                     "{} failed, starting over from {}: {e:#}",
                     endpoint.label,
                     endpoints[i + 1].label
-                );
+                ));
                 failures.push(format!("{}: {e:#}", endpoint.label));
                 job.clear()?;
             }
@@ -307,6 +310,7 @@ struct Job<'a> {
     scratch: &'a Path,
     rootfs: &'a Path,
     max_concurrent_downloads: Option<usize>,
+    log: &'a Log,
 }
 
 impl Job<'_> {
@@ -337,6 +341,7 @@ async fn fetch_and_apply(
         version,
         repository,
         outputs,
+        log,
         ..
     } = *job;
     let resolved = fetch::resolve(
@@ -375,7 +380,7 @@ async fn fetch_and_apply(
     let started = Instant::now();
     let sizes: Vec<(String, u64)> = blobs.iter().map(|(d, s)| (d.to_string(), *s)).collect();
     let progress = Progress::new("downloading", &sizes);
-    let reporter = progress.report();
+    let reporter = progress.report(log);
     let arrivals = Arc::new(Arrivals::default());
     let concurrency = job
         .max_concurrent_downloads
@@ -414,12 +419,12 @@ async fn fetch_and_apply(
             () = apply_failed.notified() => bail!("cancelled"),
         }
         drop(reporter);
-        eprintln!(
+        log.line(format_args!(
             "downloaded {} blobs, {} in {:.1} s",
             blobs.len(),
             progress::mb(total),
             started.elapsed().as_secs_f64()
-        );
+        ));
         anyhow::Ok(())
     };
     let applied = async {
@@ -434,11 +439,11 @@ async fn fetch_and_apply(
             apply_failed.notify_one();
         }
         result?;
-        eprintln!(
+        log.line(format_args!(
             "unpacked {} layers into rootfs/ in {:.1} s",
             image.manifest.layers().len(),
             started.elapsed().as_secs_f64()
-        );
+        ));
         anyhow::Ok(())
     };
     match tokio::join!(downloaded, applied) {
@@ -517,14 +522,16 @@ struct Written {
     dest: PathBuf,
     paths: Vec<PathBuf>,
     kept: bool,
+    log: Log,
 }
 
 impl Written {
-    fn new(dest: &Path) -> Written {
+    fn new(dest: &Path, log: &Log) -> Written {
         Written {
             dest: dest.to_path_buf(),
             paths: Vec::new(),
             kept: false,
+            log: log.clone(),
         }
     }
 
@@ -571,10 +578,10 @@ impl Drop for Written {
                 Err(_) => Ok(()),
             };
             if let Err(e) = removed {
-                eprintln!(
+                self.log.line(format_args!(
                     "warning: could not remove {} after the failure: {e}",
                     path.display()
-                );
+                ));
             }
         }
     }

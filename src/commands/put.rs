@@ -2,10 +2,11 @@
 //! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
 //! with every tag.
 
-use crate::build;
+use crate::builder;
 use crate::fetch;
 use crate::image::model::{Blob, ImageOrIndex};
 use crate::image::sources;
+use crate::log::Log;
 use crate::push::{self, BlobSource, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;
@@ -66,8 +67,8 @@ fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
     bail!("no image to push: set one of {SOURCES} in params")
 }
 
-/// Runs `out`; `args[0]` is the directory params' paths are relative to.
-pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+/// Runs `out`; `args[0]` is the directory params' paths are relative to. Notes go to `log`.
+pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Value> {
     let dir = args
         .first()
         .map(PathBuf::from)
@@ -80,7 +81,7 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         .into_iter()
         .chain(request.params.notes())
     {
-        eprintln!("{note}");
+        log.line(note);
     }
     // R: credentials in params replace the source's for this step.
     let source_with_credentials = request.params.credentials_over(&request.source);
@@ -128,7 +129,8 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let mut build = build::Target::new(&source_with_credentials, &settings, &first_tag);
+            let mut build =
+                builder::Target::new(&source_with_credentials, &settings, &first_tag, log);
             if let Source::Build(params) = &local {
                 build.find_logins(params, &dir, &settings).await?;
             }
@@ -151,12 +153,12 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     )
     .await
     .with_context(|| format!("pushing to {}", settings.reference.name()))?;
-    eprintln!(
+    log.line(format_args!(
         "pushed {}@{} as {}",
         settings.reference.name(),
         plan.top.digest,
         tags.join(", ")
-    );
+    ));
     // The version `check` will report for this image, so a put and the check after it do not
     // make two versions of one push; else the first tag.
     let version_tag = super::check::reported_tag(&settings, &request.source, &tags)
@@ -182,12 +184,12 @@ fn local_image(
     source: Source,
     dir: &Path,
     scratch: &Path,
-    build: &build::Target,
+    build: &builder::Target,
 ) -> anyhow::Result<ImageOrIndex> {
     match source {
         // The sources name the param and the file in their errors.
         Source::Load(path) => sources::from_load_dir(&path, scratch),
-        Source::Build(params) => build::image(&params, dir, build, scratch),
+        Source::Build(params) => builder::image(&params, dir, build, scratch),
         Source::LoadFile { path, want } => {
             sources::from_docker_archive(&path, want.as_deref(), scratch)
         }

@@ -27,6 +27,7 @@ pub use request::{
 
 use crate::image::model::ImageOrIndex;
 use crate::image::sources;
+use crate::log::Log;
 use crate::reference::Reference;
 use crate::resource::{PullPolicy, PutParams, Source};
 use crate::settings::Settings;
@@ -41,16 +42,19 @@ pub struct Target {
     repository: String,
     tag: String,
     access: RegistryAccess,
+    log: Log,
 }
 
 impl Target {
-    /// For a put of `source` (validated as `settings`) whose first tag is `first_tag`.
-    pub fn new(source: &Source, settings: &Settings, first_tag: &str) -> Target {
+    /// For a put of `source` (validated as `settings`) whose first tag is `first_tag`;
+    /// notes go to `log`.
+    pub fn new(source: &Source, settings: &Settings, first_tag: &str, log: &Log) -> Target {
         Target {
             registry: settings.reference.registry().to_string(),
             repository: settings.reference.name(),
             tag: first_tag.to_string(),
             access: RegistryAccess::new(source, settings),
+            log: log.clone(),
         }
     }
 
@@ -68,7 +72,9 @@ impl Target {
             .and_then(|path| std::fs::read(path).ok())
             .unwrap_or_default();
         let hosts = build_hosts(&self.access, &dockerfile, params);
-        self.access.add_keychain_logins(&hosts, settings).await
+        self.access
+            .add_keychain_logins(&hosts, settings, &self.log)
+            .await
     }
 }
 
@@ -135,7 +141,7 @@ pub fn image(
         .with_context(|| format!("params.dockerfile {}", request.dockerfile.display()))?;
     check_supplied(&dockerfile, &request)?;
     let hosts = build_hosts(&target.access, &dockerfile, params);
-    let builder = Buildah::new(scratch, &target.access, &hosts)?;
+    let builder = Buildah::new(scratch, &target.access, &hosts, &target.log)?;
     let layout = scratch.join("built");
     let built = builder.build(&request, &layout);
     let loaded: Vec<String> = request
@@ -152,7 +158,7 @@ pub fn image(
     built?;
     let image = sources::from_oci_layout(&layout, None, scratch)
         .context("reading the image buildah built")?;
-    share_base_layers(image, &bases, &target.registry)
+    share_base_layers(image, &bases, &target.registry, &target.log)
 }
 
 /// Points the built image's base layers at the blobs the target registry already has (see
@@ -161,6 +167,7 @@ fn share_base_layers(
     image: ImageOrIndex,
     bases: &[bases::BaseLayer],
     registry: &str,
+    log: &Log,
 ) -> anyhow::Result<ImageOrIndex> {
     let ImageOrIndex::Image(local) = image else {
         return Ok(image);
@@ -179,9 +186,9 @@ fn share_base_layers(
         .unwrap_or_default();
     let (local, shared) = bases::reuse(local, &diff_ids, bases, registry)?;
     if shared > 0 {
-        eprintln!(
+        log.line(format_args!(
             "{shared} base layer(s) are pushed as {registry} has them (mounted, not uploaded)"
-        );
+        ));
     }
     Ok(ImageOrIndex::Image(local))
 }
