@@ -19,10 +19,13 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
+use crate::digest::Digest;
 use crate::image::compress::{Codec, Encoding, KnownLayer, LayerOptions};
 use crate::image::compression::{self, Compression};
+use crate::image::model::Manifest;
 use crate::image::sources;
-use crate::push::{PushManifest, PushPlan};
+use crate::log::Log;
+use crate::push::PushPlan;
 use crate::registry::Client;
 
 /// What [`prepare`] found.
@@ -66,7 +69,7 @@ struct RootFs {
 
 /// An image manifest a tag holds.
 struct Tagged {
-    manifest: PushManifest,
+    manifest: Manifest,
     parsed: RemoteManifest,
 }
 
@@ -80,6 +83,7 @@ pub async fn prepare(
     path: PathBuf,
     want: Option<String>,
     encoding: Encoding,
+    log: &Log,
 ) -> Result<Outcome> {
     let mut options = LayerOptions {
         encoding,
@@ -100,33 +104,33 @@ pub async fn prepare(
             continue;
         }
         seen.push(tag);
-        let Some(tagged) = image_at(client, repository, tag).await else {
+        let Some(tagged) = image_at(client, repository, tag, log).await else {
             continue;
         };
         if i == 0 && is_same(&tagged.parsed, &config_digest, encoding) {
-            eprintln!(
+            log.line(format_args!(
                 "{repository}:{tag} already holds this image ({}, config {config_digest}): \
                  only tagging",
                 tagged.manifest.digest
-            );
+            ));
             return Ok(Outcome::Unchanged(PushPlan {
                 blobs: Vec::new(),
                 children: Vec::new(),
                 top: tagged.manifest,
             }));
         }
-        let found = known_layers(client, repository, &tagged.parsed, encoding).await;
+        let found = known_layers(client, repository, &tagged.parsed, encoding, log).await;
         for (diff_id, layer) in found {
             options.known.entry(diff_id).or_insert(layer);
         }
     }
     if !options.known.is_empty() {
-        eprintln!(
+        log.line(format_args!(
             "{repository} has {} of the layers compressed already (found through the \
              diff_ids of {}): using those",
             options.known.len(),
             seen.join(", ")
-        );
+        ));
     }
     Ok(Outcome::Push(options))
 }
@@ -155,12 +159,12 @@ fn compressed_as(media_type: &str, encoding: Encoding) -> bool {
 }
 
 /// The image manifest `tag` holds; `None` when there is none (or an index, or an error).
-async fn image_at(client: &Client, repository: &str, tag: &str) -> Option<Tagged> {
+async fn image_at(client: &Client, repository: &str, tag: &str, log: &Log) -> Option<Tagged> {
     let (descriptor, raw) = match client.get_manifest(repository, tag).await {
         Ok(Some(found)) => found,
         Ok(None) => return None,
         Err(e) => {
-            eprintln!("not comparing with {repository}:{tag}: {e}");
+            log.line(format_args!("not comparing with {repository}:{tag}: {e}"));
             return None;
         }
     };
@@ -169,7 +173,7 @@ async fn image_at(client: &Client, repository: &str, tag: &str) -> Option<Tagged
         return None;
     }
     Some(Tagged {
-        manifest: PushManifest {
+        manifest: Manifest {
             raw,
             media_type: descriptor.media_type,
             digest: descriptor.digest,
@@ -185,6 +189,7 @@ async fn known_layers(
     repository: &str,
     manifest: &RemoteManifest,
     encoding: Encoding,
+    log: &Log,
 ) -> Vec<(String, KnownLayer)> {
     let Some(config) = &manifest.config else {
         return Vec::new();
@@ -195,10 +200,10 @@ async fn known_layers(
     {
         Ok(bytes) => bytes,
         Err(e) => {
-            eprintln!(
+            log.line(format_args!(
                 "not reusing layers of {repository}: config {}: {e}",
                 config.digest
-            );
+            ));
             return Vec::new();
         }
     };
@@ -213,14 +218,14 @@ async fn known_layers(
         .into_iter()
         .zip(&manifest.layers)
         .filter(|(_, layer)| compressed_as(&layer.media_type, encoding))
-        .map(|(diff_id, layer)| {
+        .filter_map(|(diff_id, layer)| {
             let known = KnownLayer {
-                digest: layer.digest.clone(),
+                digest: Digest::parse(&layer.digest).ok()?,
                 size: layer.size,
                 media_type: layer.media_type.clone(),
                 repository: repository.to_string(),
             };
-            (diff_id, known)
+            Some((diff_id, known))
         })
         .collect()
 }

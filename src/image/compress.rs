@@ -193,7 +193,7 @@ impl Codec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownLayer {
     /// Its digest.
-    pub digest: String,
+    pub digest: crate::digest::Digest,
     /// Its size in bytes.
     pub size: u64,
     /// Its media type, as that registry's manifest gives it.

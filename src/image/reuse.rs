@@ -8,13 +8,14 @@ use std::io::{BufReader, Read};
 
 use anyhow::{bail, Context, Result};
 
-use super::archive::{BlobFile, Deferred, DockerArchive};
+use super::archive::DockerArchive;
 use super::compress::LayerOptions;
 use super::compression::{self, Compression};
 use super::hashing::HashingReader;
+use super::model::{Blob, BlobSource};
 
 /// Layer `i` of `archive` (whose config gives it `diff_id`) as the compressed blob
-/// `options.known` has for that diff_id: a [`Deferred::Mount`] of the repository that has
+/// `options.known` has for that diff_id: a [`BlobSource::Remote`] of the repository that has
 /// it, after the layer's content was checked against `diff_id`. `None` when nothing is
 /// known for it, or the member is compressed (it is pushed as it is then).
 pub fn known_layer(
@@ -22,7 +23,7 @@ pub fn known_layer(
     i: usize,
     diff_id: &str,
     options: &LayerOptions,
-) -> Result<Option<BlobFile>> {
+) -> Result<Option<Blob>> {
     let Some(known) = options.known.get(diff_id) else {
         return Ok(None);
     };
@@ -47,13 +48,13 @@ pub fn known_layer(
             what()
         );
     }
-    Ok(Some(BlobFile {
+    Ok(Some(Blob {
         digest: known.digest.clone(),
         media_type: known.media_type.clone(),
         size: known.size,
-        path: archive.path().to_path_buf(),
-        deferred: Some(Deferred::Mount {
+        source: BlobSource::Remote {
+            client: None,
             repository: known.repository.clone(),
-        }),
+        },
     }))
 }
