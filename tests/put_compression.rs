@@ -117,6 +117,28 @@ fn zstd_layers_are_read_by_skopeo_and_by_in() {
         .all(|m| m.ends_with("gzip")));
     assert_content_of(&registry, "put/zstd:gz", &image, "gzip push");
 
+    // import_file's layer is compressed as asked too.
+    let rootfs = LayerBuilder::new()
+        .dir("etc", 0o755)
+        .file("etc/hello", b"zstd rootfs\n")
+        .into_tar();
+    std::fs::write(work.path().join("rootfs.tar"), rootfs).expect("writing rootfs.tar");
+    let imported = tagged_source(&registry, "put/zstd", "imported");
+    let out = put(
+        work.path(),
+        &imported,
+        json!({"import_file": "rootfs.tar", "compression": "zstd"}),
+    );
+    let digest = pushed(&out).digest;
+    assert_eq!(
+        layer_media_types(&registry, "put/zstd:imported"),
+        [OCI_ZSTD]
+    );
+    let fetch = get(&imported, &digest, json!({}));
+    fetch.response();
+    let hello = std::fs::read(fetch.rootfs().join("etc/hello")).expect("etc/hello");
+    assert_eq!(hello, b"zstd rootfs\n");
+
     // Unknown compressions and levels out of range are refused before anything is sent.
     for params in [
         json!({"load_file": "image.tar", "compression": "xz"}),

@@ -226,8 +226,10 @@ fn local_image(
         Source::LoadFile { path, want } => {
             sources::from_docker_archive_with(&path, want.as_deref(), scratch, options)
         }
-        Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch),
-        Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch),
+        Source::ImportFile(path) => {
+            sources::from_rootfs_tarball_with(&path, scratch, options.encoding)
+        }
+        Source::Image(pattern) => sources::from_image_path_with(dir, &pattern, scratch, options),
         Source::Pull { .. } => bail!("internal: pull_repository is not a local source"),
     }
 }

@@ -169,6 +169,22 @@ impl Encoding {
         }
     }
 
+    /// For a layer whose uncompressed media type is `uncompressed`: the encoding to use and
+    /// the compressed media type. Docker's media types have no zstd variant, so a Docker
+    /// layer is gzipped (at gzip's default level) whatever was asked.
+    pub fn for_media_type(self, uncompressed: &str) -> (Encoding, String) {
+        match self.codec {
+            Codec::Zstd if uncompressed.starts_with("application/vnd.oci.") => {
+                (self, format!("{uncompressed}+zstd"))
+            }
+            Codec::Zstd => (
+                Encoding::default(),
+                super::compression::gzip_media_type(uncompressed),
+            ),
+            Codec::Gzip => (self, super::compression::gzip_media_type(uncompressed)),
+        }
+    }
+
     /// The layer media type for a Docker v2 schema 2 manifest: Docker's gzip type, or
     /// OCI's zstd type (Docker has none of its own and pushes OCI's).
     pub fn docker_media_type(self) -> &'static str {
@@ -735,6 +751,17 @@ mod tests {
             );
             assert!(err.contains("params.compression_level"), "{err}");
         }
+        let oci = "application/vnd.oci.image.layer.v1.tar";
+        let docker = "application/vnd.docker.image.rootfs.diff.tar";
+        assert_eq!(zstd.for_media_type(oci), (zstd, format!("{oci}+zstd")));
+        assert_eq!(
+            zstd.for_media_type(docker),
+            (Encoding::default(), format!("{docker}.gzip"))
+        );
+        assert_eq!(
+            default.for_media_type(oci),
+            (default, format!("{oci}+gzip"))
+        );
         let err = format!(
             "{:#}",
             Encoding::from_params(Some("xz"), None)

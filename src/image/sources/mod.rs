@@ -4,14 +4,15 @@
 //!
 //! Every layer is verified on the way: against the config's `diff_ids` for docker-save
 //! archives, against its descriptor's digest and size for OCI layouts. Uncompressed layers
-//! are compressed with [`gzip_layer`] (and the manifest rebuilt with gzip media types);
+//! are compressed with [`compress_layer`] as `params.compression` says (gzip by default;
+//! the manifest is rebuilt with the compressed media types);
 //! compressed ones are used as they are, referenced where they lie when that is a plain
 //! file, else copied into `scratch`. Nothing holds a layer in memory.
 //!
 //! Manifests built here are serialised from structs in the spec's field order, so the same
 //! input always gives the same digest; manifests that need no change keep their bytes.
 //!
-//! [`gzip_layer`]: super::compress::gzip_layer
+//! [`compress_layer`]: super::compress::compress_layer
 
 mod docker;
 mod oci;
@@ -86,14 +87,35 @@ pub fn from_load_dir_with(
 /// becomes a one-layer OCI image for `linux` and the host's architecture, created now,
 /// with the default `PATH`. A gzip tarball is the layer as it is; others are compressed.
 pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
-    rootfs::from_tarball(path, scratch).with_context(|| format!("import_file {}", path.display()))
+    from_rootfs_tarball_with(path, scratch, Encoding::default())
+}
+
+/// [`from_rootfs_tarball`] compressing the layer as `encoding` says.
+pub fn from_rootfs_tarball_with(
+    path: &Path,
+    scratch: &Path,
+    encoding: Encoding,
+) -> Result<ImageOrIndex> {
+    rootfs::from_tarball(path, scratch, encoding)
+        .with_context(|| format!("import_file {}", path.display()))
 }
 
 /// R's `image`: `pattern`, a path or glob (relative to `base` unless absolute), must
 /// match exactly one path: an OCI layout tarball, a docker-save tarball or an OCI layout
 /// directory, told apart by content.
 pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
-    path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))
+    from_image_path_with(base, pattern, scratch, &LayerOptions::default())
+}
+
+/// [`from_image_path`] with `options` (see [`from_docker_archive_with`]).
+pub fn from_image_path_with(
+    base: &Path,
+    pattern: &str,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    path::from_image_path(base, pattern, scratch, options)
+        .with_context(|| format!("image {pattern}"))
 }
 
 /// An OCI layout directory. `ref_name` picks the `index.json` entry; `None` takes the one
@@ -104,7 +126,7 @@ pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Ima
 /// [`ImageOrIndex::Image`]. Manifests and indexes that need no change keep their bytes and
 /// digests.
 pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
-    oci::from_layout(dir, ref_name, scratch)
+    oci::from_layout(dir, ref_name, scratch, Encoding::default())
 }
 
 /// The verified file of `blob`: its own file, or, for a layer still inside its archive
@@ -158,12 +180,8 @@ struct GzipLayer {
     diff_id: String,
 }
 
-/// Compresses an uncompressed layer stream into `scratch` as a `media_type` blob.
-fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<GzipLayer> {
-    encode_layer(input, scratch, Encoding::default(), media_type)
-}
-
-/// [`compress_layer`] as `encoding` says.
+/// Compresses an uncompressed layer stream into `scratch` as a `media_type` blob, as
+/// `encoding` says.
 fn encode_layer(
     input: impl Read,
     scratch: &Path,

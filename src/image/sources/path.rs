@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{docker, oci};
+use crate::image::compress::LayerOptions;
 use crate::image::compression;
 use crate::image::model::ImageOrIndex;
 
@@ -21,12 +22,17 @@ enum Kind {
 }
 
 /// See [`super::from_image_path`].
-pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_image_path(
+    base: &Path,
+    pattern: &str,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
     let path = resolve(base, pattern)?;
     match kind(&path)? {
-        Kind::DockerSave => docker::from_archive(&path, None, scratch, &Default::default()),
-        Kind::OciTarball => oci::from_tarball(&path, scratch),
-        Kind::OciLayout => oci::from_layout(&path, None, scratch),
+        Kind::DockerSave => docker::from_archive(&path, None, scratch, options),
+        Kind::OciTarball => oci::from_tarball(&path, scratch, options.encoding),
+        Kind::OciLayout => oci::from_layout(&path, None, scratch, options.encoding),
     }
 }
 
