@@ -126,8 +126,8 @@ pub async fn prepare(
     }
     if !options.known.is_empty() {
         log.line(format_args!(
-            "{repository} has {} of the layers compressed already (found through the \
-             diff_ids of {}): using those",
+            "{repository} has {} compressed layers (found through the diff_ids of {}): \
+             layers with those diff_ids are not compressed again",
             options.known.len(),
             seen.join(", ")
         ));

@@ -236,8 +236,7 @@ fn layers_another_tag_has_are_not_compressed_again() {
     );
     pushed(&out);
     assert!(
-        out.stderr
-            .contains("has 2 of the layers compressed already"),
+        out.stderr.contains("has 2 compressed layers"),
         "{}",
         out.stderr
     );
