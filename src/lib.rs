@@ -45,6 +45,7 @@ pub mod secret;
 pub mod settings;
 pub mod tags;
 pub mod time;
+pub mod upload_ahead;
 
 #[cfg(test)]
 mod proptests;

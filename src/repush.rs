@@ -88,6 +88,7 @@ pub async fn prepare(
     let mut options = LayerOptions {
         encoding,
         known: BTreeMap::new(),
+        ready: None,
     };
     let config =
         tokio::task::spawn_blocking(move || sources::docker_archive_config(&path, want.as_deref()))

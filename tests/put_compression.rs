@@ -68,6 +68,13 @@ fn zstd_layers_are_read_by_skopeo_and_by_in() {
     );
     let zstd = pushed(&out);
     assert_eq!(blob_counts(&out), BlobCounts::new(3, 0, 0));
+    // Each layer was uploaded as soon as it was compressed.
+    assert!(
+        out.stderr
+            .contains("2 layers uploaded while the image was being made"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
         layer_media_types(&registry, "put/zstd:1"),
         [OCI_ZSTD, OCI_ZSTD]

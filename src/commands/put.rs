@@ -15,6 +15,7 @@ use crate::repush;
 use crate::resource::{parse_request, Command, PutParams, PutRequest};
 use crate::settings::Settings;
 use crate::tags::{self, TagRequest};
+use crate::upload_ahead;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -126,6 +127,8 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         .prefix("image-resource-out.")
         .tempdir()
         .context("creating a scratch directory")?;
+    // Blobs uploaded while the image was still being made (see upload_ahead).
+    let mut uploaded = Vec::new();
     let plan = match source {
         Source::Pull { repository, tag } => {
             pull_plan(&settings, &repository, &tag, &target.client).await?
@@ -148,7 +151,14 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
             };
             match options {
                 repush::Outcome::Unchanged(plan) => plan,
-                repush::Outcome::Push(options) => {
+                repush::Outcome::Push(mut options) => {
+                    let (ready, ready_rx) = tokio::sync::mpsc::unbounded_channel();
+                    options.ready = Some(ready);
+                    let ahead = tokio::spawn(upload_ahead::upload(
+                        Arc::clone(&target.client),
+                        repository.clone(),
+                        ready_rx,
+                    ));
                     let scratch_path = scratch.path().to_path_buf();
                     let mut build =
                         builder::Target::new(&source_with_credentials, &settings, &first_tag, log);
@@ -159,20 +169,30 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
                         local_image(local, &dir, &scratch_path, &build, &options)
                     })
                     .await
-                    .context("preparing the image panicked")??;
-                    PushPlan::from_image(&image)
+                    .context("preparing the image panicked");
+                    // The options (and so the channel's sender) are gone: the uploads
+                    // ahead end with the last ready blob.
+                    uploaded = ahead.await.context("uploading ahead panicked")?;
+                    if !uploaded.is_empty() {
+                        log.line(format_args!(
+                            "{} layers uploaded while the image was being made",
+                            uploaded.len()
+                        ));
+                    }
+                    PushPlan::from_image(&image??)
                 }
             }
         }
     };
     let concurrency = request.source.max_concurrent_uploads.unwrap_or(4);
-    push::push(
+    push::push_after(
         Arc::clone(&target.client),
         &repository,
         &plan,
         &tags,
         concurrency,
         scratch.path(),
+        &uploaded,
     )
     .await
     .with_context(|| format!("pushing to {}", settings.reference.name()))?;

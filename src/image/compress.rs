@@ -219,13 +219,16 @@ pub struct KnownLayer {
 }
 
 /// How `out` makes layers out of uncompressed content.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct LayerOptions {
     /// The compression and level.
     pub encoding: Encoding,
     /// Compressed layers (in `encoding`'s compression) the target repository already has,
     /// by `diff_id`: used instead of compressing the same content again.
     pub known: BTreeMap<String, KnownLayer>,
+    /// Where each layer made into a verified file goes as soon as it is ready, so that it
+    /// can be uploaded while the next one is compressed (see [`crate::upload_ahead`]).
+    pub ready: Option<tokio::sync::mpsc::UnboundedSender<super::model::Blob>>,
 }
 
 /// OCI's zstd layer media type.

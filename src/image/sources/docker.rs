@@ -84,6 +84,10 @@ pub(super) fn from_archive(
                     let (blob, diff_id) = load_layer(&archive, i, scratch, options.encoding)?;
                     let what = layer_name(i, &archive.layers()[i].name, path);
                     check_diff_id(blob.path()?, &what, &diff_id, want_diff_id)?;
+                    if let Some(ready) = &options.ready {
+                        // Nobody listening only means no upload ahead.
+                        let _ = ready.send(blob.clone());
+                    }
                     blob
                 }
             },
