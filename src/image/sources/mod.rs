@@ -1,6 +1,7 @@
 //! Turning local `out` sources into a [`Pushable`]: a docker-save tarball (`load_file`,
 //! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI tarball, a
-//! docker-save tarball or an OCI layout directory, named by a path or glob).
+//! docker-save tarball or an OCI layout directory, named by a path or glob), and `images`
+//! (several of those, one per platform, assembled into one index).
 //!
 //! Every layer is verified on the way: against the config's `diff_ids` for docker-save
 //! archives, against its descriptor's digest and size for OCI layouts. Uncompressed layers
@@ -13,6 +14,7 @@
 //!
 //! [`gzip_layer`]: super::compress::gzip_layer
 
+mod assemble;
 mod docker;
 mod json;
 mod oci;
@@ -59,6 +61,15 @@ pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
 /// directory, told apart by content.
 pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pushable> {
     path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))
+}
+
+/// `images`: each pattern (a path or glob, relative to `base` unless absolute; a glob's
+/// matches sorted) names single-platform images, read as [`from_image_path`] reads one;
+/// the result is a [`Pushable::Index`], an OCI index listing them in that order, each
+/// with the platform its config names. An input holding several images, a pattern that
+/// matches nothing and two images for one platform are errors.
+pub fn from_images(base: &Path, patterns: &[String], scratch: &Path) -> Result<Pushable> {
+    assemble::assemble(base, patterns, scratch).context("images")
 }
 
 /// An OCI layout directory. `ref_name` picks the `index.json` entry; `None` takes the one
