@@ -61,7 +61,7 @@ fn index_lists_each_input_with_its_configs_platform_in_the_order_given() -> Resu
     // arm64: an OCI layout directory; arm/v7 with os.version and os.features: an OCI
     // tarball. The glob sorts "a-arm.tar" before "b-arm64".
     let layer = make_layer(dir.path(), &[("f", b"x\n")], Compression::Gzip)?;
-    let arm64 = make_image(dir.path(), "arm64", &[layer.clone()])?;
+    let arm64 = make_image(dir.path(), "arm64", std::slice::from_ref(&layer))?;
     let arm64_layout = layout_of(dir.path(), &arm64)?;
     fs::rename(&arm64_layout, base.join("more/b-arm64"))?;
     let arm = image_with_config(
@@ -150,7 +150,7 @@ fn two_images_for_one_platform_name_both_files() -> Result<()> {
 
     // arm64 without a variant is arm64/v8.
     let layer = make_layer(dir.path(), &[("f", b"x\n")], Compression::Gzip)?;
-    let plain = make_image(dir.path(), "arm64", &[layer.clone()])?;
+    let plain = make_image(dir.path(), "arm64", std::slice::from_ref(&layer))?;
     let v8 = image_with_config(
         dir.path(),
         json!({"architecture": "arm64", "os": "linux", "variant": "v8"}),
@@ -207,8 +207,8 @@ fn bad_inputs_are_named() -> Result<()> {
 
     // An input holding an index of several images.
     let layer = make_layer(dir.path(), &[("f", b"x\n")], Compression::Gzip)?;
-    let amd64 = make_image(dir.path(), "amd64", &[layer.clone()])?;
-    let arm64 = make_image(dir.path(), "arm64", &[layer.clone()])?;
+    let amd64 = make_image(dir.path(), "amd64", std::slice::from_ref(&layer))?;
+    let arm64 = make_image(dir.path(), "arm64", std::slice::from_ref(&layer))?;
     let (layout, _) = index_layout(
         dir.path(),
         &[("amd64", &amd64), ("arm64", &arm64)],
