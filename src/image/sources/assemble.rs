@@ -57,18 +57,29 @@ pub(super) fn assemble(base: &Path, patterns: &[String], scratch: &Path) -> Resu
 }
 
 /// Every path the patterns match, in the order given (a glob's matches sorted); a pattern
-/// that matches nothing is an error naming it.
+/// that matches nothing, or a path matched twice, is an error naming the pattern.
 fn expand(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
-    let mut paths = Vec::new();
+    let mut paths: Vec<(PathBuf, usize)> = Vec::new();
     for (i, pattern) in patterns.iter().enumerate() {
         let what = || format!("images[{i}] {pattern:?}");
         let (full, matched) = path::matches(base, pattern).with_context(what)?;
         if matched.is_empty() {
             bail!("{}: it matches nothing (looked for {full})", what());
         }
-        paths.extend(matched);
+        for path in matched {
+            if let Some((_, first)) = paths.iter().find(|(p, _)| *p == path) {
+                bail!(
+                    "{}: it matches {}, which images[{first}] {:?} matched already; list each \
+                     image once",
+                    what(),
+                    path.display(),
+                    patterns[*first]
+                );
+            }
+            paths.push((path, i));
+        }
     }
-    Ok(paths)
+    Ok(paths.into_iter().map(|(path, _)| path).collect())
 }
 
 /// The one image at `path`, with its platform.

@@ -204,6 +204,16 @@ fn bad_inputs_are_named() -> Result<()> {
         "{err}"
     );
     assert!(expect_err(assemble(dir.path(), &[], scratch.path()))?.contains("lists no images"));
+    let err = expect_err(assemble(
+        dir.path(),
+        &strings(&["one.tar", "o*"]),
+        scratch.path(),
+    ))?;
+    assert!(
+        err.contains(r#"images[1] "o*": it matches "#)
+            && err.contains(r#"one.tar, which images[0] "one.tar" matched already"#),
+        "{err}"
+    );
 
     // An input holding an index of several images.
     let layer = make_layer(dir.path(), &[("f", b"x\n")], Compression::Gzip)?;
