@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use super::json::{self, Descriptor};
-use super::{oci, path, Pushable};
-use crate::image::archive::LocalImage;
+use super::{oci, path};
+use crate::image::json::{self, DescriptorJson, IndexJson};
 use crate::image::manifest::OCI_INDEX;
+use crate::image::model::{Image, ImageOrIndex, Manifest};
 
 /// Largest image config read for its platform.
 const MAX_CONFIG_BYTES: u64 = 64 << 20;
@@ -30,13 +30,13 @@ struct Entry {
     /// The input file or directory.
     path: PathBuf,
     /// Its image.
-    image: LocalImage,
+    image: Image,
     /// The index descriptor's `platform`.
     platform: Value,
 }
 
 /// See [`super::from_images`].
-pub(super) fn assemble(base: &Path, patterns: &[String], scratch: &Path) -> Result<Pushable> {
+pub(super) fn assemble(base: &Path, patterns: &[String], scratch: &Path) -> Result<ImageOrIndex> {
     if patterns.is_empty() {
         bail!("it lists no images; give one path or glob per platform's image");
     }
@@ -47,11 +47,8 @@ pub(super) fn assemble(base: &Path, patterns: &[String], scratch: &Path) -> Resu
         entries.push(entry);
     }
     check_distinct(&entries)?;
-    let (raw, digest) = index_bytes(&entries)?;
-    Ok(Pushable::Index {
-        raw,
-        digest,
-        media_type: OCI_INDEX.to_string(),
+    Ok(ImageOrIndex::Index {
+        index: index_manifest(&entries)?,
         images: entries.into_iter().map(|e| e.image).collect(),
     })
 }
@@ -85,12 +82,13 @@ fn expand(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
 /// The one image at `path`, with its platform.
 fn load(path: &Path, scratch: &Path) -> Result<Entry> {
     let image = match path::from_path(path, scratch)? {
-        Pushable::Image(image) => image,
-        Pushable::Index { images, digest, .. } => bail!(
+        ImageOrIndex::Image(image) => image,
+        ImageOrIndex::Index { images, index } => bail!(
             "it holds an index of {} images ({digest}), but each input of `images` must be \
              one single-platform image; give each platform's image as its own input (or push \
              this index as it is with `image`)",
-            images.len()
+            images.len(),
+            digest = index.digest
         ),
     };
     let config = read_config(&image)?;
@@ -111,8 +109,8 @@ fn load(path: &Path, scratch: &Path) -> Result<Entry> {
 }
 
 /// The config blob's bytes (already verified against its digest when the input was read).
-fn read_config(image: &LocalImage) -> Result<Vec<u8>> {
-    let path = &image.config.path;
+fn read_config(image: &Image) -> Result<Vec<u8>> {
+    let path = image.config.path()?;
     if image.config.size > MAX_CONFIG_BYTES {
         bail!(
             "its config {} is {} bytes, more than the {MAX_CONFIG_BYTES} read",
@@ -165,28 +163,27 @@ fn check_distinct(entries: &[Entry]) -> Result<()> {
     Ok(())
 }
 
-/// The OCI index over `entries`, in their order, and its digest.
-fn index_bytes(entries: &[Entry]) -> Result<(Vec<u8>, String)> {
+/// The OCI index over `entries`, in their order.
+fn index_manifest(entries: &[Entry]) -> Result<Manifest> {
     let manifests = entries
         .iter()
-        .map(|entry| Descriptor {
-            media_type: entry.image.manifest_media_type.clone(),
-            digest: entry.image.manifest_digest.clone(),
-            size: entry.image.manifest.len() as u64,
-            urls: None,
-            annotations: None,
+        .map(|entry| DescriptorJson {
             platform: Some(entry.platform.clone()),
-            artifact_type: None,
-            data: None,
+            ..DescriptorJson::from(&entry.image.manifest.descriptor())
         })
         .collect();
-    json::to_bytes(&json::Index {
+    let (raw, digest) = json::to_bytes(&IndexJson {
         schema_version: 2,
         media_type: Some(OCI_INDEX.to_string()),
         artifact_type: None,
         manifests,
         subject: None,
         annotations: None,
+    })?;
+    Ok(Manifest {
+        raw,
+        digest,
+        media_type: OCI_INDEX.to_string(),
     })
 }
 

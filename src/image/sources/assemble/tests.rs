@@ -10,7 +10,7 @@ use crate::image::archive::test_support::{
 use crate::image::manifest::OCI_MANIFEST;
 
 /// An OCI image over `layers` whose config is `config` with the layers' diff_ids added.
-fn image_with_config(dir: &Path, mut config: Value, layers: &[Layer]) -> Result<LocalImage> {
+fn image_with_config(dir: &Path, mut config: Value, layers: &[Layer]) -> Result<Image> {
     config["rootfs"] = json!({
         "type": "layers",
         "diff_ids": layers.iter().map(|l| &l.diff_id).collect::<Vec<_>>(),
@@ -20,17 +20,15 @@ fn image_with_config(dir: &Path, mut config: Value, layers: &[Layer]) -> Result<
         &serde_json::to_vec(&config)?,
         "application/vnd.oci.image.config.v1+json",
     )?;
-    let descriptor = |b: &crate::image::archive::BlobFile| json!({"mediaType": b.media_type, "digest": b.digest, "size": b.size});
+    let descriptor = |b: &crate::image::model::Blob| json!({"mediaType": b.media_type, "digest": b.digest, "size": b.size});
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": descriptor(&config),
         "layers": layers.iter().map(|l| descriptor(&l.blob)).collect::<Vec<_>>(),
     }))?;
-    Ok(LocalImage {
-        manifest_digest: sha256_digest(&manifest),
-        manifest,
-        manifest_media_type: OCI_MANIFEST.into(),
+    Ok(Image {
+        manifest: Manifest::sha256(manifest, OCI_MANIFEST),
         config,
         layers: layers.iter().map(|l| l.blob.clone()).collect(),
     })
@@ -74,26 +72,25 @@ fn index_lists_each_input_with_its_configs_platform_in_the_order_given() -> Resu
 
     let scratch = tempfile::tempdir()?;
     let patterns = strings(&["amd64.tar", "more/*"]);
-    let Pushable::Index {
+    let ImageOrIndex::Index { index, images } = assemble(&base, &patterns, scratch.path())? else {
+        bail!("expected an index");
+    };
+    let Manifest {
         raw,
         digest,
         media_type,
-        images,
-    } = assemble(&base, &patterns, scratch.path())?
-    else {
-        bail!("expected an index");
-    };
+    } = index;
     assert_eq!(media_type, OCI_INDEX);
-    assert_eq!(digest, sha256_digest(&raw));
+    assert_eq!(digest.as_str(), sha256_digest(&raw));
     assert_eq!(images.len(), 3);
-    assert_eq!(images[1].manifest_digest, arm.manifest_digest);
-    assert_eq!(images[2].manifest_digest, arm64.manifest_digest);
-    let entry = |image: &LocalImage, platform: &str| {
+    assert_eq!(images[1].manifest.digest, arm.manifest.digest);
+    assert_eq!(images[2].manifest.digest, arm64.manifest.digest);
+    let entry = |image: &Image, platform: &str| {
         format!(
             r#"{{"mediaType":"{}","digest":"{}","size":{},"platform":{platform}}}"#,
-            image.manifest_media_type,
-            image.manifest_digest,
-            image.manifest.len()
+            image.manifest.media_type,
+            image.manifest.digest,
+            image.manifest.raw.len()
         )
     };
     let expected = format!(
@@ -107,20 +104,17 @@ fn index_lists_each_input_with_its_configs_platform_in_the_order_given() -> Resu
     );
     assert_eq!(String::from_utf8(raw.clone())?, expected);
     assert_eq!(
-        images[0].manifest_media_type,
+        images[0].manifest.media_type,
         crate::image::manifest::DOCKER_MANIFEST
     );
 
     // The same inputs give the same bytes; another order, another index.
     let again = tempfile::tempdir()?;
-    assert_eq!(
-        assemble(&base, &patterns, again.path())?.digest(),
-        digest.as_str()
-    );
+    assert_eq!(assemble(&base, &patterns, again.path())?.digest(), &digest);
     let reordered = strings(&["more/*", "amd64.tar"]);
     let other = assemble(&base, &reordered, again.path())?;
-    assert_ne!(other.digest(), digest.as_str());
-    assert_eq!(other.images()[2].manifest_digest, images[0].manifest_digest);
+    assert_ne!(other.digest(), &digest);
+    assert_eq!(other.images()[2].manifest.digest, images[0].manifest.digest);
     Ok(())
 }
 
