@@ -1,5 +1,5 @@
 //! `out` with `images`: single-platform images (a docker-save tarball, an OCI layout
-//! directory, an OCI tarball) pushed as one multi-platform OCI index. Oracles: skopeo
+//! directory, an OCI layout tarball) pushed as one multi-platform OCI index. Oracles: skopeo
 //! (`inspect --raw` of the index and of each child, the tags) and our `in` selecting each
 //! platform; the registry's storage for "nothing pushed".
 
@@ -32,7 +32,7 @@ fn platform_image(platform: &str) -> Image {
 }
 
 /// Writes the three inputs under `<work>/images`: linux/amd64 as a docker-save tarball
-/// (`amd64.tar`), linux/arm/v7 as an OCI tarball (`arm-v7.tar`), linux/arm64 as an OCI
+/// (`amd64.tar`), linux/arm/v7 as an OCI layout tarball (`arm-v7.tar`), linux/arm64 as an OCI
 /// layout directory (`arm64`). Returns the images in that order.
 fn write_inputs(work: &Path) -> [Image; 3] {
     let amd64 = platform_image("linux/amd64");

@@ -107,7 +107,7 @@ pub struct PutParams {
     pub pull_tag: Option<String>,
     /// R: path or glob to an OCI or docker-save tarball, or an OCI layout directory.
     pub image: Option<String>,
-    /// Paths or globs, each one single-platform image (docker-save tarball, OCI tarball or
+    /// Paths or globs, each one single-platform image (docker-save tarball, OCI layout tarball or
     /// OCI layout directory), pushed as one multi-platform index.
     pub images: Option<Vec<String>>,
     /// A file holding the tag to push.
@@ -329,7 +329,8 @@ mod tests {
             "cache_from": ["c1"], "load_base": "b", "load_bases": ["b1", "b2"],
             "secrets": {"s1": {"env": "E"}, "s2": {"source": "f"}}, "load": "img",
             "load_file": "f.tar", "load_repository": "r", "load_tag": "t", "import_file": "rootfs.tgz",
-            "pull_repository": "p", "pull_tag": 3, "image": "i/*.tar", "images": ["a.tar", "b/*"], "tag_file": "tf",
+            "pull_repository": "p", "pull_tag": 3, "image": "i/*.tar",
+            "images": ["a.tar", "b/*"], "tag_file": "tf",
             "tag": "version/number", "tag_prefix": "v", "tag_as_latest": true,
             "additional_tags": "tags", "version": 1.20, "bump_aliases": true}}"#;
         let p = match parse_request::<PutRequest>(text.as_bytes()) {

@@ -1,5 +1,5 @@
-//! `images`: several single-platform images (docker-save tarballs, OCI tarballs, OCI layout
-//! directories) assembled into one multi-platform OCI image index on `out`.
+//! `images`: several single-platform images (docker-save tarballs, OCI layout tarballs,
+//! OCI layout directories) assembled into one multi-platform OCI image index on `out`.
 //!
 //! Each path or glob is expanded (a glob's matches sorted), each input is read as R's
 //! `image` reads one and must hold exactly one image, and the index lists them in that
