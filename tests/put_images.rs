@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::get::{get, read};
 use crate::put::{
-    assert_no_blobs, assert_nothing_pushed, assert_tags, copy_dir, pushed, put, work_dir,
+    assert_no_blobs, assert_nothing_pushed, assert_tags, blob_counts, copy_dir, pushed, put,
+    work_dir, BlobCounts,
 };
 use crate::put_sources::{docker_archive, pushed_manifest, tagged_source, tar_dir};
 use crate::util::image::random_bytes;
@@ -69,6 +70,13 @@ fn images_are_pushed_as_one_index_and_in_selects_each_platform() {
     let out = put(work.path(), &source, params.clone());
     let result = pushed(&out);
     assert_tags(&registry, "put/multi", &["1.0", "latest"], &result.digest);
+    // Every image's config and layer.
+    assert_eq!(
+        blob_counts(&out),
+        BlobCounts::new(6, 0, 0),
+        "{}",
+        out.stderr
+    );
 
     let index = pushed_manifest(&registry, "put/multi:1.0");
     assert_eq!(index["mediaType"], OCI_INDEX, "{index}");
