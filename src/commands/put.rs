@@ -89,6 +89,16 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     }
     let params = &request.params;
     let source = choose_source(params, &dir)?;
+    // The signing key is read (and decrypted) before anything is pushed.
+    let signer = params
+        .sign
+        .as_ref()
+        .map(|s| crate::sigstore::sign::Signer::load(s, &dir));
+    let signer = signer.transpose()?;
+    let pulled_from = match &source {
+        Source::Pull { repository, .. } => Some(repository.clone()),
+        _ => None,
+    };
     let plan = tags::plan(&TagRequest {
         params,
         source_tag: settings.reference.tag(),
@@ -156,6 +166,22 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         plan.top.digest,
         tags.join(", ")
     );
+    let (digest, pulled) = (&plan.top.digest, pulled_from.as_deref());
+    let client = &target.client;
+    let scratch_dir = scratch.path();
+    for line in crate::sigstore::out::after_push(
+        &settings,
+        client,
+        &repository,
+        digest,
+        pulled,
+        signer.as_ref(),
+        scratch_dir,
+    )
+    .await?
+    {
+        eprintln!("{line}");
+    }
     // The version `check` will report for this image, so a put and the check after it do not
     // make two versions of one push; else the first tag.
     let version_tag = super::check::reported_tag(&settings, &request.source, &tags)

@@ -25,6 +25,7 @@ pub mod encrypted;
 pub mod keys;
 pub mod manifest;
 pub mod options;
+pub mod out;
 pub mod payload;
 pub mod sign;
 pub mod verify;
