@@ -277,3 +277,42 @@ fn unsigned_wrong_key_tampered_and_moved_signatures_are_refused() {
         "not signed by any of source.verify.public_keys",
     );
 }
+
+#[test]
+fn an_index_is_signed_once_as_a_whole() {
+    let registry = Registry::start(RegistryConfig::new());
+    let index = multi_arch_index(&["linux/amd64", "linux/arm64/v8"]);
+    let digest = push(&registry, &index, "base:v1");
+    let work = work_dir();
+    let key = openssl_key(work.path(), "plain");
+    let out = put_signed(&registry, "base", "app", "v1", &key, work.path(), false);
+    assert_eq!(pushed(&out).digest, digest);
+    let manifest = signature_manifest(&registry, "app", &digest);
+    assert_eq!(
+        manifest["layers"].as_array().map(Vec::len),
+        Some(1),
+        "{manifest}"
+    );
+    let payload = blob(
+        &registry,
+        "app",
+        manifest["layers"][0]["digest"].as_str().expect("digest"),
+    );
+    let name = format!("{}/app", registry.host());
+    assert_eq!(
+        String::from_utf8_lossy(&payload),
+        cosign_payload(&name, &digest)
+    );
+    // Only the index: no signature tag for a platform's manifest.
+    let tags = crate::util::oracle::repository_tags(&registry, "app").expect("tags");
+    assert_eq!(tags, vec![signature_tag(&digest), "v1".to_string()]);
+    let source = verifying(&registry, "app", "v1", &[&key]);
+    let (digests, stderr) = check_digests(&source);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    let fetch = get(
+        &source,
+        &digest,
+        json!({"platform": {"architecture": "arm64"}}),
+    );
+    fetch.response();
+}

@@ -169,12 +169,12 @@ mod tests {
     #[test]
     fn appends_without_duplicates_and_keeps_others() {
         let cosigns = Layer::new(&digest(1), 10, "c2ln");
-        let written = manifest(&[cosigns.clone()], &digest(9), 5);
+        let written = manifest(std::slice::from_ref(&cosigns), &digest(9), 5);
         let read = layers(&written).unwrap();
         assert_eq!(read, vec![cosigns.clone()]);
         assert!(read[0].is_signature());
         let ours = Layer::new(&digest(2), 11, "b3Vy");
-        let all = merged(&read, &[ours.clone()]).unwrap();
+        let all = merged(&read, std::slice::from_ref(&ours)).unwrap();
         assert_eq!(all, vec![cosigns.clone(), ours.clone()]);
         assert_eq!(merged(&all, &[ours]), None);
         let config: Value = serde_json::from_slice(&config(&all)).unwrap();

@@ -29,3 +29,33 @@ pub struct VerifyOptions {
     #[serde(default)]
     pub repositories: Vec<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::PutParams;
+
+    #[test]
+    fn the_key_and_password_never_show_in_debug() {
+        let params: PutParams = serde_json::from_value(serde_json::json!({
+            "sign": {"key": "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----", "password": "hunter2"}
+        }))
+        .unwrap();
+        let debug = format!("{params:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("c2VjcmV0"),
+            "{debug}"
+        );
+        assert!(debug.contains("sign: Some"), "{debug}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let sign =
+            serde_json::from_value::<SignParams>(serde_json::json!({"key": "k", "passwd": "x"}));
+        assert!(sign.is_err());
+        let verify =
+            serde_json::from_value::<VerifyOptions>(serde_json::json!({"public_key": "k"}));
+        assert!(verify.is_err());
+    }
+}

@@ -209,3 +209,26 @@ impl Verifier {
 fn short(digest: &str) -> &str {
     digest.get(..19).unwrap_or(digest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_before_any_request() {
+        let reference = Reference::parse("127.0.0.1:5000/app").unwrap();
+        assert!(Verifier::from_options(None, &reference).unwrap().is_none());
+        let empty = VerifyOptions::default();
+        let err = Verifier::from_options(Some(&empty), &reference).unwrap_err();
+        assert!(format!("{err:#}").contains("source.verify.public_keys is empty"));
+        let bad = VerifyOptions {
+            public_keys: vec!["not a key".into()],
+            repositories: vec![],
+        };
+        let err = Verifier::from_options(Some(&bad), &reference).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("source.verify.public_keys[0]"),
+            "{err:#}"
+        );
+    }
+}
