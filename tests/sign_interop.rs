@@ -143,3 +143,41 @@ fn a_pull_repository_copy_keeps_the_signatures() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn cosign_verifies_ours_and_we_verify_cosigns() {
+    let registry = Registry::start(RegistryConfig::new());
+    let image = random_image(1, 2048);
+    let digest = push(&registry, &image, "theirs:v1");
+    push(&registry, &image, "base:v1");
+    let work = work_dir();
+    let key = cosign_key(work.path(), "cosign", "cosign password");
+
+    // cosign signs; check and in verify.
+    cosign_sign(&registry, "theirs", &digest, &key);
+    let source = verifying(&registry, "theirs", "v1", &[&key]);
+    let (digests, stderr) = check_digests(&source);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    get(&source, &digest, json!({"skip_download": true})).response();
+
+    // We sign with cosign's own key file; cosign verifies it (and refuses another key).
+    std::fs::copy(&key.private, work.path().join("cosign-signing.key")).expect("copy");
+    let mut source = source_for(&registry, "ours");
+    source["tag"] = json!("v1");
+    let out = put(
+        work.path(),
+        &source,
+        json!({
+            "pull_repository": format!("{}/base", registry.host()),
+            "pull_tag": "v1",
+            "sign": {"key": "cosign-signing.key", "password": key.password},
+        }),
+    );
+    assert_eq!(pushed(&out).digest, digest);
+    let verified =
+        cosign_verify(&registry, "ours", &digest, &key.public).unwrap_or_else(|e| panic!("{e}"));
+    assert!(verified.contains(&digest), "{verified}");
+    let other = openssl_key(work.path(), "other");
+    assert!(cosign_verify(&registry, "ours", &digest, &other.public).is_err());
+    assert!(cosign_verify(&registry, "base", &digest, &key.public).is_err());
+}

@@ -1,7 +1,8 @@
-//! Sigstore (cosign) signatures in tests: keys made by independent tools (trixie's skopeo
-//! `generate-sigstore-key`, openssl), trixie's skopeo (`ci/skopeo-trixie`, built with
-//! sigstore, unlike bookworm's) as the oracle that signs and verifies, openssl's ECDSA
-//! verification of a payload, and raw registry reads and writes for tampering.
+//! Sigstore (cosign) signatures in tests: keys made by independent tools (cosign
+//! `generate-key-pair`, skopeo `generate-sigstore-key`, openssl); trixie's skopeo (built with
+//! sigstore, unlike bookworm's) and cosign, run by `ci/trixie-tool`, as the oracles that sign
+//! and verify; openssl's ECDSA verification of a payload; raw registry reads and writes for
+//! tampering.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,23 +24,104 @@ pub fn signature_tag(digest: &str) -> String {
     format!("{}.sig", digest.replacen(':', "-", 1))
 }
 
-/// Runs `ci/skopeo-trixie` (trixie's skopeo 1.18) with `args`; `Err` with its stderr.
+/// Runs `ci/trixie-tool skopeo` (trixie's skopeo 1.18) with `args`; `Err` with its stderr.
 pub fn trixie_skopeo(args: &[String]) -> Result<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/skopeo-trixie");
+    trixie_tool("skopeo", args, &[])
+}
+
+/// Runs `ci/trixie-tool cosign` (trixie's cosign 2.5) with `args` and `env`; `Err` with
+/// its output.
+pub fn cosign(args: &[String], env: &[(&str, &str)]) -> Result<String, String> {
+    trixie_tool("cosign", args, env)
+}
+
+fn trixie_tool(program: &str, args: &[String], env: &[(&str, &str)]) -> Result<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/trixie-tool");
     let mut command = Command::new(&script);
-    command.args(args);
+    command.arg(program).args(args);
+    for (name, value) in env {
+        command.env(name, value);
+    }
     let out = run_command(command, b"", TOOL_TIMEOUT);
     if out.status.success() {
         Ok(out.stdout)
     } else {
         Err(format!(
-            "ci/skopeo-trixie {} failed ({}): {}\n{}\n(no trixie skopeo? run ci/setup as root)",
+            "ci/trixie-tool {program} {} failed ({}): {}\n{}\n(no trixie {program}? run ci/setup as root)",
             args.join(" "),
             out.status,
             out.stdout,
             out.stderr
         ))
     }
+}
+
+/// A key pair from `cosign generate-key-pair` (`ENCRYPTED SIGSTORE PRIVATE KEY`), as
+/// `<dir>/<name>.key` and `.pub`.
+pub fn cosign_key(dir: &Path, name: &str, password: &str) -> KeyPair {
+    let prefix = dir.join(name);
+    cosign(
+        &[
+            "generate-key-pair".into(),
+            "--output-key-prefix".into(),
+            prefix.display().to_string(),
+        ],
+        &[("COSIGN_PASSWORD", password)],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let private = dir.join(format!("{name}.key"));
+    let public = dir.join(format!("{name}.pub"));
+    let text = fs::read_to_string(&private).expect("reading the private key");
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"),
+        "cosign wrote a key of another form:\n{}",
+        text.lines().next().unwrap_or("")
+    );
+    KeyPair {
+        public_pem: fs::read_to_string(&public).expect("reading the public key"),
+        private,
+        public,
+        password: password.to_string(),
+    }
+}
+
+/// `cosign sign` of `repository@digest` on `registry` with `key`, key-only (no
+/// transparency log), the `.sig` tag scheme.
+pub fn cosign_sign(registry: &Registry, repository: &str, digest: &str, key: &KeyPair) {
+    cosign(
+        &[
+            "sign".into(),
+            "--key".into(),
+            key.private.display().to_string(),
+            "--tlog-upload=false".into(),
+            "--allow-http-registry".into(),
+            "--yes".into(),
+            format!("{}/{repository}@{digest}", registry.host()),
+        ],
+        &[("COSIGN_PASSWORD", key.password.as_str())],
+    )
+    .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", registry.log()));
+}
+
+/// `cosign verify --key` of `repository@digest` (no transparency log): its stdout (the
+/// verified payloads), or `Err`.
+pub fn cosign_verify(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    public: &Path,
+) -> Result<String, String> {
+    cosign(
+        &[
+            "verify".into(),
+            "--key".into(),
+            public.display().to_string(),
+            "--insecure-ignore-tlog=true".into(),
+            "--allow-http-registry".into(),
+            format!("{}/{repository}@{digest}", registry.host()),
+        ],
+        &[],
+    )
 }
 
 /// A key pair on disk.
