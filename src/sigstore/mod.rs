@@ -17,8 +17,9 @@
 //!   annotation); a new signature is appended to the layers already there.
 //!
 //! Not done: keyless (Fulcio certificates, Rekor bundles; such signatures are skipped as
-//! unverifiable without a key) and the OCI referrers API (the registry we test against, CNCF
-//! distribution 2.8, has none; cosign itself uses the tag scheme by default).
+//! unverifiable without a key), RSA and Ed25519 keys, and Sigstore bundles stored as OCI
+//! referrers (cosign 3's default; cosign 2 and `--new-bundle-format=false` use the tag
+//! scheme; the registry we test against, CNCF distribution 2.8, has no referrers API).
 
 pub mod copy;
 pub mod encrypted;
