@@ -90,15 +90,8 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     let params = &request.params;
     let source = choose_source(params, &dir)?;
     // The signing key is read (and decrypted) before anything is pushed.
-    let signer = params
-        .sign
-        .as_ref()
-        .map(|s| crate::sigstore::sign::Signer::load(s, &dir));
-    let signer = signer.transpose()?;
-    let pulled_from = match &source {
-        Source::Pull { repository, .. } => Some(repository.clone()),
-        _ => None,
-    };
+    let pulled = matches!(source, Source::Pull { .. });
+    let signing = crate::sigstore::out::Signing::new(params, &dir, pulled)?;
     let plan = tags::plan(&TagRequest {
         params,
         source_tag: settings.reference.tag(),
@@ -166,20 +159,9 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         plan.top.digest,
         tags.join(", ")
     );
-    let (digest, pulled) = (&plan.top.digest, pulled_from.as_deref());
-    let client = &target.client;
-    let scratch_dir = scratch.path();
-    for line in crate::sigstore::out::after_push(
-        &settings,
-        client,
-        &repository,
-        digest,
-        pulled,
-        signer.as_ref(),
-        scratch_dir,
-    )
-    .await?
-    {
+    let (digest, client) = (&plan.top.digest, &target.client);
+    let signed = signing.after_push(&settings, client, &repository, digest, scratch.path());
+    for line in signed.await? {
         eprintln!("{line}");
     }
     // The version `check` will report for this image, so a put and the check after it do not
