@@ -316,3 +316,40 @@ fn an_index_is_signed_once_as_a_whole() {
     );
     fetch.response();
 }
+
+#[test]
+fn oversized_signature_payloads_are_not_read() {
+    let registry = Registry::start(RegistryConfig::new());
+    let image = random_image(1, 1024);
+    let digest = push(&registry, &image, "app:v1");
+    let work = work_dir();
+    let key = openssl_key(work.path(), "plain");
+    // A "payload" of 100 KiB (the limit is 64 KiB) with some signature: not fetched.
+    let big = vec![b' '; 100 << 10];
+    let big_digest = upload_blob(&registry, "app", &big);
+    let config =
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let config_digest = upload_blob(&registry, "app", config);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": [{
+            "mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+            "size": big.len(),
+            "digest": big_digest,
+            "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="},
+        }],
+    });
+    let raw = serde_json::to_vec(&manifest).expect("JSON");
+    put_manifest(&registry, "app", &signature_tag(&digest), &raw);
+    let (digests, stderr) = check_digests(&verifying(&registry, "app", "v1", &[&key]));
+    assert!(digests.is_empty(), "{stderr}");
+    assert!(stderr.contains("more than 65536 are not read"), "{stderr}");
+    let blob_reads = registry
+        .log()
+        .lines()
+        .filter(|line| line.contains(&format!("/blobs/{big_digest}")))
+        .count();
+    assert_eq!(blob_reads, 0, "the oversized payload was fetched");
+}
