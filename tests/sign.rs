@@ -353,3 +353,48 @@ fn oversized_signature_payloads_are_not_read() {
         .count();
     assert_eq!(blob_reads, 0, "the oversized payload was fetched");
 }
+
+#[test]
+fn a_semver_listing_leaves_out_the_unsigned_versions() {
+    let registry = Registry::start(RegistryConfig::new());
+    let work = work_dir();
+    let key = openssl_key(work.path(), "plain");
+    let mut digests = Vec::new();
+    for tag in ["1.0.0", "1.1.0", "1.2.0"] {
+        digests.push(push(
+            &registry,
+            &random_image(1, 512),
+            &format!("app:{tag}"),
+        ));
+    }
+    for (i, tag) in [(0, "1.0.0"), (2, "1.2.0")] {
+        let out = put_signed(&registry, "app", "app", tag, &key, work.path(), false);
+        assert_eq!(pushed(&out).digest, digests[i]);
+    }
+    let mut source = source_for(&registry, "app");
+    let request = |source: &Value| json!({"source": source, "version": {"tag": "1.0.0", "digest": digests[0]}});
+    // Without verify: all three.
+    let out = run("check", &[], &request(&source));
+    assert_eq!(
+        out.expect_success().as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        out.stdout
+    );
+    source["verify"] = json!({"public_keys": [key.public_pem]});
+    let out = run("check", &[], &request(&source));
+    let emitted: Vec<&str> = out
+        .expect_success()
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v["tag"].as_str().expect("tag"))
+        .collect();
+    assert_eq!(emitted, ["1.0.0", "1.2.0"], "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("skipping {} (tag 1.1.0)", digests[1])),
+        "{}",
+        out.stderr
+    );
+}

@@ -14,6 +14,10 @@ use crate::resource::Version;
 use crate::settings::{first_found, Endpoint};
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
+use futures_util::StreamExt as _;
+
+/// Versions whose signatures `check` reads at once.
+pub const VERIFY_CONCURRENCY: usize = 8;
 
 /// What the signatures of one digest say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,16 +165,22 @@ impl Verifier {
         Ok(verdict)
     }
 
-    /// `check`: the versions with a valid signature, and a note for each one left out.
+    /// `check`: the versions with a valid signature, in their order, and a note for each one
+    /// left out. At most [`VERIFY_CONCURRENCY`] versions are looked at at once.
     pub async fn signed_versions(
         &self,
         endpoints: &[Endpoint],
         versions: Vec<Version>,
     ) -> anyhow::Result<(Vec<Version>, Vec<String>)> {
+        let verdicts: Vec<anyhow::Result<Verdict>> = futures_util::stream::iter(&versions)
+            .map(|version| self.verdict_on(endpoints, &version.digest))
+            .buffered(VERIFY_CONCURRENCY)
+            .collect()
+            .await;
         let mut kept = Vec::new();
         let mut notes = Vec::new();
-        for version in versions {
-            match self.verdict_on(endpoints, &version.digest).await? {
+        for (version, verdict) in versions.into_iter().zip(verdicts) {
+            match verdict? {
                 Verdict::Signed(_) => kept.push(version),
                 Verdict::Unsigned(why) => notes.push(format!(
                     "note: skipping {}{} (source.verify): {why}",
