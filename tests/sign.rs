@@ -398,3 +398,60 @@ fn a_semver_listing_leaves_out_the_unsigned_versions() {
         out.stderr
     );
 }
+
+#[test]
+fn docker_hub_names_are_normalised_and_signatures_read_through_a_mirror() {
+    let upstream = Registry::start(RegistryConfig::new());
+    let digest = push(&upstream, &random_image(1, 512), "library/busybox:1.36");
+    let work = work_dir();
+    let key = openssl_key(work.path(), "plain");
+    std::fs::copy(&key.private, work.path().join("signing.key")).expect("copy");
+    // `upstream` plays Docker Hub: `busybox` is docker.io/library/busybox.
+    let upstream_host = upstream.host();
+    let hub = [("IMAGE_RESOURCE_DOCKER_HUB_HOST", upstream_host.as_str())];
+    let request = json!({
+        "source": {"repository": "busybox", "tag": "1.36"},
+        "params": {"pull_repository": "busybox", "pull_tag": "1.36", "sign": {"key": "signing.key"}},
+    });
+    let dir = work.path().to_str().expect("UTF-8").to_string();
+    let out = run_with_env("out", &[dir.as_str()], &hub, request.to_string().as_bytes());
+    assert_eq!(pushed(&out).digest, digest);
+    let manifest = signature_manifest(&upstream, "library/busybox", &digest);
+    let payload = blob(
+        &upstream,
+        "library/busybox",
+        manifest["layers"][0]["digest"].as_str().expect("digest"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&payload),
+        cosign_payload("docker.io/library/busybox", &digest)
+    );
+
+    // Docker Hub unreachable, only the mirror answers: the signature comes through it.
+    let mirror = Registry::start(RegistryConfig::new().proxy(&upstream));
+    let closed = [("IMAGE_RESOURCE_DOCKER_HUB_HOST", "127.0.0.1:9")];
+    let source = json!({
+        "repository": "library/busybox", "tag": "1.36",
+        "registry_mirror": {"host": mirror.host()},
+        "verify": {"public_keys": [key.public_pem]},
+    });
+    let out = run_with_env(
+        "check",
+        &[],
+        &closed,
+        json!({"source": source}).to_string().as_bytes(),
+    );
+    let versions = out.expect_success();
+    assert_eq!(versions[0]["digest"], json!(digest), "{}", out.stderr);
+    // Another key: the mirror has no valid signature, nor has the origin (reachable now).
+    let other = openssl_key(work.path(), "other");
+    let mut refused = source.clone();
+    refused["verify"] = json!({"public_keys": [other.public_pem]});
+    let out = run_with_env(
+        "check",
+        &[],
+        &hub,
+        json!({"source": refused}).to_string().as_bytes(),
+    );
+    assert_eq!(out.expect_success(), &json!([]), "{}", out.stderr);
+}
