@@ -276,6 +276,20 @@ fn unsigned_wrong_key_tampered_and_moved_signatures_are_refused() {
         &[&key],
         "not signed by any of source.verify.public_keys",
     );
+    // The original signature back, its payload changed in the registry's storage (same
+    // length): served under its digest, refused as not what the digest says, not an error.
+    put_manifest(&registry, "app", &signature_tag(&signed), &original);
+    let layer_digest = serde_json::from_slice::<Value>(&original).expect("JSON")["layers"][0]
+        ["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let stored = registry.blob_path(&layer_digest);
+    let mut bytes = std::fs::read(&stored).expect("reading the stored payload");
+    let at = bytes.len() - 3;
+    bytes[at] = if bytes[at] == b'u' { b'x' } else { b'u' };
+    std::fs::write(&stored, bytes).expect("writing the stored payload");
+    refused("signed", &signed, &[&key], "the payload blob");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::keys::PublicKey;
 use super::manifest::{self, Layer};
 use super::{payload, signature_tag, VerifyOptions};
 use crate::reference::Reference;
-use crate::registry::Client;
+use crate::registry::{Client, Error};
 use crate::resource::Version;
 use crate::settings::{first_found, Endpoint};
 use anyhow::{bail, Context as _};
@@ -128,10 +128,21 @@ impl Verifier {
         else {
             return Ok(Err("the signature is not base64".into()));
         };
-        let payload = client
+        // A payload that is missing or not what its digest says is a bad signature (another
+        // may still be good); a failure to reach the registry is an error.
+        let payload = match client
             .fetch_small_blob(repository, &layer.digest, layer.size)
             .await
-            .with_context(|| format!("fetching the signature payload {}", layer.digest))?;
+        {
+            Ok(payload) => payload,
+            Err(e @ (Error::NotFound { .. } | Error::DigestMismatch { .. })) => {
+                return Ok(Err(format!("the payload blob: {e}")))
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("fetching the signature payload {}", layer.digest))
+            }
+        };
         let Some(key) = self
             .keys
             .iter()
