@@ -67,8 +67,16 @@ impl PrivateKey {
             return PrivateKey::from_pem(text, password).context("params.sign.key");
         }
         let path = dir.join(text.trim());
+        // The value is not shown when it names no file: it may be key material pasted
+        // without its PEM lines.
         let size = std::fs::metadata(&path)
-            .with_context(|| format!("params.sign.key: reading {}", path.display()))?
+            .map_err(|e| {
+                anyhow!(
+                    "params.sign.key is neither PEM text (no -----BEGIN line) nor a file under \
+                     the sources directory ({})",
+                    e.kind()
+                )
+            })?
             .len();
         if size > MAX_KEY_FILE {
             bail!(
@@ -202,6 +210,19 @@ V01tU1BlaEljNlBqd2h1Q2xHaVpJUWRvTGc9PSJ9
             assert_eq!(key.public_key(), public);
             assert!(public.verifies(b"m", &key.sign(b"m")));
         }
+    }
+
+    #[test]
+    fn a_value_that_is_no_file_is_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            PrivateKey::load(&Secret::new("MHcCAQEEIKEYMATERIAL"), None, dir.path()).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("neither PEM text"), "{text}");
+        assert!(!text.contains("KEYMATERIAL"), "{text}");
+        std::fs::write(dir.path().join("k.pem"), COSIGN_SIGSTORE_KEY).unwrap();
+        let password = Secret::new("hello");
+        PrivateKey::load(&Secret::new("k.pem"), Some(&password), dir.path()).unwrap();
     }
 
     #[test]
