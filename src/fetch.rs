@@ -3,6 +3,7 @@
 //! files whose completion the layer applier ([`crate::image::unpack`]) waits on, in order.
 
 use crate::image::manifest::{self, Parsed, PlatformSpec};
+use crate::image::model::{self, Digest, Manifest};
 use crate::image::unpack::Arrivals;
 use crate::progress::Progress;
 use crate::registry::Client;
@@ -11,80 +12,71 @@ use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest}
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// One single-platform image: its manifest and config, raw and parsed.
+/// One single-platform image as fetched: its manifest (raw, and parsed), the index entry's
+/// platform, and its config `C`: a [`Config`] once fetched ([`resolve`]), `()` when only
+/// manifests were asked for ([`fetch_manifests`]).
 #[derive(Debug, Clone)]
-pub struct PlatformImage {
-    /// Manifest bytes as the registry sent them.
-    pub manifest_raw: Vec<u8>,
-    /// Their digest.
-    pub manifest_digest: String,
-    /// Their media type.
-    pub manifest_media_type: String,
-    /// Parsed manifest.
+pub struct PlatformImage<C = Config> {
+    /// The manifest bytes as the registry sent them, their digest and media type.
+    pub raw: Manifest,
+    /// The manifest, parsed.
     pub manifest: ImageManifest,
-    /// Config bytes as fetched.
-    pub config_raw: Vec<u8>,
-    /// Parsed config.
-    pub config: ImageConfiguration,
     /// The index entry's platform, when the image came out of an index.
     pub platform: Option<serde_json::Value>,
+    /// The config.
+    pub config: C,
 }
 
-impl PlatformImage {
-    /// `(digest, media type, size)` of each layer.
-    pub fn layers(&self) -> Vec<(String, String, u64)> {
+/// An image config, raw and parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The bytes as fetched (their digest is the manifest's config digest).
+    pub raw: Vec<u8>,
+    /// Parsed.
+    pub parsed: ImageConfiguration,
+}
+
+impl<C> PlatformImage<C> {
+    /// The layers' descriptors, digests checked (one we cannot verify, or that is not
+    /// safe as a file name, is an error naming the manifest).
+    pub fn layers(&self) -> anyhow::Result<Vec<model::Descriptor>> {
         self.manifest
             .layers()
             .iter()
-            .map(|d| (d.digest().to_string(), manifest::media_type(d), d.size()))
+            .map(|d| self.descriptor(d))
             .collect()
+    }
+
+    /// The config's descriptor, its digest checked.
+    pub fn config_descriptor(&self) -> anyhow::Result<model::Descriptor> {
+        self.descriptor(self.manifest.config())
+    }
+
+    fn descriptor(&self, d: &Descriptor) -> anyhow::Result<model::Descriptor> {
+        let digest = Digest::parse(d.digest().as_ref())
+            .with_context(|| format!("manifest {}", self.raw.digest))?;
+        Ok(model::Descriptor::new(
+            manifest::media_type(d),
+            digest,
+            d.size(),
+        ))
     }
 }
 
-/// What a version digest resolved to.
+/// What a reference resolved to: the top manifest (an index or a manifest) and the
+/// single-platform images, with configs `C` (see [`PlatformImage`]).
 #[derive(Debug, Clone)]
-pub struct Resolved {
-    /// The bytes the version digest names (an index or a manifest).
-    pub top_raw: Vec<u8>,
-    /// Their media type.
-    pub top_media_type: String,
-    /// Their digest.
-    pub top_digest: String,
-    /// The index, for a multi-platform image.
-    pub index: Option<ImageIndex>,
-    /// The selected platform's image first; with `all_platforms`, every other one after it.
-    pub images: Vec<PlatformImage>,
-}
-
-/// One single-platform manifest, raw and parsed, as fetched.
-#[derive(Debug, Clone)]
-pub struct FetchedManifest {
-    /// Bytes as the registry sent them.
-    pub raw: Vec<u8>,
-    /// Their digest.
-    pub digest: String,
-    /// Their media type.
-    pub media_type: String,
-    /// Parsed.
-    pub manifest: ImageManifest,
-    /// The index entry's platform, when it came out of an index.
-    pub platform: Option<serde_json::Value>,
-}
-
-/// What a reference names, manifests only (no configs, no layers).
-#[derive(Debug, Clone)]
-pub struct Manifests {
+pub struct Resolved<C = Config> {
     /// The bytes the reference names (an index or a manifest).
-    pub top_raw: Vec<u8>,
-    /// Their media type.
-    pub top_media_type: String,
-    /// Their digest.
-    pub top_digest: String,
+    pub top: Manifest,
     /// The index, for a multi-platform image.
     pub index: Option<ImageIndex>,
-    /// The single-platform manifests: see [`fetch_manifests`] for which, in what order.
-    pub images: Vec<FetchedManifest>,
+    /// The images: see [`fetch_manifests`] for which, in what order.
+    pub images: Vec<PlatformImage<C>>,
 }
+
+/// What [`fetch_manifests`] gives: manifests only.
+pub type Manifests = Resolved<()>;
 
 /// Fetches the manifest `reference` (a digest or tag) of `repository` and, for an index,
 /// its manifests: with `platform`, the matching one first (and, with `all_platforms`, every
@@ -102,20 +94,22 @@ pub async fn fetch_manifests(
         .with_context(|| format!("manifest {reference} does not exist in {repository}"))?;
     let parsed = manifest::parse(&top.media_type, &top_raw)
         .with_context(|| format!("manifest {reference} of {repository}"))?;
+    let top = Manifest {
+        raw: top_raw,
+        digest: top.digest,
+        media_type: top.media_type,
+    };
     let mut fetched = Manifests {
-        top_media_type: top.media_type.clone(),
-        top_digest: top.digest.clone(),
-        top_raw: top_raw.clone(),
+        top: top.clone(),
         index: None,
         images: Vec::new(),
     };
     match parsed {
-        Parsed::Manifest(manifest) => fetched.images.push(FetchedManifest {
-            raw: top_raw,
-            digest: top.digest,
-            media_type: top.media_type,
+        Parsed::Manifest(manifest) => fetched.images.push(PlatformImage {
+            raw: top,
             manifest: *manifest,
             platform: None,
+            config: (),
         }),
         Parsed::Index(index) => {
             let wanted: Vec<Descriptor> = match platform {
@@ -157,21 +151,16 @@ pub async fn resolve(
         fetch_manifests(client, repository, reference, Some(platform), all_platforms).await?;
     let mut images = Vec::with_capacity(manifests.images.len());
     for fetched in manifests.images {
-        let (config_raw, config) = fetch_config(client, repository, &fetched.manifest).await?;
+        let config = fetch_config(client, repository, &fetched.manifest).await?;
         images.push(PlatformImage {
-            manifest_raw: fetched.raw,
-            manifest_digest: fetched.digest,
-            manifest_media_type: fetched.media_type,
+            raw: fetched.raw,
             manifest: fetched.manifest,
-            config_raw,
-            config,
             platform: fetched.platform,
+            config,
         });
     }
     Ok(Resolved {
-        top_raw: manifests.top_raw,
-        top_media_type: manifests.top_media_type,
-        top_digest: manifests.top_digest,
+        top: manifests.top,
         index: manifests.index,
         images,
     })
@@ -181,7 +170,7 @@ async fn fetch_child(
     client: &Client,
     repository: &str,
     descriptor: &Descriptor,
-) -> anyhow::Result<FetchedManifest> {
+) -> anyhow::Result<PlatformImage<()>> {
     let digest = descriptor.digest().to_string();
     let (found, raw) = client
         .get_manifest(repository, &digest)
@@ -195,11 +184,14 @@ async fn fetch_child(
             "manifest {digest} of {repository} is a nested index; nested indexes are not supported"
         ),
     };
-    Ok(FetchedManifest {
-        raw,
-        digest: found.digest,
-        media_type: found.media_type,
+    Ok(PlatformImage {
+        raw: Manifest {
+            raw,
+            digest: found.digest,
+            media_type: found.media_type,
+        },
         manifest,
+        config: (),
         platform: descriptor
             .platform()
             .as_ref()
@@ -211,7 +203,7 @@ async fn fetch_config(
     client: &Client,
     repository: &str,
     manifest: &ImageManifest,
-) -> anyhow::Result<(Vec<u8>, ImageConfiguration)> {
+) -> anyhow::Result<Config> {
     let descriptor = manifest.config();
     let digest = descriptor.digest().to_string();
     let raw = client
@@ -225,7 +217,10 @@ async fn fetch_config(
     if diff_ids != layers {
         bail!("image config {digest} of {repository} lists {diff_ids} diff_ids for {layers} layers: the image is corrupt");
     }
-    Ok((raw, config))
+    Ok(Config {
+        raw,
+        parsed: config,
+    })
 }
 
 /// Downloads `blobs` (`(digest, size)`, unique) into `dir/<hex>` with at most `concurrency`
@@ -234,7 +229,7 @@ async fn fetch_config(
 pub async fn download(
     client: Arc<Client>,
     repository: String,
-    blobs: Vec<(String, u64)>,
+    blobs: Vec<(Digest, u64)>,
     dir: PathBuf,
     concurrency: usize,
     progress: Arc<Progress>,
@@ -257,7 +252,7 @@ pub async fn download(
             let result =
                 download_one(&client, &repository, &digest, size, &path, &progress, i).await;
             arrivals.arrive(
-                &digest,
+                digest.as_str(),
                 result
                     .as_ref()
                     .map(|()| path.clone())
@@ -279,7 +274,7 @@ pub async fn download(
 async fn download_one(
     client: &Client,
     repository: &str,
-    digest: &str,
+    digest: &Digest,
     size: u64,
     path: &Path,
     progress: &Progress,
@@ -288,7 +283,7 @@ async fn download_one(
     let counter = progress.counter(index);
     // Retries (resuming with Range) are the client's: see registry::blob.
     client
-        .fetch_blob_to_file(repository, digest, size, path, &counter)
+        .fetch_blob_to_file(repository, digest.as_str(), size, path, &counter)
         .await
         .with_context(|| format!("downloading blob {digest}"))?;
     if let Some(item) = progress.item(index) {
@@ -299,7 +294,6 @@ async fn download_one(
 }
 
 /// `dir/<hex>` for a digest.
-pub fn blob_path(dir: &Path, digest: &str) -> PathBuf {
-    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
-    dir.join(hex)
+pub fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join(digest.hex())
 }

@@ -7,28 +7,33 @@
 //! - [`settings`]: the validated `source`: reference, TLS options, keychain, mirror order.
 //! - [`mod@reference`]: image reference parsing and Docker's normalisation; pure, no I/O.
 //! - [`secret`]: a string that never prints.
-//! - [`digest`]: content digests, one streaming hasher for every algorithm we verify.
+//! - [`digest`]: content digests: the validated [`digest::Digest`] (parsed once) and one
+//!   streaming hasher for every algorithm we verify.
 //! - [`pattern`]: user-written regular expressions, with errors naming option and position.
 //! - [`time`]: calendar arithmetic for HTTP dates and RFC 3339 timestamps.
 //! - [`registry`]: our own thin distribution client: per-registry transport (TLS, client
 //!   certificates, insecure rules), auth (challenge, Basic, Bearer tokens) and the calls.
 //! - [`credentials`]: which credentials each registry gets, from every source, in precedence.
-//! - [`image`]: manifests, layers, the rootfs applier and `in`'s layer pipeline into it,
-//!   archives and `out`'s image sources.
+//! - [`image`]: the image model ([`image::model`]), manifests, layers, the rootfs applier and
+//!   `in`'s layer pipeline into it, archives and `out`'s image sources.
 //! - [`fetch`]: `in`'s manifest walk and parallel blob downloads.
-//! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags).
+//! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags) and where each blob's bytes
+//!   are ([`push::BlobSource`]).
 //! - [`tags`]: the tags an `out` pushes.
-//! - [`build`]: `out`'s Dockerfile builds through buildah.
-//! - [`progress`]: progress lines on stderr.
-//! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` over stdin/stdout.
+//! - [`builder`]: `out`'s Dockerfile builds through buildah.
+//! - [`log`]: where a command's messages go (stderr, or a buffer in tests).
+//! - [`progress`]: progress lines on the log.
+//! - [`commands`]: `check`, `in` (`get`) and `out` (`put`), each a `run` of request bytes,
+//!   arguments and a [`log::Log`]; `commands::main` wires stdin, stdout and stderr.
 #![warn(missing_docs)]
 
-pub mod build;
+pub mod builder;
 pub mod commands;
 pub mod credentials;
 pub mod digest;
 pub mod fetch;
 pub mod image;
+pub mod log;
 pub mod pattern;
 pub mod progress;
 pub mod push;

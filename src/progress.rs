@@ -1,6 +1,7 @@
-//! Transfer progress on stderr: one summary line every few seconds while blobs move (per
+//! Transfer progress on the command's [`Log`] (stderr): one summary line every few seconds while blobs move (per
 //! blob in flight: done/size and rate), and a final line; never a flood.
 
+use crate::log::Log;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,7 +62,8 @@ impl Progress {
     }
 
     /// The summary line: blobs finished, bytes so far, overall rate.
-    pub fn line(&self) -> String {
+    #[cfg(test)]
+    fn line(&self) -> String {
         self.line_since(&[], Duration::ZERO)
     }
 
@@ -120,14 +122,15 @@ impl Progress {
             .collect()
     }
 
-    /// Prints a progress line on stderr every [`INTERVAL`] until the returned guard is
+    /// Writes a progress line to `log` every [`INTERVAL`] until the returned guard is
     /// dropped.
-    pub fn report(self: &Arc<Self>) -> Reporter {
-        self.report_to(|line| eprintln!("{line}"))
+    pub fn report(self: &Arc<Self>, log: &Log) -> Reporter {
+        let log = log.clone();
+        self.report_to(move |line| log.line(line))
     }
 
     /// Gives `sink` a progress line every [`INTERVAL`] until the returned guard is dropped.
-    pub fn report_to(self: &Arc<Self>, sink: impl Fn(String) + Send + 'static) -> Reporter {
+    fn report_to(self: &Arc<Self>, sink: impl Fn(String) + Send + 'static) -> Reporter {
         let progress = Arc::clone(self);
         let handle = tokio::spawn(async move {
             let mut ticker = tokio::time::interval(INTERVAL);
@@ -237,5 +240,22 @@ mod tests {
             "{}",
             lines[1]
         );
+    }
+
+    /// The command's log gets the lines (stderr for the executables).
+    #[tokio::test(start_paused = true)]
+    async fn report_writes_to_the_log() {
+        let p = Progress::new("uploading", &[("sha256:cccccccccccc00".into(), 4_000_000)]);
+        let (log, captured) = crate::log::Captured::log();
+        let reporter = p.report(&log);
+        p.items[0].done.store(1_000_000, Ordering::Relaxed);
+        tokio::time::sleep(INTERVAL + INTERVAL / 2).await;
+        drop(reporter);
+        let text = captured.text();
+        assert!(
+            text.starts_with("uploading 0/1 blobs, 1.0 MB of 4.0 MB"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text}");
     }
 }

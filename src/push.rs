@@ -3,8 +3,8 @@
 //! otherwise uploaded streaming from disk, or copied through a scratch file from another
 //! registry), then child manifests by digest, then the top manifest once per tag.
 
-use crate::image::archive::Deferred;
-use crate::image::local::Pushable;
+use crate::image::archive::ArchiveLayer;
+use crate::image::model::{Blob, ImageOrIndex, Manifest};
 use crate::progress::{self, Progress};
 use crate::registry::upload::Mount;
 use crate::registry::Client;
@@ -14,13 +14,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Where a blob's bytes are.
+/// Where a blob's bytes are: the one answer for every blob of the model
+/// ([`crate::image::model::Blob`]).
 #[derive(Debug, Clone)]
 pub enum BlobSource {
-    /// A file on disk.
+    /// A file on disk holding exactly the blob (verified).
     File(PathBuf),
-    /// A layer still inside its archive, read (and verified) only if it must be sent.
-    Deferred(Box<crate::image::archive::BlobFile>),
+    /// A layer still inside a docker-save archive, read (and verified) only if it must be
+    /// sent.
+    Member(Box<ArchiveLayer>),
     /// A repository on a registry (mounted when it is the target's registry).
     Remote {
         /// The client for that registry; `None`: the registry being pushed to.
@@ -30,86 +32,52 @@ pub enum BlobSource {
     },
 }
 
-/// One blob to push.
-#[derive(Debug, Clone)]
-pub struct PushBlob {
-    /// `sha256:...`.
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Where its bytes are.
-    pub source: BlobSource,
-}
-
-/// One manifest (or index) to push, as raw bytes.
-#[derive(Debug, Clone)]
-pub struct PushManifest {
-    /// The bytes.
-    pub raw: Vec<u8>,
-    /// Their media type.
-    pub media_type: String,
-    /// Their digest.
-    pub digest: String,
+impl BlobSource {
+    /// Where it is, for messages: a path, `<member> of <archive>`, or `<host>/<repository>`.
+    pub fn describe(&self) -> String {
+        match self {
+            BlobSource::File(path) => path.display().to_string(),
+            BlobSource::Member(layer) => layer.what.clone(),
+            BlobSource::Remote { client, repository } => match client {
+                Some(client) => format!("{}/{repository}", client.host()),
+                None => format!("{repository} on the target registry"),
+            },
+        }
+    }
 }
 
 /// Everything a push sends.
 #[derive(Debug, Clone)]
 pub struct PushPlan {
     /// Unique blobs (configs and layers).
-    pub blobs: Vec<PushBlob>,
+    pub blobs: Vec<Blob>,
     /// Manifests an index lists (pushed by digest before it).
-    pub children: Vec<PushManifest>,
+    pub children: Vec<Manifest>,
     /// What the tags point at.
-    pub top: PushManifest,
+    pub top: Manifest,
 }
 
 impl PushPlan {
     /// The plan for a local image.
-    pub fn from_pushable(image: &Pushable) -> PushPlan {
-        let mut blobs: Vec<PushBlob> = Vec::new();
+    pub fn from_image(image: &ImageOrIndex) -> PushPlan {
+        let mut blobs: Vec<Blob> = Vec::new();
         for local in image.images() {
             for blob in std::iter::once(&local.config).chain(local.layers.iter()) {
                 if !blobs.iter().any(|b| b.digest == blob.digest) {
-                    let source = match &blob.deferred {
-                        Some(Deferred::Mount { repository }) => BlobSource::Remote {
-                            client: None,
-                            repository: repository.clone(),
-                        },
-                        Some(Deferred::Member(_)) => BlobSource::Deferred(Box::new(blob.clone())),
-                        None => BlobSource::File(blob.path.clone()),
-                    };
-                    blobs.push(PushBlob {
-                        digest: blob.digest.clone(),
-                        size: blob.size,
-                        source,
-                    });
+                    blobs.push(blob.clone());
                 }
             }
         }
-        let manifest_of = |local: &crate::image::archive::LocalImage| PushManifest {
-            raw: local.manifest.clone(),
-            media_type: local.manifest_media_type.clone(),
-            digest: local.manifest_digest.clone(),
-        };
         match image {
-            Pushable::Image(local) => PushPlan {
+            ImageOrIndex::Image(local) => PushPlan {
                 blobs,
                 children: Vec::new(),
-                top: manifest_of(local),
+                top: local.manifest.clone(),
             },
-            Pushable::Index {
-                raw,
-                digest,
-                media_type,
-                images,
-            } => PushPlan {
+            ImageOrIndex::Index { index, images } => PushPlan {
                 blobs,
-                children: images.iter().map(manifest_of).collect(),
-                top: PushManifest {
-                    raw: raw.clone(),
-                    media_type: media_type.clone(),
-                    digest: digest.clone(),
-                },
+                children: images.iter().map(|i| i.manifest.clone()).collect(),
+                top: index.clone(),
             },
         }
     }
@@ -152,10 +120,10 @@ pub async fn push(
     let sizes: Vec<(String, u64)> = plan
         .blobs
         .iter()
-        .map(|b| (b.digest.clone(), b.size))
+        .map(|b| (b.digest.to_string(), b.size))
         .collect();
     let progress = Progress::new("uploading", &sizes);
-    let reporter = progress.report();
+    let reporter = progress.report(&crate::log::Log::stderr());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, blob) in plan.blobs.iter().enumerate() {
@@ -191,7 +159,7 @@ pub async fn push(
         started.elapsed().as_secs_f64()
     );
     for child in &plan.children {
-        put_manifest(&target, repository, &child.digest, child)
+        put_manifest(&target, repository, child.digest.as_str(), child)
             .await
             .with_context(|| format!("pushing manifest {}", child.digest))?;
     }
@@ -208,7 +176,7 @@ async fn put_manifest(
     target: &Client,
     repository: &str,
     reference: &str,
-    manifest: &PushManifest,
+    manifest: &Manifest,
 ) -> Result<(), crate::registry::Error> {
     target
         .put_manifest(repository, reference, &manifest.media_type, &manifest.raw)
@@ -218,14 +186,15 @@ async fn put_manifest(
 async fn push_blob(
     target: &Client,
     repository: &str,
-    blob: &PushBlob,
+    blob: &Blob,
     report: &PushReport,
     progress: &Progress,
     index: usize,
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let counter = progress.counter(index);
-    let exists = target.blob_exists(repository, &blob.digest).await?;
+    let digest = blob.digest.as_str();
+    let exists = target.blob_exists(repository, digest).await?;
     if exists {
         report.present.fetch_add(1, Ordering::Relaxed);
         mark_done(progress, index, blob.size);
@@ -234,10 +203,10 @@ async fn push_blob(
     let mut session = None;
     let (path, scratch_copy) = match &blob.source {
         BlobSource::File(path) => (path.clone(), false),
-        BlobSource::Deferred(file) => {
-            let (file, scratch) = (file.clone(), scratch.to_path_buf());
+        BlobSource::Member(_) => {
+            let (blob, scratch) = (blob.clone(), scratch.to_path_buf());
             let path = tokio::task::spawn_blocking(move || {
-                crate::image::sources::materialise(&file, &scratch)
+                crate::image::sources::materialise(&blob, &scratch)
             })
             .await
             .context("checking a layer panicked")??;
@@ -249,7 +218,7 @@ async fn push_blob(
         } => {
             let client = client.as_deref().unwrap_or(target);
             if client.host() == target.host() && from != repository {
-                match target.mount_blob(repository, &blob.digest, from).await? {
+                match target.mount_blob(repository, digest, from).await? {
                     Mount::Mounted => {
                         report.mounted.fetch_add(1, Ordering::Relaxed);
                         mark_done(progress, index, blob.size);
@@ -258,10 +227,10 @@ async fn push_blob(
                     Mount::NotMounted(location) => session = Some(location),
                 }
             }
-            let path = crate::fetch::blob_path(scratch, &blob.digest);
+            let path = scratch.join(blob.digest.hex());
             let fetched = AtomicU64::new(0);
             client
-                .fetch_blob_to_file(from, &blob.digest, blob.size, &path, &fetched)
+                .fetch_blob_to_file(from, digest, blob.size, &path, &fetched)
                 .await
                 .with_context(|| format!("copying it from {}/{from}", client.host()))?;
             (path, true)
@@ -271,7 +240,7 @@ async fn push_blob(
     let result = target
         .upload_blob(
             repository,
-            &blob.digest,
+            digest,
             blob.size,
             &path,
             session.take(),
@@ -289,4 +258,69 @@ async fn push_blob(
 
 fn mark_done(progress: &Progress, index: usize, size: u64) {
     progress.counter(index).store(size, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::model::{Digest, Image};
+
+    fn blob(content: &[u8], source: BlobSource) -> Blob {
+        Blob {
+            digest: Digest::sha256_of(content),
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            size: content.len() as u64,
+            source,
+        }
+    }
+
+    fn image(config: &[u8], layers: Vec<Blob>) -> Image {
+        Image {
+            manifest: Manifest::sha256(
+                config.to_vec(),
+                "application/vnd.oci.image.manifest.v1+json",
+            ),
+            config: blob(config, BlobSource::File(PathBuf::from("/c"))),
+            layers,
+        }
+    }
+
+    #[test]
+    fn a_plan_sends_each_blob_once_then_the_children_then_the_top() {
+        let shared = blob(b"shared", BlobSource::File(PathBuf::from("/s")));
+        let mounted = blob(
+            b"base",
+            BlobSource::Remote {
+                client: None,
+                repository: "base/bb".into(),
+            },
+        );
+        let amd = image(b"amd", vec![shared.clone(), mounted.clone()]);
+        let arm = image(b"arm", vec![shared.clone()]);
+        let index = Manifest::sha256(b"index".to_vec(), "application/vnd.oci.image.index.v1+json");
+        let plan = PushPlan::from_image(&ImageOrIndex::Index {
+            index: index.clone(),
+            images: vec![amd.clone(), arm.clone()],
+        });
+        let digests: Vec<&Digest> = plan.blobs.iter().map(|b| &b.digest).collect();
+        assert_eq!(
+            digests,
+            [
+                &amd.config.digest,
+                &shared.digest,
+                &mounted.digest,
+                &arm.config.digest
+            ]
+        );
+        assert_eq!(
+            plan.blobs[2].source.describe(),
+            "base/bb on the target registry"
+        );
+        assert_eq!(plan.children, [amd.manifest.clone(), arm.manifest]);
+        assert_eq!(plan.top, index);
+
+        let single = PushPlan::from_image(&ImageOrIndex::Image(amd.clone()));
+        assert!(single.children.is_empty());
+        assert_eq!(single.top, amd.manifest);
+    }
 }

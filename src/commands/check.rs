@@ -19,6 +19,7 @@ pub mod semver;
 pub mod semver_tags;
 pub mod tag_regex;
 
+use crate::log::Log;
 use crate::reference::Reference;
 use crate::registry::Descriptor;
 use crate::resource::{parse_request, CheckRequest, Command, Source, Version};
@@ -32,24 +33,25 @@ use semver_tags::Rules;
 /// Manifest HEADs in flight at once when resolving listed tags.
 pub const RESOLVE_CONCURRENCY: usize = 8;
 
-/// Runs `check` on a request; returns the JSON array of versions.
-pub async fn run(input: &[u8]) -> anyhow::Result<serde_json::Value> {
+/// Runs `check` on a request; returns the JSON array of versions. Notes go to `log`.
+pub async fn run(input: &[u8], log: &Log) -> anyhow::Result<serde_json::Value> {
     let request: CheckRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Check)?;
     let settings = Settings::from_source(&request.source)?;
     for note in request.source.notes(Command::Check) {
-        eprintln!("{note}");
+        log.line(note);
     }
     for note in ignored_options(&request.source, pins_a_tag(&settings)) {
-        eprintln!("note: {note}");
+        log.line(format_args!("note: {note}"));
     }
     let verify = request.source.verify.as_ref();
     let verifier = crate::sigstore::verify::Verifier::from_options(verify, &settings.reference)?;
-    let mut versions = check(&settings, &request.source, request.version.as_ref()).await?;
+    let given = request.version.as_ref();
+    let mut versions = check(&settings, &request.source, given, log).await?;
     if let Some(verifier) = verifier {
         let endpoints = settings.pull_endpoints().await?;
         let (signed, notes) = verifier.signed_versions(&endpoints, versions).await?;
-        notes.iter().for_each(|note| eprintln!("{note}"));
+        notes.iter().for_each(|note| log.line(note));
         versions = signed;
     }
     Ok(serde_json::to_value(versions)?)
@@ -60,6 +62,7 @@ pub async fn check(
     settings: &Settings,
     source: &Source,
     given: Option<&Version>,
+    log: &Log,
 ) -> anyhow::Result<Vec<Version>> {
     // A pattern or a constraint that does not parse fails before any request.
     let pattern = match pins_a_tag(settings) {
@@ -72,18 +75,18 @@ pub async fn check(
     };
     let endpoints = settings.pull_endpoints().await?;
     if let Some(options) = git::GitOptions::from_source(source, pins_a_tag(settings))? {
-        return git::check(settings, &endpoints, &options, given).await;
+        return git::check(settings, &endpoints, &options, given, log).await;
     }
     if pins_a_tag(settings) {
-        let versions = check_tag(&settings.reference, &endpoints, given).await?;
+        let versions = check_tag(&settings.reference, &endpoints, given, log).await?;
         return git::require_found(versions, source, &settings.reference);
     }
     if let Some(pattern) = &pattern {
-        return check_regex(settings, source, &endpoints, pattern).await;
+        return check_regex(settings, source, &endpoints, pattern, log).await;
     }
     let allows = |version: &SemVer| constraint.as_ref().is_none_or(|c| c.check(version));
     let rules = listing_rules(source, constraint.is_some().then_some(&allows));
-    check_repository(settings, &endpoints, &rules, given).await
+    check_repository(settings, &endpoints, &rules, given, log).await
 }
 
 /// The tag `check` would report for an image just pushed under `pushed` (all one digest),
@@ -201,6 +204,7 @@ async fn check_tag(
     reference: &Reference,
     endpoints: &[Endpoint],
     given: Option<&Version>,
+    log: &Log,
 ) -> anyhow::Result<Vec<Version>> {
     let tag = reference
         .tag()
@@ -220,7 +224,7 @@ async fn check_tag(
                 return Ok((None, false));
             };
             let given_exists = match given {
-                Some(version) if version.digest != current.digest => client
+                Some(version) if current.digest != version.digest => client
                     .head_manifest(&endpoint.repository, &version.digest)
                     .await
                     .with_context(|| {
@@ -238,14 +242,14 @@ async fn check_tag(
     )
     .await?;
     let Some(current) = current else {
-        eprintln!(
+        log.line(format_args!(
             "{wanted} of {} does not exist (yet): no versions",
             reference.name()
-        );
+        ));
         return Ok(Vec::new());
     };
     let current = Version {
-        digest: current.digest,
+        digest: current.digest.to_string(),
         tag: tag.clone(),
     };
     let mut versions = Vec::with_capacity(2);
@@ -265,6 +269,7 @@ async fn check_regex(
     source: &Source,
     endpoints: &[Endpoint],
     pattern: &regex::Regex,
+    log: &Log,
 ) -> anyhow::Result<Vec<Version>> {
     let name = settings.reference.name();
     let platform = super::platform_spec(source.platform.as_ref());
@@ -281,10 +286,10 @@ async fn check_regex(
     )
     .await?;
     if versions.is_empty() {
-        eprintln!(
+        log.line(format_args!(
             "no tag of {name} matches tag_regex {:?}: no versions",
             pattern.as_str()
-        );
+        ));
     }
     Ok(versions)
 }
@@ -295,6 +300,7 @@ async fn check_repository(
     endpoints: &[Endpoint],
     rules: &Rules<'_>,
     given: Option<&Version>,
+    log: &Log,
 ) -> anyhow::Result<Vec<Version>> {
     let name = settings.reference.name();
     let (_, versions) = first_found(
@@ -312,10 +318,10 @@ async fn check_repository(
     )
     .await?;
     if versions.is_empty() {
-        eprintln!(
+        log.line(format_args!(
             "{name} has no version tags and no `{}` tag: no versions",
             rules.bare_tag()
-        );
+        ));
     }
     Ok(versions)
 }
@@ -333,7 +339,7 @@ async fn resolve_digests(
                 .client
                 .head_manifest(&endpoint.repository, &tag)
                 .await
-                .map(|descriptor| descriptor.map(|d| d.digest))
+                .map(|descriptor| descriptor.map(|d| d.digest.to_string()))
                 .with_context(|| format!("resolving {name}:{tag} on {}", endpoint.label))
         })
         .buffered(RESOLVE_CONCURRENCY)

@@ -6,10 +6,12 @@
 //! files. On failure everything written is removed, so nothing half-done looks complete.
 
 use crate::fetch::{self, PlatformImage, Resolved};
-use crate::image::archive::{self, BlobFile, LocalImage, OciIndexSpec, TopDescriptor};
+use crate::image::archive::{self, OciIndexSpec};
 use crate::image::manifest::PlatformSpec;
 use crate::image::metadata;
+use crate::image::model::{Blob, Descriptor, Digest, Image};
 use crate::image::unpack::{self, Arrivals};
+use crate::log::Log;
 use crate::pattern;
 use crate::progress::{self, Progress};
 use crate::resource::{parse_request, Command, GetParams, GetRequest, Version};
@@ -28,8 +30,12 @@ const SCRATCH: &str = ".image-resource-tmp";
 struct Outputs {
     rootfs_dir: bool,
     rootfs_tar: bool,
+    /// `save`: `image`, a docker-save tarball.
     docker_save: bool,
-    oci_tarball: bool,
+    /// `format: oci`: `image.tar`, also a docker-save tarball (what R writes for it, through
+    /// go-containerregistry's `tarball`), not a tarred OCI layout.
+    image_tar: bool,
+    /// `format: oci-layout`: `oci/`, an OCI image layout directory.
     oci_layout: bool,
 }
 
@@ -40,19 +46,19 @@ impl Outputs {
             rootfs_dir: format == "rootfs" || params.rootfs,
             rootfs_tar: params.rootfs,
             docker_save: params.save,
-            oci_tarball: format == "oci",
+            image_tar: format == "oci",
             oci_layout: format == "oci-layout",
         }
     }
 
     /// Whether any output is written from the downloaded blobs after the rootfs.
     fn needs_blobs(&self) -> bool {
-        self.docker_save || self.oci_tarball || self.oci_layout
+        self.docker_save || self.image_tar || self.oci_layout
     }
 }
 
-/// Runs `in`; `args[0]` is the destination directory.
-pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+/// Runs `in`; `args[0]` is the destination directory. Notes and progress go to `log`.
+pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Value> {
     let dest = args
         .first()
         .map(PathBuf::from)
@@ -60,14 +66,14 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     let request: GetRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Get)?;
     for note in request.source.notes(Command::Get) {
-        eprintln!("{note}");
+        log.line(note);
     }
     // R: credentials in params replace the source's for this step.
     let settings = Settings::from_source(&request.params.credentials_over(&request.source))?;
     std::fs::create_dir_all(&dest)
         .with_context(|| format!("creating the destination directory {}", dest.display()))?;
-    let mut written = Written::new(&dest);
-    match get(&settings, &request, &dest, &mut written).await {
+    let mut written = Written::new(&dest, log);
+    match get(&settings, &request, &dest, &mut written, log).await {
         Ok(response) => {
             written.keep();
             Ok(response)
@@ -81,6 +87,7 @@ async fn get(
     request: &GetRequest,
     dest: &Path,
     written: &mut Written,
+    log: &Log,
 ) -> anyhow::Result<Value> {
     let source = &request.source;
     let reference = &settings.reference;
@@ -100,7 +107,9 @@ async fn get(
     };
     if let Some(verifier) = verifier {
         let name = reference.name();
-        verifier.require(&endpoints, &name, &version.digest).await?;
+        verifier
+            .require(&endpoints, &name, &version.digest, log)
+            .await?;
     }
     // As R: the version's tag first; D's versions carry none, so then the source's tag.
     let tag = version
@@ -134,7 +143,7 @@ async fn get(
         let annotation_matches =
             |key: &str| annotation_regex.as_ref().is_some_and(|re| re.is_match(key));
         metadata::matching_entries(
-            &image.config,
+            &image.config.parsed,
             &image.manifest,
             &label_matches,
             &annotation_matches,
@@ -180,6 +189,7 @@ async fn get(
         scratch: &scratch,
         rootfs: &rootfs_path,
         max_concurrent_downloads: source.max_concurrent_downloads,
+        log,
     };
     if outputs.rootfs_dir {
         written.track(&rootfs_path);
@@ -195,11 +205,11 @@ async fn get(
                 break;
             }
             Err(e) if i + 1 < endpoints.len() => {
-                eprintln!(
+                log.line(format_args!(
                     "{} failed, starting over from {}: {e:#}",
                     endpoint.label,
                     endpoints[i + 1].label
-                );
+                ));
                 failures.push(format!("{}: {e:#}", endpoint.label));
                 job.clear()?;
             }
@@ -210,12 +220,13 @@ async fn get(
     let (resolved, image) = fetched.context("no registry endpoint to try")?;
     let blobs_dir = job.blobs_dir();
 
-    let blob_file = |digest: &str, media_type: &str, size: u64| BlobFile {
-        digest: digest.to_string(),
-        media_type: media_type.to_string(),
-        size,
-        path: fetch::blob_path(&blobs_dir, digest),
-        deferred: None,
+    let blob_file = |d: &Descriptor| {
+        Blob::file(
+            d.digest.clone(),
+            d.media_type.clone(),
+            d.size,
+            fetch::blob_path(&blobs_dir, &d.digest),
+        )
     };
     let local = local_image(&scratch, &image, &blob_file)?;
     let repo_tag = format!("{repository}:{tag}");
@@ -230,7 +241,7 @@ async fn get(
         archive::write_docker_archive(&path, &local, std::slice::from_ref(&repo_tag))
             .context("writing the docker-save tarball `image`")?;
     }
-    if outputs.oci_tarball {
+    if outputs.image_tar {
         let path = dest.join("image.tar");
         written.track(&path);
         archive::write_docker_archive(&path, &local, std::slice::from_ref(&repo_tag))
@@ -246,12 +257,15 @@ async fn get(
     let size: u64 = image.manifest.layers().iter().map(|d| d.size()).sum();
     let image_id = image.manifest.config().digest().to_string();
     written.file("image-id", image_id.as_bytes())?;
-    written.json("metadata.json", &metadata::metadata_json(&image.config))?;
-    written.json("labels.json", &metadata::labels_json(&image.config))?;
+    written.json(
+        "metadata.json",
+        &metadata::metadata_json(&image.config.parsed),
+    )?;
+    written.json("labels.json", &metadata::labels_json(&image.config.parsed))?;
     written.json(
         "docker_inspect.json",
         &metadata::docker_inspect(
-            &image.config_raw,
+            &image.config.raw,
             &image_id,
             None,
             &repo_tag,
@@ -261,7 +275,7 @@ async fn get(
     metadata.extend(matching(&image));
     metadata.push(json!({"name": "image_id", "value": image_id}));
     metadata.push(json!({"name": "size", "value": progress::mb(size)}));
-    for (key, value) in metadata::labels(&image.config) {
+    for (key, value) in metadata::labels(&image.config.parsed) {
         metadata.push(json!({"name": format!("label {key}"), "value": value}));
     }
     std::fs::remove_dir_all(&scratch)
@@ -290,7 +304,7 @@ async fn current_version(settings: &Settings, endpoints: &[Endpoint]) -> anyhow:
         format!("no version was given and {reference} does not exist: nothing to fetch")
     })?;
     Ok(Version {
-        digest: descriptor.digest,
+        digest: descriptor.digest.to_string(),
         tag: reference.tag().map(str::to_string),
     })
 }
@@ -304,6 +318,7 @@ struct Job<'a> {
     scratch: &'a Path,
     rootfs: &'a Path,
     max_concurrent_downloads: Option<usize>,
+    log: &'a Log,
 }
 
 impl Job<'_> {
@@ -334,6 +349,7 @@ async fn fetch_and_apply(
         version,
         repository,
         outputs,
+        log,
         ..
     } = *job;
     let resolved = fetch::resolve(
@@ -361,17 +377,18 @@ async fn fetch_and_apply(
 
     // Every blob to download: the selected image's layers first (the applier waits on them
     // in order), then other platforms' (oci-layout only). Unique by digest.
-    let mut blobs: Vec<(String, u64)> = Vec::new();
+    let mut blobs: Vec<(Digest, u64)> = Vec::new();
     for img in &resolved.images {
-        for (digest, _, size) in img.layers() {
-            if !blobs.iter().any(|(d, _)| *d == digest) {
-                blobs.push((digest, size));
+        for layer in img.layers()? {
+            if !blobs.iter().any(|(d, _)| *d == layer.digest) {
+                blobs.push((layer.digest, layer.size));
             }
         }
     }
     let started = Instant::now();
-    let progress = Progress::new("downloading", &blobs);
-    let reporter = progress.report();
+    let sizes: Vec<(String, u64)> = blobs.iter().map(|(d, s)| (d.to_string(), *s)).collect();
+    let progress = Progress::new("downloading", &sizes);
+    let reporter = progress.report(log);
     let arrivals = Arc::new(Arrivals::default());
     let concurrency = job
         .max_concurrent_downloads
@@ -387,8 +404,8 @@ async fn fetch_and_apply(
         Arc::clone(&arrivals),
     );
     let applier = if outputs.rootfs_dir {
-        let layers = image.layers();
-        let diff_ids = image.config.rootfs().diff_ids().clone();
+        let layers = image.layers()?;
+        let diff_ids = image.config.parsed.rootfs().diff_ids().clone();
         let arrivals = Arc::clone(&arrivals);
         let path = job.rootfs.to_path_buf();
         let keep_blobs = outputs.needs_blobs();
@@ -410,12 +427,12 @@ async fn fetch_and_apply(
             () = apply_failed.notified() => bail!("cancelled"),
         }
         drop(reporter);
-        eprintln!(
+        log.line(format_args!(
             "downloaded {} blobs, {} in {:.1} s",
             blobs.len(),
             progress::mb(total),
             started.elapsed().as_secs_f64()
-        );
+        ));
         anyhow::Ok(())
     };
     let applied = async {
@@ -430,11 +447,11 @@ async fn fetch_and_apply(
             apply_failed.notify_one();
         }
         result?;
-        eprintln!(
+        log.line(format_args!(
             "unpacked {} layers into rootfs/ in {:.1} s",
             image.manifest.layers().len(),
             started.elapsed().as_secs_f64()
-        );
+        ));
         anyhow::Ok(())
     };
     match tokio::join!(downloaded, applied) {
@@ -447,28 +464,21 @@ async fn fetch_and_apply(
 fn local_image(
     scratch: &Path,
     image: &PlatformImage,
-    blob_file: &dyn Fn(&str, &str, u64) -> BlobFile,
-) -> anyhow::Result<LocalImage> {
-    let config = image.manifest.config();
-    let config_file =
-        archive::write_bytes_blob(scratch, &image.config_raw, config.media_type().as_ref())?;
-    if config_file.digest != config.digest().to_string() {
+    blob_file: &dyn Fn(&Descriptor) -> Blob,
+) -> anyhow::Result<Image> {
+    let config = image.config_descriptor()?;
+    let config_file = archive::write_bytes_blob(scratch, &image.config.raw, &config.media_type)?;
+    if config_file.digest != config.digest {
         bail!(
             "config digest changed on disk: expected {}, wrote {}",
-            config.digest(),
+            config.digest,
             config_file.digest
         );
     }
-    Ok(LocalImage {
-        manifest: image.manifest_raw.clone(),
-        manifest_digest: image.manifest_digest.clone(),
-        manifest_media_type: image.manifest_media_type.clone(),
+    Ok(Image {
+        manifest: image.raw.clone(),
         config: config_file,
-        layers: image
-            .layers()
-            .into_iter()
-            .map(|(digest, media_type, size)| blob_file(&digest, &media_type, size))
-            .collect(),
+        layers: image.layers()?.iter().map(blob_file).collect(),
     })
 }
 
@@ -477,15 +487,15 @@ fn write_layout(
     scratch: &Path,
     resolved: &Resolved,
     tag: &str,
-    blob_file: &dyn Fn(&str, &str, u64) -> BlobFile,
+    blob_file: &dyn Fn(&Descriptor) -> Blob,
 ) -> anyhow::Result<()> {
-    let mut blobs: Vec<BlobFile> = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
     for image in &resolved.images {
         let local = local_image(scratch, image, blob_file)?;
         blobs.push(archive::write_bytes_blob(
             scratch,
-            &image.manifest_raw,
-            &image.manifest_media_type,
+            &image.raw.raw,
+            &image.raw.media_type,
         )?);
         blobs.push(local.config);
         for layer in local.layers {
@@ -498,17 +508,14 @@ fn write_layout(
         // The index itself is a blob of the layout; a single manifest already is one.
         blobs.push(archive::write_bytes_blob(
             scratch,
-            &resolved.top_raw,
-            &resolved.top_media_type,
+            &resolved.top.raw,
+            &resolved.top.media_type,
         )?);
     }
-    let top = TopDescriptor {
-        media_type: resolved.top_media_type.clone(),
-        digest: resolved.top_digest.clone(),
-        size: resolved.top_raw.len() as u64,
-        ref_name: Some(tag.to_string()),
-        platform: None,
-    };
+    let top = resolved
+        .top
+        .descriptor()
+        .with_ref_name(Some(tag.to_string()));
     archive::write_oci_layout(
         path,
         &OciIndexSpec {
@@ -523,14 +530,16 @@ struct Written {
     dest: PathBuf,
     paths: Vec<PathBuf>,
     kept: bool,
+    log: Log,
 }
 
 impl Written {
-    fn new(dest: &Path) -> Written {
+    fn new(dest: &Path, log: &Log) -> Written {
         Written {
             dest: dest.to_path_buf(),
             paths: Vec::new(),
             kept: false,
+            log: log.clone(),
         }
     }
 
@@ -577,10 +586,10 @@ impl Drop for Written {
                 Err(_) => Ok(()),
             };
             if let Err(e) = removed {
-                eprintln!(
+                self.log.line(format_args!(
                     "warning: could not remove {} after the failure: {e}",
                     path.display()
-                );
+                ));
             }
         }
     }

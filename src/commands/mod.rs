@@ -1,11 +1,12 @@
-//! The three executables' bodies. Each reads its request from stdin, writes exactly one JSON
-//! response to stdout, and logs to stderr; [`main`] turns an error into a one-paragraph message
-//! on stderr and exit status 1.
+//! The three executables' bodies. Each command is a function of the request bytes, the
+//! arguments and a [`Log`], returning the response; [`main`] wires them to stdin, stdout and
+//! stderr, and turns an error into a one-paragraph message on stderr and exit status 1.
 
 pub mod check;
 pub mod get;
 pub mod put;
 
+use crate::log::Log;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -22,7 +23,15 @@ pub enum Executable {
 
 /// The whole of an executable: read stdin, run, print the response or the error.
 pub fn main(executable: Executable) -> ExitCode {
-    match arguments(std::env::args_os().skip(1)).and_then(|args| run(executable, &args)) {
+    let log = Log::stderr();
+    let response = arguments(std::env::args_os().skip(1)).and_then(|args| {
+        let mut input = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .map_err(|e| anyhow::anyhow!("reading the request from stdin: {e}"))?;
+        run(executable, &input, &args, &log)
+    });
+    match response {
         Ok(response) => {
             let mut stdout = std::io::stdout().lock();
             match serde_json::to_writer(&mut stdout, &response)
@@ -32,13 +41,13 @@ pub fn main(executable: Executable) -> ExitCode {
             {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: writing the response to stdout: {e}");
+                    log.line(format_args!("error: writing the response to stdout: {e}"));
                     ExitCode::FAILURE
                 }
             }
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            log.line(format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -95,73 +104,39 @@ fn arguments(args: impl Iterator<Item = std::ffi::OsString>) -> anyhow::Result<V
         .collect()
 }
 
-fn run(executable: Executable, args: &[String]) -> anyhow::Result<serde_json::Value> {
+/// Runs one command on the request `input` with its arguments (`in`'s destination, `out`'s
+/// sources directory) on a runtime of its own; messages go to `log`.
+pub fn run(
+    executable: Executable,
+    input: &[u8],
+    args: &[String],
+    log: &Log,
+) -> anyhow::Result<serde_json::Value> {
     use anyhow::Context as _;
-    let mut input = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut input)
-        .context("reading the request from stdin")?;
     match executable {
         Executable::Check => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(check::run(&input))
+            runtime.block_on(check::run(input, log))
         }
         Executable::In => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(get::run(&input, args))
+            runtime.block_on(get::run(input, args, log))
         }
         Executable::Out => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(put::run(&input, args))
+            runtime.block_on(put::run(input, args, log))
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ffi::OsString;
-    use std::os::unix::ffi::OsStringExt as _;
-
-    #[test]
-    fn repository_as_written_less_its_tag_or_digest() {
-        let digest = format!("sha256:{}", "a".repeat(64));
-        for (written, expected) in [
-            ("golang", "golang"),
-            ("golang:1.7", "golang"),
-            ("localhost:5000/team/app", "localhost:5000/team/app"),
-            ("localhost:5000/team/app:2.5", "localhost:5000/team/app"),
-            (
-                &*format!("registry.local/app@{digest}"),
-                "registry.local/app",
-            ),
-            (
-                &*format!("registry.local:443/app:1@{digest}"),
-                "registry.local:443/app",
-            ),
-        ] {
-            assert_eq!(without_tag_or_digest(written), expected, "{written}");
-        }
-    }
-
-    #[test]
-    fn non_utf8_arguments_are_errors() {
-        let good = arguments([OsString::from("/tmp/dest")].into_iter());
-        assert_eq!(good.ok(), Some(vec!["/tmp/dest".to_string()]));
-        let bad = OsString::from_vec(b"/tmp/d\xffst".to_vec());
-        let e = arguments([bad].into_iter()).map_err(|e| e.to_string());
-        assert_eq!(
-            e.err().as_deref(),
-            Some("argument 1 (/tmp/d\u{FFFD}st) is not valid UTF-8; give the directory by a UTF-8 path")
-        );
-    }
-}
+mod tests;

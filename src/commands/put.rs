@@ -2,10 +2,12 @@
 //! image on disk; `pull_repository` as blobs in another repository), and one pusher sends it
 //! with every tag.
 
-use crate::build;
+use crate::builder;
 use crate::fetch;
+use crate::image::model::{Blob, ImageOrIndex};
 use crate::image::sources;
-use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
+use crate::log::Log;
+use crate::push::{self, BlobSource, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;
 use crate::resource::{parse_request, Command, PutParams, PutRequest};
@@ -65,8 +67,8 @@ fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
     bail!("no image to push: set one of {SOURCES} in params")
 }
 
-/// Runs `out`; `args[0]` is the directory params' paths are relative to.
-pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
+/// Runs `out`; `args[0]` is the directory params' paths are relative to. Notes go to `log`.
+pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Value> {
     let dir = args
         .first()
         .map(PathBuf::from)
@@ -79,7 +81,7 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         .into_iter()
         .chain(request.params.notes())
     {
-        eprintln!("{note}");
+        log.line(note);
     }
     // R: credentials in params replace the source's for this step.
     let source_with_credentials = request.params.credentials_over(&request.source);
@@ -130,7 +132,8 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
         }
         local => {
             let scratch_path = scratch.path().to_path_buf();
-            let mut build = build::Target::new(&source_with_credentials, &settings, &first_tag);
+            let mut build =
+                builder::Target::new(&source_with_credentials, &settings, &first_tag, log);
             if let Source::Build(params) = &local {
                 build.find_logins(params, &dir, &settings).await?;
             }
@@ -139,7 +142,7 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
             })
             .await
             .context("preparing the image panicked")??;
-            PushPlan::from_pushable(&image)
+            PushPlan::from_image(&image)
         }
     };
     let concurrency = request.source.max_concurrent_uploads.unwrap_or(4);
@@ -153,16 +156,16 @@ pub async fn run(input: &[u8], args: &[String]) -> anyhow::Result<Value> {
     )
     .await
     .with_context(|| format!("pushing to {}", settings.reference.name()))?;
-    eprintln!(
+    log.line(format_args!(
         "pushed {}@{} as {}",
         settings.reference.name(),
         plan.top.digest,
         tags.join(", ")
-    );
-    let (digest, client) = (&plan.top.digest, &target.client);
+    ));
+    let (digest, client) = (plan.top.digest.as_str(), &target.client);
     let signed = signing.after_push(&settings, client, &repository, digest, scratch.path());
     for line in signed.await? {
-        eprintln!("{line}");
+        log.line(line);
     }
     // The version `check` will report for this image, so a put and the check after it do not
     // make two versions of one push; else the first tag.
@@ -189,12 +192,12 @@ fn local_image(
     source: Source,
     dir: &Path,
     scratch: &Path,
-    build: &build::Target,
-) -> anyhow::Result<crate::image::local::Pushable> {
+    build: &builder::Target,
+) -> anyhow::Result<ImageOrIndex> {
     match source {
         // The sources name the param and the file in their errors.
         Source::Load(path) => sources::from_load_dir(&path, scratch),
-        Source::Build(params) => build::image(&params, dir, build, scratch),
+        Source::Build(params) => builder::image(&params, dir, build, scratch),
         Source::LoadFile { path, want } => {
             sources::from_docker_archive(&path, want.as_deref(), scratch)
         }
@@ -229,17 +232,16 @@ async fn pull_plan(
         .await
         .with_context(|| format!("params.pull_repository {reference}"))?;
     let is_index = fetched.index.is_some();
-    let mut blobs: Vec<PushBlob> = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
     let mut children = Vec::new();
     for image in fetched.images {
-        let all = std::iter::once(image.manifest.config())
-            .chain(image.manifest.layers().iter())
-            .map(|d| (d.digest().to_string(), d.size()));
-        for (digest, size) in all {
-            if !blobs.iter().any(|b| b.digest == digest) {
-                blobs.push(PushBlob {
-                    digest,
-                    size,
+        let all = std::iter::once(image.config_descriptor()?).chain(image.layers()?);
+        for descriptor in all {
+            if !blobs.iter().any(|b| b.digest == descriptor.digest) {
+                blobs.push(Blob {
+                    digest: descriptor.digest,
+                    media_type: descriptor.media_type,
+                    size: descriptor.size,
                     source: BlobSource::Remote {
                         client: Some(Arc::clone(&client)),
                         repository: from.clone(),
@@ -248,20 +250,12 @@ async fn pull_plan(
             }
         }
         if is_index {
-            children.push(PushManifest {
-                raw: image.raw,
-                media_type: image.media_type,
-                digest: image.digest,
-            });
+            children.push(image.raw);
         }
     }
     Ok(PushPlan {
         blobs,
         children,
-        top: PushManifest {
-            raw: fetched.top_raw,
-            media_type: fetched.top_media_type,
-            digest: fetched.top_digest,
-        },
+        top: fetched.top,
     })
 }

@@ -1,4 +1,4 @@
-//! The image model and local formats: manifests and configs, layer streams (one
+//! The image model ([`model`]: digests, descriptors, manifests, images) and local formats: manifests and configs, layer streams (one
 //! [`compression`] detector, one set of [`hashing`] readers and writers), the rootfs applier
 //! and `in`'s layer pipeline into it ([`unpack`]), and the archive writers (docker-save
 //! tarball, OCI layout, rootfs tarball). Nothing here speaks HTTP.
@@ -7,9 +7,10 @@ pub mod archive;
 pub mod compress;
 pub mod compression;
 pub mod hashing;
-pub mod local;
+pub(crate) mod json;
 pub mod manifest;
 pub mod metadata;
+pub mod model;
 pub mod rootfs;
 pub mod sources;
 pub mod unpack;

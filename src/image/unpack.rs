@@ -6,6 +6,7 @@
 
 use crate::image::compression;
 use crate::image::hashing::HashingReader;
+use crate::image::model::Descriptor;
 use crate::image::rootfs::{LayerStats, Rootfs};
 use crate::progress;
 use anyhow::{bail, Context as _};
@@ -68,27 +69,28 @@ impl Arrivals {
     }
 }
 
-/// Applies `layers` (`(digest, media type, size)`, in the manifest's order) to a new rootfs
+/// Applies `layers` (descriptors, in the manifest's order) to a new rootfs
 /// at `root`, each as its download arrives; checks each layer against its `diff_ids` entry
 /// while it streams. Unless `keep_blobs`, removes each downloaded blob once
 /// applied (used once, it then often leaves the page cache without ever being written to
 /// disk). Runs on a blocking thread.
 pub fn apply_all(
     root: &Path,
-    layers: &[(String, String, u64)],
+    layers: &[Descriptor],
     diff_ids: &[String],
     arrivals: &Arrivals,
     keep_blobs: bool,
 ) -> anyhow::Result<()> {
     let mut rootfs = Rootfs::create(root)?;
-    for (i, (digest, media_type, size)) in layers.iter().enumerate() {
+    for (i, layer) in layers.iter().enumerate() {
+        let (digest, media_type, size) = (layer.digest.as_str(), &layer.media_type, &layer.size);
         let path = arrivals.wait(digest)?;
         let expected = diff_ids.get(i).map(String::as_str).unwrap_or_default();
         let started = Instant::now();
         let stats = apply_one(&mut rootfs, &path, digest, media_type, expected)
             .with_context(|| format!("applying layer {} of {}", i + 1, layers.len()))?;
         // The same blob may be listed again further up: keep it for that.
-        let used_again = layers[i + 1..].iter().any(|(d, _, _)| d == digest);
+        let used_again = layers[i + 1..].iter().any(|l| l.digest == layer.digest);
         if !keep_blobs && !used_again {
             let _ = std::fs::remove_file(&path);
         }

@@ -23,16 +23,10 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// The most of an error body we read (for its diagnostics).
 const MAX_ERROR_BODY: u64 = 64 << 10;
 
-/// What a manifest HEAD or GET tells: media type, digest and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Descriptor {
-    /// `Content-Type` of the manifest.
-    pub media_type: String,
-    /// `algorithm:hex` of the manifest bytes (the algorithm asked for, else sha256).
-    pub digest: String,
-    /// Length of the manifest bytes.
-    pub size: u64,
-}
+/// What a manifest HEAD or GET tells: media type (`Content-Type`), digest (the algorithm
+/// asked for, else sha256) and size, as the image model's descriptor.
+pub use crate::image::model::Descriptor;
+use crate::image::model::Digest;
 
 /// One request for [`Client::send_with`].
 pub(crate) struct Request<'a> {
@@ -413,13 +407,11 @@ impl Client {
             let digest = header_str(headers, "docker-content-digest");
             let size = header_str(headers, "content-length").and_then(|v| v.parse::<u64>().ok());
             let media_type = header_str(headers, "content-type");
+            let digest = digest.and_then(|d| Digest::parse(d).ok());
             if let (Some(digest), Some(size), Some(media_type)) = (digest, size, media_type) {
-                if digest.starts_with("sha256:") || !reference.contains(':') {
-                    return Ok(Some(Descriptor {
-                        media_type: media_type.to_string(),
-                        digest: digest.to_string(),
-                        size,
-                    }));
+                let sha256 = digest.algorithm() == crate::digest::Algorithm::Sha256;
+                if sha256 || !reference.contains(':') {
+                    return Ok(Some(Descriptor::new(media_type, digest, size)));
                 }
             }
         }
@@ -441,12 +433,14 @@ impl Client {
     ) -> Result<Option<(Descriptor, Vec<u8>)>, Error> {
         let by_digest = reference.contains(':');
         let what = format!("manifest {reference} of {repository}");
-        if by_digest {
-            digest::Hasher::for_digest(reference).map_err(|e| Error::Protocol {
+        let asked = if by_digest {
+            Some(Digest::parse(reference).map_err(|e| Error::Protocol {
                 registry: self.host().to_string(),
                 detail: format!("{what}: {e}"),
-            })?;
-        }
+            })?)
+        } else {
+            None
+        };
         let url = format!(
             "{}/v2/{repository}/manifests/{reference}",
             self.base_url().await?
@@ -469,7 +463,7 @@ impl Client {
             .unwrap_or_default()
             .to_string();
         let claimed = header_str(&headers, "docker-content-digest").map(str::to_string);
-        let sha256 = digest::sha256(&body);
+        let sha256 = Digest::sha256_of(&body);
         let mut checks: Vec<String> = Vec::new();
         if by_digest {
             checks.push(reference.to_string());
@@ -480,7 +474,7 @@ impl Client {
             }
         }
         for expected in &checks {
-            let actual = digest::of(expected, &body).unwrap_or_else(|_| sha256.clone());
+            let actual = digest::of(expected, &body).unwrap_or_else(|_| sha256.to_string());
             if &actual != expected {
                 return Err(Error::DigestMismatch {
                     registry: self.host().to_string(),
@@ -490,16 +484,9 @@ impl Client {
                 });
             }
         }
+        let size = body.len() as u64;
         Ok(Some((
-            Descriptor {
-                media_type,
-                digest: if by_digest {
-                    reference.to_string()
-                } else {
-                    sha256
-                },
-                size: body.len() as u64,
-            },
+            Descriptor::new(media_type, asked.unwrap_or(sha256), size),
             body,
         )))
     }

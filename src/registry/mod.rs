@@ -19,3 +19,8 @@ pub mod upload;
 
 pub use client::{Client, Descriptor};
 pub use error::Error;
+
+#[cfg(test)]
+pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,9 @@
 use super::manifest;
 use super::sign::append;
 use super::signature_tag;
-use crate::push::{BlobSource, PushBlob};
+use crate::digest::Digest;
+use crate::image::model::Blob;
+use crate::push::BlobSource;
 use crate::registry::Client;
 use anyhow::Context as _;
 use std::path::Path;
@@ -36,19 +38,19 @@ pub async fn copy_signatures(
     };
     let layers =
         manifest::layers(&raw).with_context(|| format!("{}/{from}:{tag}", source.host()))?;
-    let new = layers
-        .into_iter()
-        .map(|layer| {
-            let blob = PushBlob {
-                digest: layer.digest.clone(),
-                size: layer.size,
-                source: BlobSource::Remote {
-                    client: Some(Arc::clone(source)),
-                    repository: from.to_string(),
-                },
-            };
-            (layer, blob)
-        })
-        .collect();
+    let mut new = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let blob = Blob {
+            digest: Digest::parse(&layer.digest)
+                .with_context(|| format!("a layer of {}/{from}:{tag}", source.host()))?,
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+            source: BlobSource::Remote {
+                client: Some(Arc::clone(source)),
+                repository: from.to_string(),
+            },
+        };
+        new.push((layer, blob));
+    }
     append(target, repository, digest, new, scratch).await
 }

@@ -6,7 +6,9 @@
 use super::keys::PrivateKey;
 use super::manifest::{self, Layer};
 use super::{payload, signature_tag, SignParams};
-use crate::push::{self, BlobSource, PushBlob, PushManifest, PushPlan};
+use crate::digest::Digest;
+use crate::image::model::{Blob, Manifest};
+use crate::push::{self, BlobSource, PushPlan};
 use crate::registry::Client;
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -46,14 +48,11 @@ impl Signer {
     ) -> anyhow::Result<String> {
         let (payload, signature) = self.sign(name, digest);
         let dir = blob_dir(scratch)?;
-        let payload_digest = crate::digest::sha256(&payload);
+        let payload_digest = Digest::sha256_of(&payload);
         let path = write_blob(&dir, &payload_digest, &payload)?;
-        let layer = Layer::new(&payload_digest, payload.len() as u64, &signature);
-        let blob = PushBlob {
-            digest: payload_digest,
-            size: payload.len() as u64,
-            source: BlobSource::File(path),
-        };
+        let size = payload.len() as u64;
+        let layer = Layer::new(payload_digest.as_str(), size, &signature);
+        let blob = Blob::file(payload_digest, super::SIMPLE_SIGNING_MEDIA_TYPE, size, path);
         append(target, repository, digest, vec![(layer, blob)], scratch)
             .await
             .with_context(|| format!("pushing the signature of {name}@{digest}"))?;
@@ -69,7 +68,7 @@ pub async fn append(
     target: &Arc<Client>,
     repository: &str,
     digest: &str,
-    new: Vec<(Layer, PushBlob)>,
+    new: Vec<(Layer, Blob)>,
     scratch: &Path,
 ) -> anyhow::Result<usize> {
     let tag = signature_tag(digest);
@@ -88,13 +87,15 @@ pub async fn append(
     let added = all.len() - existing.len();
     let dir = blob_dir(scratch)?;
     let config = manifest::config(&all);
-    let config_digest = crate::digest::sha256(&config);
+    let config_digest = Digest::sha256_of(&config);
     let config_path = write_blob(&dir, &config_digest, &config)?;
-    let mut blobs = vec![PushBlob {
-        digest: config_digest.clone(),
-        size: config.len() as u64,
-        source: BlobSource::File(config_path),
-    }];
+    let config_size = config.len() as u64;
+    let mut blobs = vec![Blob::file(
+        config_digest.clone(),
+        manifest::CONFIG_MEDIA_TYPE,
+        config_size,
+        config_path,
+    )];
     for layer in &all {
         if blobs.iter().any(|b| b.digest == layer.digest) {
             continue;
@@ -108,21 +109,19 @@ pub async fn append(
                 client: None,
                 repository: repository.to_string(),
             });
-        blobs.push(PushBlob {
-            digest: layer.digest.clone(),
+        blobs.push(Blob {
+            digest: Digest::parse(&layer.digest)
+                .with_context(|| format!("a layer of {repository}:{tag}"))?,
+            media_type: layer.media_type.clone(),
             size: layer.size,
             source,
         });
     }
-    let raw = manifest::manifest(&all, &config_digest, config.len() as u64);
+    let raw = manifest::manifest(&all, config_digest.as_str(), config_size);
     let plan = PushPlan {
         blobs,
         children: Vec::new(),
-        top: PushManifest {
-            digest: crate::digest::sha256(&raw),
-            raw,
-            media_type: manifest::MANIFEST_MEDIA_TYPE.to_string(),
-        },
+        top: Manifest::sha256(raw, manifest::MANIFEST_MEDIA_TYPE),
     };
     push::push(Arc::clone(target), repository, &plan, &[tag], 2, &dir).await?;
     Ok(added)
@@ -134,8 +133,8 @@ fn blob_dir(scratch: &Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-fn write_blob(dir: &Path, digest: &str, bytes: &[u8]) -> anyhow::Result<std::path::PathBuf> {
-    let path = dir.join(digest.replace(':', "-"));
+fn write_blob(dir: &Path, digest: &Digest, bytes: &[u8]) -> anyhow::Result<std::path::PathBuf> {
+    let path = dir.join(digest.file_name());
     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

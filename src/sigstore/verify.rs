@@ -8,6 +8,7 @@
 use super::keys::PublicKey;
 use super::manifest::{self, Layer};
 use super::{payload, signature_tag, VerifyOptions};
+use crate::log::Log;
 use crate::reference::Reference;
 use crate::registry::{Client, Error};
 use crate::resource::Version;
@@ -213,10 +214,13 @@ impl Verifier {
         endpoints: &[Endpoint],
         name: &str,
         digest: &str,
+        log: &Log,
     ) -> anyhow::Result<()> {
         match self.verdict_on(endpoints, digest).await? {
             Verdict::Signed(key) => {
-                eprintln!("{name}@{digest}: signature verified (source.verify.public_keys[{key}])");
+                log.line(format_args!(
+                    "{name}@{digest}: signature verified (source.verify.public_keys[{key}])"
+                ));
                 Ok(())
             }
             Verdict::Unsigned(why) => bail!(

@@ -15,13 +15,13 @@
 //! handler says `400`; a bad body still gets `400`), and the `Digest` header is also checked
 //! against the body's SHA-256 (Drone only signs it).
 
+use super::http;
 use base64::Engine;
 use serde_json::Value;
 use sha2::Digest;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 /// What the peer answers to a request whose signature verifies.
 #[derive(Clone, Debug)]
@@ -99,23 +99,17 @@ impl ExtensionPeer {
     }
 
     fn spawn(config: Config) -> ExtensionPeer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the extension peer");
-        let address = listener.local_addr().expect("peer address");
         let scheme = if config.tls.is_some() {
             "https"
         } else {
             "http"
         };
-        let url = format!("{scheme}://{address}/registry");
         let received = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&received);
-        let config = Arc::new(config);
-        thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (config, received) = (Arc::clone(&config), Arc::clone(&shared));
-                thread::spawn(move || serve(stream, &config, &received));
-            }
+        let address = http::serve("extension peer", move |stream| {
+            serve(stream, &config, &shared)
         });
+        let url = format!("{scheme}://{address}/registry");
         ExtensionPeer { url, received }
     }
 
@@ -184,30 +178,17 @@ fn handle(stream: impl Read + Write, config: &Config, received: &Mutex<Vec<Recei
 type Request = (String, String, Vec<(String, String)>, Vec<u8>);
 
 fn read_request(reader: &mut impl BufRead) -> Option<Request> {
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':')?;
-        // Go's textproto trims the value's surrounding spaces.
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let length: usize = first_header(&headers, "content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some((method, target, headers, body))
+    let (head, body) = http::read_request(reader)?;
+    let headers = head
+        .headers
+        .iter()
+        .map(|line| {
+            let (name, value) = line.split_once(':')?;
+            // Go's textproto trims the value's surrounding spaces.
+            Some((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((head.method, head.target, headers, body))
 }
 
 fn first_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -7,39 +7,15 @@
 //! A connection that does not start like HTTP (a TLS ClientHello) is closed at once, and
 //! an upstream that is down gets the client's connection reset.
 
+use super::http::{self, reset, set_linger_zero};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// A request the front received (its first line and headers).
-#[derive(Debug, Clone)]
-pub struct Seen {
-    /// `GET`, `PUT`...
-    pub method: String,
-    /// Path and query.
-    pub target: String,
-    /// Header lines.
-    pub headers: Vec<String>,
-}
-
-impl Seen {
-    /// The value of header `name` (case-insensitive), if sent.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.iter().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
-        })
-    }
-
-    /// True for a `GET` of blob `digest`.
-    pub fn is_blob_get(&self, digest: &str) -> bool {
-        self.method == "GET" && self.target.ends_with(&format!("/blobs/{digest}"))
-    }
-}
+pub type Seen = http::Head;
 
 /// What the front does with one connection.
 #[derive(Debug, Clone)]
@@ -79,17 +55,10 @@ impl FaultFront {
         rule: impl Fn(&Seen) -> Fault + Send + Sync + 'static,
     ) -> FaultFront {
         let upstream = upstream.into();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault front");
-        let address = listener.local_addr().expect("front address").to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let rule = Arc::new(rule);
         let shared = Arc::clone(&seen);
-        thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let (upstream, rule, seen) =
-                    (upstream.clone(), Arc::clone(&rule), Arc::clone(&shared));
-                thread::spawn(move || serve(client, &upstream, &*rule, &seen));
-            }
+        let address = http::serve("fault front", move |client| {
+            serve(client, &upstream, &rule, &shared)
         });
         FaultFront { address, seen }
     }
@@ -127,63 +96,20 @@ fn serve(
     let mut reader = BufReader::new(client.try_clone().expect("clone"));
     let mut client = client;
     // Only HTTP/1 is spoken here; a TLS ClientHello (0x16) is closed at once.
-    match reader.fill_buf() {
-        Ok(bytes) if bytes.first().is_some_and(u8::is_ascii_uppercase) => {}
-        _ => return,
-    }
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some(request) = http::read_head(&mut reader) else {
         return;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-            return;
-        }
-        let header = header.trim_end().to_string();
-        if header.is_empty() {
-            break;
-        }
-        headers.push(header);
-    }
-    let mut parts = line.split_whitespace();
-    let request = Seen {
-        method: parts.next().unwrap_or("").to_string(),
-        target: parts.next().unwrap_or("").to_string(),
-        headers,
     };
     seen.lock().expect("front log").push(request.clone());
     let fault = rule(&request);
     if let Fault::Respond(status, extra) = &fault {
         // Read the body (if any) first, so the client sees the answer and not a reset.
-        let length: u64 = request
-            .header("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let length = request.content_length() as u64;
         let _ = std::io::copy(&mut (&mut reader).take(length), &mut std::io::sink());
-        let mut answer = format!("HTTP/1.1 {status}\r\n");
-        for header in extra {
-            answer.push_str(header);
-            answer.push_str("\r\n");
-        }
-        answer.push_str("Content-Length: 0\r\nConnection: close\r\n\r\n");
-        let _ = client.write_all(answer.as_bytes());
+        http::respond(&mut client, status, extra, b"");
         return;
     }
     if let Fault::RespondWithBody(status, extra, body) = &fault {
-        let mut answer = format!("HTTP/1.1 {status}\r\n");
-        for header in extra {
-            answer.push_str(header);
-            answer.push_str("\r\n");
-        }
-        answer.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        ));
-        let mut answer = answer.into_bytes();
-        answer.extend_from_slice(body);
-        let _ = client.write_all(&answer);
+        http::respond(&mut client, status, extra, body);
         let _ = client.shutdown(Shutdown::Write);
         return;
     }
@@ -210,17 +136,13 @@ fn serve(
         Fault::ForwardWithout(name) => Some(name.to_ascii_lowercase()),
         _ => None,
     };
-    let mut head = format!("{}\r\n", line.trim_end());
-    for header in &request.headers {
-        let lower = header.to_ascii_lowercase();
-        let name = lower.split(':').next().unwrap_or("").trim().to_string();
-        if name == "connection" || dropped.as_deref() == Some(name.as_str()) {
-            continue;
-        }
-        head.push_str(header);
-        head.push_str("\r\n");
-    }
-    head.push_str("Connection: close\r\n\r\n");
+    let head = request.forwarded(
+        |lower| {
+            let name = lower.split(':').next().unwrap_or("").trim();
+            dropped.as_deref() != Some(name)
+        },
+        &[],
+    );
     if server.write_all(head.as_bytes()).is_err() {
         reset(client);
         return;
@@ -291,30 +213,5 @@ fn pipe(
         if let Some(rate) = rate {
             thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
         }
-    }
-}
-
-/// Closes `stream` with a TCP reset: `SO_LINGER` on with a zero timeout, then close.
-pub fn reset(stream: TcpStream) {
-    set_linger_zero(&stream);
-    drop(stream);
-}
-
-/// Makes the close of `stream`'s last handle a reset (RST) instead of a FIN.
-fn set_linger_zero(stream: &TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket descriptor, and a pointer to a live `linger` of the size given.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
     }
 }

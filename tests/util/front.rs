@@ -4,10 +4,10 @@
 //! `Host` so the registry's `Location` headers point back at the front, one request per
 //! connection, and lets a rule rewrite or replace the answer.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use super::http;
+use std::io::{BufReader, Write};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 /// A request the front received.
 #[derive(Debug, Clone)]
@@ -50,17 +50,10 @@ impl Front {
         upstream: String,
         rule: impl Fn(&Seen) -> Action + Send + Sync + 'static,
     ) -> Front {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the front");
-        let address = listener.local_addr().expect("front address").to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let rule = Arc::new(rule);
         let shared = Arc::clone(&seen);
-        thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let (upstream, rule, seen) =
-                    (upstream.clone(), Arc::clone(&rule), Arc::clone(&shared));
-                thread::spawn(move || serve(client, &upstream, &*rule, &seen));
-            }
+        let address = http::serve("front", move |client| {
+            serve(client, &upstream, &rule, &shared)
         });
         Front { address, seen }
     }
@@ -84,73 +77,38 @@ fn serve(
 ) {
     let mut reader = BufReader::new(client.try_clone().expect("clone"));
     let mut client = client;
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let Some((head, body)) = http::read_request(&mut reader) else {
         return;
-    }
-    let mut headers = Vec::new();
-    let mut length = 0usize;
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-            return;
-        }
-        let header = header.trim_end().to_string();
-        if header.is_empty() {
-            break;
-        }
-        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap_or(0);
-        }
-        headers.push(header);
-    }
-    let mut body = vec![0u8; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let mut parts = line.split_whitespace();
+    };
     let request = Seen {
-        method: parts.next().unwrap_or("").to_string(),
-        target: parts.next().unwrap_or("").to_string(),
-        headers: headers.clone(),
+        method: head.method.clone(),
+        target: head.target.clone(),
+        headers: head.headers.clone(),
         body: body.clone(),
     };
     seen.lock().expect("front log").push(request.clone());
     let extra = match rule(&request) {
         Action::Respond(status) => {
-            respond(&mut client, &status, &[]);
+            http::respond(&mut client, &status, &[], b"");
             return;
         }
         Action::RespondWithHeaders(status, headers) => {
-            respond(&mut client, &status, &headers);
+            http::respond(&mut client, &status, &headers, b"");
             return;
         }
         Action::RespondWithBody(status, headers, body) => {
-            respond_with_body(&mut client, &status, &headers, &body);
+            http::respond(&mut client, &status, &headers, &body);
             return;
         }
         Action::Reset => {
-            reset(client);
+            http::reset(client);
             return;
         }
         Action::Forward => None,
         Action::ForwardAddingHeader(header) => Some(header),
     };
-    let mut server = TcpStream::connect(upstream).expect("connecting upstream");
-    let mut head = format!("{}\r\n", line.trim_end());
-    for header in &headers {
-        if !header.to_ascii_lowercase().starts_with("connection:") {
-            head.push_str(header);
-            head.push_str("\r\n");
-        }
-    }
-    head.push_str("Connection: close\r\n\r\n");
-    server
-        .write_all(head.as_bytes())
-        .expect("forwarding the head");
-    server.write_all(&body).expect("forwarding the body");
-    let mut answer = Vec::new();
-    let _ = server.read_to_end(&mut answer);
+    let forwarded = head.forwarded(|_| true, &[]);
+    let mut answer = http::forward(upstream, &forwarded, &body);
     if let Some(header) = extra {
         if let Some(end) = answer.windows(2).position(|w| w == b"\r\n") {
             let mut with = answer[..end + 2].to_vec();
@@ -161,45 +119,4 @@ fn serve(
         }
     }
     let _ = client.write_all(&answer);
-}
-
-/// Answers with `status`, `headers` and no body, and closes.
-fn respond(client: &mut TcpStream, status: &str, headers: &[String]) {
-    respond_with_body(client, status, headers, b"");
-}
-
-/// Answers with `status`, `headers` and `body`, and closes.
-fn respond_with_body(client: &mut TcpStream, status: &str, headers: &[String], body: &[u8]) {
-    let mut answer = format!("HTTP/1.1 {status}\r\n");
-    for header in headers {
-        answer.push_str(header);
-        answer.push_str("\r\n");
-    }
-    answer.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let mut answer = answer.into_bytes();
-    answer.extend_from_slice(body);
-    let _ = client.write_all(&answer);
-}
-
-/// Closes `client` with a TCP reset: `SO_LINGER` on with a zero timeout, then close.
-fn reset(client: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid socket descriptor, and a pointer to a live `linger` of the size given.
-    unsafe {
-        libc::setsockopt(
-            client.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
-    drop(client);
 }

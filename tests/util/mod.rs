@@ -11,6 +11,7 @@ pub mod bin;
 pub mod extension;
 pub mod faults;
 pub mod front;
+pub mod http;
 pub mod image;
 pub mod moto;
 pub mod oracle;

@@ -19,6 +19,7 @@
 //!   with `fail_when_missing` an error naming the SHA, branch and repository.
 
 use super::check_tag;
+use crate::log::Log;
 use crate::reference::Reference;
 use crate::resource::{Source, Version};
 use crate::secret::Secret;
@@ -122,14 +123,15 @@ pub async fn check(
     endpoints: &[Endpoint],
     options: &GitOptions<'_>,
     given: Option<&Version>,
+    log: &Log,
 ) -> anyhow::Result<Vec<Version>> {
-    let sha = head_commit(options).await?;
+    let sha = head_commit(options, log).await?;
     let reference: Reference = settings
         .reference
         .clone()
         .with_tag(&sha)
         .map_err(|e| anyhow!("commit {sha} is not a valid tag: {}", e.reason))?;
-    let versions = check_tag(&reference, endpoints, given).await?;
+    let versions = check_tag(&reference, endpoints, given, log).await?;
     if !versions.is_empty() {
         return Ok(versions);
     }
@@ -143,7 +145,7 @@ pub async fn check(
             options.repo
         );
     }
-    eprintln!(
+    log.line(format_args!(
         "no image {name}:{sha} yet (head of branch `{}` of {}): {}",
         options.branch,
         options.repo,
@@ -152,7 +154,7 @@ pub async fn check(
         } else {
             "no versions"
         }
-    );
+    ));
     Ok(given.cloned().into_iter().collect())
 }
 
@@ -173,16 +175,16 @@ pub fn require_found(
 }
 
 /// The SHA at the head of the branch: `ls_remote` in a private temp dir (key, known_hosts).
-pub async fn head_commit(options: &GitOptions<'_>) -> anyhow::Result<String> {
+pub async fn head_commit(options: &GitOptions<'_>, log: &Log) -> anyhow::Result<String> {
     let ssh = match ssh_host(options.repo) {
         Some(host) => Some(SshSetup::new(options, &host)?),
         None => {
             if options.private_key.is_some() || options.known_hosts.is_some() {
-                eprintln!(
+                log.line(format_args!(
                     "note: git_repo {} is not an ssh URL: `git_private_key` and \
                      `git_known_hosts` are not used",
                     options.repo
-                );
+                ));
             }
             None
         }

@@ -93,7 +93,7 @@ pub async fn versions(endpoint: &Endpoint, mode: &RegexMode<'_>) -> anyhow::Resu
             let created = resolved
                 .images
                 .first()
-                .and_then(|image| image.config.created().clone());
+                .and_then(|image| image.config.parsed.created().clone());
             anyhow::Ok((digest.to_string(), created))
         })
         .buffered(super::RESOLVE_CONCURRENCY)

@@ -23,9 +23,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tar::{Builder, EntryType, Header};
 
-use super::{commit, digest_parts, open_blob, tmp_sibling, BlobFile, LocalImage, MAX_JSON_BYTES};
+use super::{commit, open_blob, tmp_sibling, MAX_JSON_BYTES};
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::CountingReader;
+use crate::image::model::{Blob, Image};
 use crate::reference::Reference;
 
 /// The archive's index of images.
@@ -49,16 +50,16 @@ struct ManifestEntry {
 /// Writes `image` as a `docker save` tarball at `path`, tagged with each of `repo_tags`
 /// (`repository:tag`). Layers are stored as fetched: compressed layers stay compressed,
 /// under a name that says how. Works on `<path>.tmp` and renames it at the end.
-pub fn write_docker_archive(path: &Path, image: &LocalImage, repo_tags: &[String]) -> Result<()> {
+pub fn write_docker_archive(path: &Path, image: &Image, repo_tags: &[String]) -> Result<()> {
     let tmp = tmp_sibling(path)?;
     let written = write_tar(&tmp, image, repo_tags);
     commit(&tmp, path, written)
         .with_context(|| format!("writing docker archive {}", path.display()))
 }
 
-fn write_tar(tmp: &Path, image: &LocalImage, repo_tags: &[String]) -> Result<()> {
+fn write_tar(tmp: &Path, image: &Image, repo_tags: &[String]) -> Result<()> {
     let repositories = repositories_json(image, repo_tags)?;
-    let (_, config_hex) = digest_parts(&image.config.digest)?;
+    let config_hex = image.config.digest.hex();
     let config_name = format!("{config_hex}.json");
     let file = File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut tar = Builder::new(BufWriter::with_capacity(1 << 20, file));
@@ -92,12 +93,9 @@ fn write_tar(tmp: &Path, image: &LocalImage, repo_tags: &[String]) -> Result<()>
 
 /// `repositories`: `{"repo": {"tag": "<last layer hex>"}}` as `docker save` writes it;
 /// `None` for an untagged image or one without layers.
-fn repositories_json(image: &LocalImage, repo_tags: &[String]) -> Result<Option<Vec<u8>>> {
+fn repositories_json(image: &Image, repo_tags: &[String]) -> Result<Option<Vec<u8>>> {
     let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
-    let top = match image.layers.last() {
-        Some(layer) => Some(digest_parts(&layer.digest)?.1),
-        None => None,
-    };
+    let top = image.layers.last().map(|layer| layer.digest.hex());
     for repo_tag in repo_tags {
         let (repo, tag) = split_repo_tag(repo_tag)
             .ok_or_else(|| anyhow!("{repo_tag:?} is not of the form repository:tag"))?;
@@ -121,9 +119,9 @@ fn split_repo_tag(repo_tag: &str) -> Option<(&str, &str)> {
 }
 
 /// The member name of a layer: `<hex>/layer.tar`, `<hex>.tar.gz` or `<hex>.tar.zst`.
-fn layer_member_name(layer: &BlobFile) -> Result<String> {
-    let (_, hex) = digest_parts(&layer.digest)?;
-    let path = &layer.path;
+fn layer_member_name(layer: &Blob) -> Result<String> {
+    let hex = layer.digest.hex();
+    let path = layer.path()?;
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let compression =
         compression::sniff_start(file).with_context(|| format!("reading {}", path.display()))?;
@@ -159,7 +157,7 @@ fn append_bytes<W: Write>(tar: &mut Builder<W>, name: &str, bytes: &[u8]) -> Res
 }
 
 /// Streams a blob's file into the tar as `name`.
-fn append_blob<W: Write>(tar: &mut Builder<W>, name: &str, blob: &BlobFile) -> Result<()> {
+fn append_blob<W: Write>(tar: &mut Builder<W>, name: &str, blob: &Blob) -> Result<()> {
     let file = open_blob(blob)?;
     let mut header = member_header(EntryType::Regular, 0o644, blob.size);
     let mut reader = CountingReader::new(file.take(blob.size));
@@ -169,7 +167,7 @@ fn append_blob<W: Write>(tar: &mut Builder<W>, name: &str, blob: &BlobFile) -> R
         bail!(
             "blob {} at {} shrank to {} bytes while it was copied",
             blob.digest,
-            blob.path.display(),
+            blob.source.describe(),
             reader.count()
         );
     }

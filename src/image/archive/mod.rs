@@ -25,52 +25,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::model::Blob;
+
 pub use docker::{
     clean_name, open_member, read_docker_archive, write_docker_archive, ArchiveMember,
     DockerArchive,
 };
-pub use oci::{
-    read_oci_layout, write_bytes_blob, write_oci_layout, OciIndexSpec, OciLayout, TopDescriptor,
-};
+pub use oci::{read_oci_layout, write_bytes_blob, write_oci_layout, OciIndexSpec, OciLayout};
 pub use rootfs_tar::write_rootfs_tar;
-
-/// A blob on local disk: verified, unless `deferred` says it is read only if it must be
-/// sent, or not at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobFile {
-    /// The blob's digest, `sha256:<hex>`.
-    pub digest: String,
-    /// The media type its descriptor gave.
-    pub media_type: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// Where it is (for a deferred archive member: the archive that holds it).
-    pub path: PathBuf,
-    /// `Some` for a blob that is not to be read now (see [`Deferred`]).
-    pub deferred: Option<Deferred>,
-}
-
-/// A blob whose bytes are not read when the image is prepared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Deferred {
-    /// A layer inside a docker-save archive, known by its member name.
-    Member(DeferredLayer),
-    /// A blob the registry being pushed to holds in `repository` (a base image's layer, as
-    /// that registry has it): mounted from there, never read here. `path` is a local
-    /// copy of the same content, compressed differently, kept for nothing but errors.
-    Mount {
-        /// The repository on the target registry that has it.
-        repository: String,
-    },
-}
 
 /// A compressed layer inside a docker-save archive, known so far by its member name
 /// (`<hex>.tar.gz`, `blobs/sha256/<hex>`): not read yet. A registry that already holds a
 /// blob of that digest and size makes reading it unnecessary; otherwise it is copied out
-/// and checked (digest, size, diff_id) before it is sent.
+/// and checked (digest, size, diff_id) before it is sent (see
+/// [`crate::push::BlobSource::Member`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeferredLayer {
-    /// The member's bytes in [`BlobFile::path`].
+pub struct ArchiveLayer {
+    /// The archive that holds it.
+    pub archive: PathBuf,
+    /// The member.
     pub member: ArchiveMember,
     /// How it is compressed (from its first bytes).
     pub compression: crate::image::compression::Compression,
@@ -80,41 +53,8 @@ pub struct DeferredLayer {
     pub what: String,
 }
 
-/// One single-platform image whose blobs are on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalImage {
-    /// The image manifest, byte for byte as fetched.
-    pub manifest: Vec<u8>,
-    /// The manifest's digest.
-    pub manifest_digest: String,
-    /// The manifest's media type.
-    pub manifest_media_type: String,
-    /// The image config blob.
-    pub config: BlobFile,
-    /// The layer blobs, in manifest order (compressed as stored in the registry).
-    pub layers: Vec<BlobFile>,
-}
-
 /// Largest JSON document (manifest, index, config, `manifest.json`) read into memory.
 const MAX_JSON_BYTES: u64 = 64 << 20;
-
-/// Splits a digest into its algorithm and hex parts, and checks them, so that the result is
-/// safe to use as file names: `sha256` with 64 or `sha512` with 128 lowercase hex digits.
-fn digest_parts(digest: &str) -> Result<(&str, &str)> {
-    let Some((algorithm, hex)) = digest.split_once(':') else {
-        bail!("invalid digest {digest:?}: expected <algorithm>:<hex>");
-    };
-    let want_len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => bail!("invalid digest {digest:?}: unsupported algorithm {algorithm:?}"),
-    };
-    let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if hex.len() != want_len || !lower_hex {
-        bail!("invalid digest {digest:?}: expected {want_len} lowercase hex digits");
-    }
-    Ok((algorithm, hex))
-}
 
 /// `<path>.tmp`: where a writer works before renaming its result to `path`.
 fn tmp_sibling(path: &Path) -> Result<PathBuf> {
@@ -151,18 +91,19 @@ fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 /// Opens a blob's file and checks that its length is the blob's size.
-fn open_blob(blob: &BlobFile) -> Result<File> {
-    let file = File::open(&blob.path)
-        .with_context(|| format!("opening blob {} at {}", blob.digest, blob.path.display()))?;
+fn open_blob(blob: &Blob) -> Result<File> {
+    let path = blob.path()?;
+    let file = File::open(path)
+        .with_context(|| format!("opening blob {} at {}", blob.digest, path.display()))?;
     let len = file
         .metadata()
-        .with_context(|| format!("reading metadata of {}", blob.path.display()))?
+        .with_context(|| format!("reading metadata of {}", path.display()))?
         .len();
     if len != blob.size {
         bail!(
             "blob {} at {} is {len} bytes, but its descriptor says {}",
             blob.digest,
-            blob.path.display(),
+            path.display(),
             blob.size
         );
     }
@@ -175,25 +116,6 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digest_parts_accepts_only_safe_digests() {
-        let hex64 = "a".repeat(64);
-        let sha256 = format!("sha256:{hex64}");
-        assert_eq!(digest_parts(&sha256).ok(), Some(("sha256", hex64.as_str())));
-        let sha512 = format!("sha512:{}", "0".repeat(128));
-        assert!(digest_parts(&sha512).is_ok());
-        for bad in [
-            String::from("sha256"),
-            format!("sha256:{}", "A".repeat(64)),
-            format!("sha256:{}", "a".repeat(63)),
-            format!("md5:{hex64}"),
-            format!("sha256:../{}", "a".repeat(61)),
-            format!("sha512:{hex64}"),
-        ] {
-            assert!(digest_parts(&bad).is_err(), "{bad} accepted");
-        }
-    }
 
     #[test]
     fn tmp_sibling_appends_tmp() -> Result<()> {
@@ -223,13 +145,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("b");
         fs::write(&path, b"abc")?;
-        let mut blob = BlobFile {
-            digest: format!("sha256:{}", "0".repeat(64)),
-            media_type: "x".into(),
-            size: 3,
-            path,
-            deferred: None,
-        };
+        let mut blob = Blob::file(crate::digest::Digest::sha256_of(b"abc"), "x", 3, path);
         assert!(open_blob(&blob).is_ok());
         blob.size = 4;
         let err = format!("{:#}", open_blob(&blob).err().context("size not checked")?);

@@ -19,21 +19,19 @@
 //!
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use super::{commit, open_blob, tmp_sibling, MAX_JSON_BYTES};
+use crate::image::json::{DescriptorJson, IndexJson};
+use crate::image::model::{Blob, Descriptor, Digest};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256, Sha512};
-
-use super::{commit, digest_parts, open_blob, tmp_sibling, BlobFile, MAX_JSON_BYTES};
 
 /// Media type of an OCI image index (`index.json` itself is one).
 const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-/// The annotation that names an entry of `index.json` (`oci:<dir>:<ref>`).
-const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 /// The layout marker file.
 const LAYOUT_FILE: &str = "oci-layout";
 /// The layout's entry point.
@@ -52,22 +50,7 @@ const IMAGE_MANIFEST_MEDIA_TYPES: [&str; 2] = [
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OciIndexSpec {
     /// The top-level descriptors: one image manifest, or the fetched index.
-    pub manifests: Vec<TopDescriptor>,
-}
-
-/// One descriptor of `index.json`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopDescriptor {
-    /// The media type of the manifest or index it points at.
-    pub media_type: String,
-    /// Its digest; the blob must be in the layout.
-    pub digest: String,
-    /// Its size in bytes.
-    pub size: u64,
-    /// The `org.opencontainers.image.ref.name` annotation (a tag, for `oci:<dir>:<ref>`).
-    pub ref_name: Option<String>,
-    /// The platform object, as JSON, when given.
-    pub platform: Option<serde_json::Value>,
+    pub manifests: Vec<Descriptor>,
 }
 
 /// `oci-layout`, as written and read.
@@ -77,65 +60,12 @@ struct LayoutJson {
     image_layout_version: String,
 }
 
-/// `index.json`, as written and read.
-#[derive(Debug, Serialize, Deserialize)]
-struct IndexJson {
-    #[serde(rename = "schemaVersion")]
-    schema_version: u32,
-    #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Vec<DescriptorJson>,
-}
-
-/// A descriptor, fields in the order of the image-spec's Go struct (and skopeo's output).
-#[derive(Debug, Serialize, Deserialize)]
-struct DescriptorJson {
-    #[serde(rename = "mediaType")]
-    media_type: String,
-    digest: String,
-    size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    platform: Option<serde_json::Value>,
-}
-
-impl From<&TopDescriptor> for DescriptorJson {
-    fn from(d: &TopDescriptor) -> Self {
-        DescriptorJson {
-            media_type: d.media_type.clone(),
-            digest: d.digest.clone(),
-            size: d.size,
-            annotations: d
-                .ref_name
-                .as_ref()
-                .map(|name| BTreeMap::from([(REF_NAME_ANNOTATION.to_string(), name.clone())])),
-            platform: d.platform.clone(),
-        }
-    }
-}
-
-impl From<DescriptorJson> for TopDescriptor {
-    fn from(d: DescriptorJson) -> Self {
-        TopDescriptor {
-            ref_name: d
-                .annotations
-                .and_then(|mut a| a.remove(REF_NAME_ANNOTATION)),
-            media_type: d.media_type,
-            digest: d.digest,
-            size: d.size,
-            platform: d.platform,
-        }
-    }
-}
-
 /// Writes an OCI image layout at `dir`: every blob of `blobs` (hard-linked from its file
 /// when on the same filesystem, else copied) and an `index.json` listing `index`. Every
 /// descriptor of `index` must be among `blobs`. When `index` is one image manifest,
 /// `single-image-digest` names it, as R writes it. Works in `<dir>.tmp` (which must not
 /// exist) and renames it at the end.
-pub fn write_oci_layout(dir: &Path, index: &OciIndexSpec, blobs: &[BlobFile]) -> Result<()> {
+pub fn write_oci_layout(dir: &Path, index: &OciIndexSpec, blobs: &[Blob]) -> Result<()> {
     let tmp = tmp_sibling(dir)?;
     if fs::symlink_metadata(&tmp).is_ok() {
         bail!(
@@ -148,11 +78,10 @@ pub fn write_oci_layout(dir: &Path, index: &OciIndexSpec, blobs: &[BlobFile]) ->
     commit(&tmp, dir, written).with_context(|| format!("writing OCI layout {}", dir.display()))
 }
 
-fn write_layout(tmp: &Path, index: &OciIndexSpec, blobs: &[BlobFile]) -> Result<()> {
-    let by_digest: HashMap<&str, &BlobFile> =
-        blobs.iter().map(|b| (b.digest.as_str(), b)).collect();
+fn write_layout(tmp: &Path, index: &OciIndexSpec, blobs: &[Blob]) -> Result<()> {
+    let by_digest: HashMap<&Digest, &Blob> = blobs.iter().map(|b| (&b.digest, b)).collect();
     for top in &index.manifests {
-        let blob = by_digest.get(top.digest.as_str()).ok_or_else(|| {
+        let blob = by_digest.get(&top.digest).ok_or_else(|| {
             anyhow!(
                 "index.json would list {}, but no such blob was given",
                 top.digest
@@ -178,12 +107,18 @@ fn write_layout(tmp: &Path, index: &OciIndexSpec, blobs: &[BlobFile]) -> Result<
     let index_json = IndexJson {
         schema_version: 2,
         media_type: Some(OCI_INDEX_MEDIA_TYPE.to_string()),
+        artifact_type: None,
         manifests: index.manifests.iter().map(DescriptorJson::from).collect(),
+        subject: None,
+        annotations: None,
     };
     write_file(&tmp.join(INDEX_FILE), &serde_json::to_vec(&index_json)?)?;
     if let [only] = index.manifests.as_slice() {
         if IMAGE_MANIFEST_MEDIA_TYPES.contains(&only.media_type.as_str()) {
-            write_file(&tmp.join(SINGLE_IMAGE_DIGEST_FILE), only.digest.as_bytes())?;
+            write_file(
+                &tmp.join(SINGLE_IMAGE_DIGEST_FILE),
+                only.digest.as_str().as_bytes(),
+            )?;
         }
     }
     Ok(())
@@ -195,24 +130,25 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Puts a blob at `blobs/<algorithm>/<hex>` under `root`: a hard link to its file, or a
 /// streamed copy when linking fails (another filesystem, or the file is not a plain file).
-fn place_blob(root: &Path, blob: &BlobFile) -> Result<()> {
-    let (algorithm, hex) = digest_parts(&blob.digest)?;
-    let algorithm_dir = root.join("blobs").join(algorithm);
-    fs::create_dir_all(&algorithm_dir)
-        .with_context(|| format!("creating {}", algorithm_dir.display()))?;
-    let dest = algorithm_dir.join(hex);
+fn place_blob(root: &Path, blob: &Blob) -> Result<()> {
+    let dest = blob.digest.layout_path(root);
+    if let Some(algorithm_dir) = dest.parent() {
+        fs::create_dir_all(algorithm_dir)
+            .with_context(|| format!("creating {}", algorithm_dir.display()))?;
+    }
     if fs::symlink_metadata(&dest).is_ok() {
         return Ok(()); // the same blob, listed twice
     }
     drop(open_blob(blob)?); // exists and has the right size
-    let plain_file = fs::symlink_metadata(&blob.path).is_ok_and(|m| m.is_file());
-    if plain_file && fs::hard_link(&blob.path, &dest).is_ok() {
+    let path = blob.path()?;
+    let plain_file = fs::symlink_metadata(path).is_ok_and(|m| m.is_file());
+    if plain_file && fs::hard_link(path, &dest).is_ok() {
         return Ok(());
     }
     copy_blob(blob, &dest)
 }
 
-fn copy_blob(blob: &BlobFile, dest: &Path) -> Result<()> {
+fn copy_blob(blob: &Blob, dest: &Path) -> Result<()> {
     let mut source = open_blob(blob)?.take(blob.size);
     let mut out = File::create(dest).with_context(|| format!("creating {}", dest.display()))?;
     let copied = io::copy(&mut source, &mut out)
@@ -229,24 +165,18 @@ fn copy_blob(blob: &BlobFile, dest: &Path) -> Result<()> {
 /// Writes `bytes` (a manifest, index or config held in memory) to `dir/<algorithm>-<hex>`
 /// and describes it as a blob of `media_type`, ready for [`write_oci_layout`]. `dir` is a
 /// scratch directory: not the layout, nor its `.tmp`.
-pub fn write_bytes_blob(dir: &Path, bytes: &[u8], media_type: &str) -> Result<BlobFile> {
-    let hex = hex::encode(Sha256::digest(bytes));
-    let path = dir.join(format!("sha256-{hex}"));
+pub fn write_bytes_blob(dir: &Path, bytes: &[u8], media_type: &str) -> Result<Blob> {
+    let digest = Digest::sha256_of(bytes);
+    let path = dir.join(digest.file_name());
     write_file(&path, bytes)?;
-    Ok(BlobFile {
-        digest: format!("sha256:{hex}"),
-        media_type: media_type.to_string(),
-        size: bytes.len() as u64,
-        path,
-        deferred: None,
-    })
+    Ok(Blob::file(digest, media_type, bytes.len() as u64, path))
 }
 
 /// An OCI image layout opened for reading: what `index.json` lists, and its blobs.
 #[derive(Debug, Clone)]
 pub struct OciLayout {
     dir: PathBuf,
-    manifests: Vec<TopDescriptor>,
+    manifests: Vec<Descriptor>,
 }
 
 impl OciLayout {
@@ -256,17 +186,17 @@ impl OciLayout {
     }
 
     /// The descriptors of `index.json`, in order.
-    pub fn manifests(&self) -> &[TopDescriptor] {
+    pub fn manifests(&self) -> &[Descriptor] {
         &self.manifests
     }
 
     /// The descriptor named `ref_name`, or the only one when `ref_name` is `None`.
-    pub fn select(&self, ref_name: Option<&str>) -> Result<&TopDescriptor> {
+    pub fn select(&self, ref_name: Option<&str>) -> Result<&Descriptor> {
         let names = || {
             let names: Vec<&str> = self
                 .manifests
                 .iter()
-                .filter_map(|d| d.ref_name.as_deref())
+                .filter_map(Descriptor::ref_name)
                 .collect();
             if names.is_empty() {
                 "no ref names".to_string()
@@ -277,7 +207,7 @@ impl OciLayout {
         match (ref_name, self.manifests.as_slice()) {
             (Some(want), all) => all
                 .iter()
-                .find(|d| d.ref_name.as_deref() == Some(want))
+                .find(|d| d.ref_name() == Some(want))
                 .ok_or_else(|| {
                     anyhow!(
                         "OCI layout {} has no image named {want}; it has {}",
@@ -297,7 +227,7 @@ impl OciLayout {
     }
 
     /// The digest R's `single-image-digest` marker names, when the layout has one.
-    pub fn single_image_digest(&self) -> Result<Option<String>> {
+    pub fn single_image_digest(&self) -> Result<Option<Digest>> {
         let path = self.dir.join(SINGLE_IMAGE_DIGEST_FILE);
         let mut bytes = Vec::new();
         match File::open(&path) {
@@ -309,15 +239,14 @@ impl OciLayout {
             Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
         };
         let digest = String::from_utf8_lossy(&bytes).trim().to_string();
-        digest_parts(&digest)
+        let digest = Digest::parse(&digest)
             .with_context(|| format!("{} does not hold a digest ({digest:?})", path.display()))?;
         Ok(Some(digest))
     }
 
     /// Where blob `digest` is; an error naming the digest when it is missing.
-    pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        let (algorithm, hex) = digest_parts(digest)?;
-        let path = self.dir.join("blobs").join(algorithm).join(hex);
+    pub fn blob_path(&self, digest: &Digest) -> Result<PathBuf> {
+        let path = digest.layout_path(&self.dir);
         match fs::metadata(&path) {
             Ok(meta) if meta.is_file() => Ok(path),
             Ok(_) => bail!(
@@ -332,7 +261,7 @@ impl OciLayout {
 
     /// A small blob (manifest, index, config; at most 64 MiB) read into memory and checked
     /// against its digest.
-    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
         let path = self.blob_path(digest)?;
         let mut bytes = Vec::new();
         File::open(&path)
@@ -343,14 +272,10 @@ impl OciLayout {
         if bytes.len() as u64 > MAX_JSON_BYTES {
             bail!("blob {digest} is too large to read into memory");
         }
-        let (algorithm, hex) = digest_parts(digest)?;
-        let actual = match algorithm {
-            "sha512" => hex::encode(Sha512::digest(&bytes)),
-            _ => hex::encode(Sha256::digest(&bytes)),
-        };
-        if actual != hex {
+        let actual = digest.same_algorithm_of(&bytes);
+        if actual != *digest {
             bail!(
-                "blob {digest} in {} has digest {algorithm}:{actual}",
+                "blob {digest} in {} has digest {actual}",
                 self.dir.display()
             );
         }
@@ -384,8 +309,9 @@ fn read(dir: &Path) -> Result<OciLayout> {
         manifests: index
             .manifests
             .into_iter()
-            .map(TopDescriptor::from)
-            .collect(),
+            .map(Descriptor::try_from)
+            .collect::<Result<_, _>>()
+            .context("index.json")?,
     };
     for top in &found.manifests {
         let path = found.blob_path(&top.digest)?;

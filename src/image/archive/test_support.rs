@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{BlobFile, LocalImage};
+use crate::image::model::{Blob, Image, Manifest};
 
 /// How a synthetic layer is compressed.
 pub(crate) use crate::image::compression::Compression;
@@ -19,7 +19,7 @@ pub(crate) use crate::image::compression::Compression;
 /// A layer blob on disk and the digest of its uncompressed tar.
 #[derive(Debug, Clone)]
 pub(crate) struct Layer {
-    pub blob: BlobFile,
+    pub blob: Blob,
     pub diff_id: String,
 }
 
@@ -48,17 +48,11 @@ pub(crate) fn tar_bytes(files: &[(&str, &[u8])]) -> Result<Vec<u8>> {
 }
 
 /// Writes `bytes` to `dir/blob-<hex>` and describes it.
-pub(crate) fn write_blob(dir: &Path, bytes: &[u8], media_type: &str) -> Result<BlobFile> {
-    let digest = sha256_digest(bytes);
-    let path = dir.join(format!("blob-{}", &digest["sha256:".len()..]));
+pub(crate) fn write_blob(dir: &Path, bytes: &[u8], media_type: &str) -> Result<Blob> {
+    let digest = crate::digest::Digest::sha256_of(bytes);
+    let path = dir.join(format!("blob-{}", digest.hex()));
     fs::write(&path, bytes)?;
-    Ok(BlobFile {
-        digest,
-        media_type: media_type.to_string(),
-        size: bytes.len() as u64,
-        path,
-        deferred: None,
-    })
+    Ok(Blob::file(digest, media_type, bytes.len() as u64, path))
 }
 
 /// A layer holding `files`, compressed as asked, written into `dir`.
@@ -92,7 +86,7 @@ pub(crate) fn make_layer(
 }
 
 /// An OCI image for `linux/<arch>` with these layers: config and manifest written into `dir`.
-pub(crate) fn make_image(dir: &Path, arch: &str, layers: &[Layer]) -> Result<LocalImage> {
+pub(crate) fn make_image(dir: &Path, arch: &str, layers: &[Layer]) -> Result<Image> {
     let config = json!({
         "architecture": arch,
         "os": "linux",
@@ -104,7 +98,7 @@ pub(crate) fn make_image(dir: &Path, arch: &str, layers: &[Layer]) -> Result<Loc
         &serde_json::to_vec(&config)?,
         "application/vnd.oci.image.config.v1+json",
     )?;
-    let descriptor = |blob: &BlobFile| json!({"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size});
+    let descriptor = |blob: &Blob| json!({"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size});
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -112,10 +106,8 @@ pub(crate) fn make_image(dir: &Path, arch: &str, layers: &[Layer]) -> Result<Loc
         "layers": layers.iter().map(|l| descriptor(&l.blob)).collect::<Vec<_>>(),
     });
     let manifest = serde_json::to_vec(&manifest)?;
-    Ok(LocalImage {
-        manifest_digest: sha256_digest(&manifest),
-        manifest,
-        manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+    Ok(Image {
+        manifest: Manifest::sha256(manifest, "application/vnd.oci.image.manifest.v1+json"),
         config,
         layers: layers.iter().map(|l| l.blob.clone()).collect(),
     })

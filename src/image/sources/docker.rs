@@ -9,15 +9,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::json::{self, DockerManifest};
-use super::{compress_layer, scratch_path, settle, Pushable};
+use super::{compress_layer, scratch_path, settle};
 use crate::image::archive::{
-    open_member, read_docker_archive, write_bytes_blob, BlobFile, Deferred, DeferredLayer,
-    DockerArchive, LocalImage,
+    open_member, read_docker_archive, write_bytes_blob, ArchiveLayer, DockerArchive,
 };
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::{HashingReader, TeeReader};
+use crate::image::json::{self, DockerManifest};
 use crate::image::manifest::DOCKER_MANIFEST;
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
+use crate::push::BlobSource;
 
 /// Docker's image config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
@@ -39,7 +40,11 @@ struct RootFs {
 }
 
 /// See [`super::from_docker_archive`].
-pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_archive(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+) -> Result<ImageOrIndex> {
     let archive = read_docker_archive(path, want)?;
     let config_bytes = archive.config_bytes()?;
     let diff_ids = serde_json::from_slice::<ConfigRootfs>(&config_bytes)
@@ -69,29 +74,31 @@ pub(super) fn from_archive(path: &Path, want: Option<&str>, scratch: &Path) -> R
             None => {
                 let (blob, diff_id) = load_layer(&archive, i, scratch)?;
                 let what = layer_name(i, &archive.layers()[i].name, path);
-                check_diff_id(&blob.path, &what, &diff_id, want_diff_id)?;
+                check_diff_id(blob.path()?, &what, &diff_id, want_diff_id)?;
                 blob
             }
         };
         layers.push(blob);
     }
-    let (manifest, manifest_digest) = json::to_bytes(&DockerManifest {
+    let (raw, digest) = json::to_bytes(&DockerManifest {
         schema_version: 2,
         media_type: DOCKER_MANIFEST,
         config: (&config).into(),
         layers: layers.iter().map(Into::into).collect(),
     })?;
-    Ok(Pushable::Image(LocalImage {
-        manifest,
-        manifest_digest,
-        manifest_media_type: DOCKER_MANIFEST.to_string(),
+    Ok(ImageOrIndex::Image(Image {
+        manifest: Manifest {
+            raw,
+            digest,
+            media_type: DOCKER_MANIFEST.to_string(),
+        },
         config,
         layers,
     }))
 }
 
 /// See [`super::from_load_dir`].
-pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     let image = dir.join("image");
     if !image.is_file() {
         bail!(
@@ -138,9 +145,9 @@ fn layer_name(i: usize, member: &str, archive: &Path) -> String {
     format!("layer {i} ({member}) of {}", archive.display())
 }
 
-/// Layer `i` as a [`DeferredLayer`], when it is compressed and its member name gives its
+/// Layer `i` as an [`ArchiveLayer`], when it is compressed and its member name gives its
 /// digest: nothing but its first bytes is read now. `None` for any other layer.
-fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Option<BlobFile>> {
+fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Option<Blob>> {
     let member = &archive.layers()[i];
     let Some(digest) = named_digest(&member.name) else {
         return Ok(None);
@@ -161,12 +168,12 @@ fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Optio
         Compression::Gzip => (Compression::Gzip, DOCKER_GZIP),
         Compression::Zstd => (Compression::Zstd, OCI_ZSTD),
     };
-    Ok(Some(BlobFile {
+    Ok(Some(Blob {
         digest,
         media_type: media_type.to_string(),
         size: member.size,
-        path: archive.path().to_path_buf(),
-        deferred: Some(Deferred::Member(DeferredLayer {
+        source: BlobSource::Member(Box::new(ArchiveLayer {
+            archive: archive.path().to_path_buf(),
             member: member.clone(),
             compression,
             diff_id: diff_id.to_string(),
@@ -177,32 +184,34 @@ fn defer_layer(archive: &DockerArchive, i: usize, diff_id: &str) -> Result<Optio
 
 /// The digest a compressed layer's member name states: `<hex>.tar.gz` and `<hex>.tar.zst`
 /// (as `in` writes them), `blobs/sha256/<hex>` (Docker 25 and later).
-fn named_digest(name: &str) -> Option<String> {
+fn named_digest(name: &str) -> Option<Digest> {
     let hex = name
         .strip_prefix("blobs/sha256/")
         .or_else(|| name.strip_suffix(".tar.gz"))
         .or_else(|| name.strip_suffix(".tar.zst"))?;
-    let is_hex = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    is_hex.then(|| format!("sha256:{hex}"))
+    Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
-/// Copies a [`DeferredLayer`] out of its archive into `scratch`, checking that its content
+/// Copies an [`ArchiveLayer`] out of its archive into `scratch`, checking that its content
 /// is what its name and the config say: the verified blob file.
-pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
-    let deferred = match &blob.deferred {
-        None => return Ok(blob.path.clone()),
-        Some(Deferred::Member(deferred)) => deferred,
-        Some(Deferred::Mount { repository }) => bail!(
-            "blob {} is in {repository} on the registry, not on disk",
-            blob.digest
+pub(super) fn materialise(blob: &Blob, scratch: &Path) -> Result<PathBuf> {
+    let deferred = match &blob.source {
+        BlobSource::File(path) => return Ok(path.clone()),
+        BlobSource::Member(deferred) => deferred,
+        BlobSource::Remote { .. } => bail!(
+            "blob {} is in {}, not on disk",
+            blob.digest,
+            blob.source.describe()
         ),
     };
     let what = || deferred.what.clone();
-    let reader = BufReader::with_capacity(1 << 20, open_member(&blob.path, &deferred.member)?);
+    let reader =
+        BufReader::with_capacity(1 << 20, open_member(&deferred.archive, &deferred.member)?);
     let (copy, diff_id) = copy_compressed(reader, deferred.compression, scratch, &blob.media_type)
         .with_context(what)?;
+    let copy_path = copy.path()?.to_path_buf();
     if copy.digest != blob.digest || copy.size != blob.size {
-        let _ = fs::remove_file(&copy.path);
+        let _ = fs::remove_file(&copy_path);
         bail!(
             "{}: its name says {} ({} bytes), but its content is {} ({} bytes)",
             deferred.what,
@@ -212,12 +221,12 @@ pub(super) fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
             copy.size
         );
     }
-    check_diff_id(&copy.path, &deferred.what, &diff_id, &deferred.diff_id)?;
-    Ok(copy.path)
+    check_diff_id(&copy_path, &deferred.what, &diff_id, &deferred.diff_id)?;
+    Ok(copy_path)
 }
 
 /// Layer `i` as a blob in scratch, and the digest of its uncompressed content.
-fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(BlobFile, String)> {
+fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(Blob, String)> {
     let member = &archive.layers()[i].name;
     let what = || format!("layer {i} ({member}) of {}", archive.path().display());
     let mut reader = BufReader::with_capacity(1 << 20, archive.open_layer(i)?);
@@ -244,7 +253,7 @@ fn copy_compressed(
     compression: Compression,
     scratch: &Path,
     media_type: &str,
-) -> Result<(BlobFile, String)> {
+) -> Result<(Blob, String)> {
     let tmp = scratch_path(scratch, "layer");
     let copied = (|| {
         let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -259,7 +268,7 @@ fn copy_compressed(
         // Whatever follows the compressed stream is part of the blob too.
         let (tee, digest, size) = blob.finish_inner()?;
         tee.into_out().flush()?;
-        Ok::<_, anyhow::Error>((digest, size, diff_id))
+        Ok::<_, anyhow::Error>((Digest::parse(&digest)?, size, diff_id))
     })();
     let (digest, size, diff_id) = match copied {
         Ok(found) => found,
@@ -269,14 +278,7 @@ fn copy_compressed(
         }
     };
     let path = settle(&tmp, scratch, &digest)?;
-    let blob = BlobFile {
-        digest,
-        media_type: media_type.to_string(),
-        size,
-        path,
-        deferred: None,
-    };
-    Ok((blob, diff_id))
+    Ok((Blob::file(digest, media_type, size, path), diff_id))
 }
 
 #[cfg(test)]
@@ -294,23 +296,24 @@ mod tests {
     use crate::image::manifest::{self, Parsed};
     use crate::image::sources::{from_docker_archive, from_load_dir};
 
-    fn image(pushable: Pushable) -> Result<LocalImage> {
+    fn image(pushable: ImageOrIndex) -> Result<Image> {
         match pushable {
-            Pushable::Image(image) => Ok(image),
-            Pushable::Index { .. } => bail!("got an index"),
+            ImageOrIndex::Image(image) => Ok(image),
+            ImageOrIndex::Index { .. } => bail!("got an index"),
         }
     }
 
     /// Checks what every image from a docker archive must be: Docker manifest over these
     /// config bytes, every layer a valid blob whose content has the given diff ID.
-    fn check_image(image: &LocalImage, config: &[u8], diff_ids: &[String]) -> Result<()> {
-        assert_eq!(image.manifest_media_type, DOCKER_MANIFEST);
-        assert_eq!(image.manifest_digest, sha256_digest(&image.manifest));
-        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest)? else {
+    fn check_image(image: &Image, config: &[u8], diff_ids: &[String]) -> Result<()> {
+        assert_eq!(image.manifest.media_type, DOCKER_MANIFEST);
+        assert_eq!(image.manifest.digest, sha256_digest(&image.manifest.raw));
+        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest.raw)?
+        else {
             bail!("not a manifest");
         };
         assert_eq!(parsed.layers().len(), diff_ids.len());
-        assert_eq!(fs::read(&image.config.path)?, config);
+        assert_eq!(fs::read(image.config.path()?)?, config);
         assert_eq!(image.config.media_type, DOCKER_CONFIG);
         assert_eq!(parsed.config().digest().to_string(), image.config.digest);
         let copies = tempfile::tempdir()?;
@@ -351,7 +354,7 @@ mod tests {
         )?;
         let scratch = tempfile::tempdir()?;
         let image = image(from_docker_archive(&archive, None, scratch.path())?)?;
-        check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
+        check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)?;
         // skopeo stores layers uncompressed, so all were compressed by us.
         assert!(image.layers.iter().all(|l| l.media_type == DOCKER_GZIP));
 
@@ -377,14 +380,16 @@ mod tests {
         write_docker_archive(&archive, &source, &["x:1".to_string()])?;
         let scratch = tempfile::tempdir()?;
         let image = image(from_docker_archive(&archive, Some("x:1"), scratch.path())?)?;
-        check_image(&image, &fs::read(&source.config.path)?, &diff_ids)?;
+        check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)?;
         assert_eq!(image.layers[0].digest, source.layers[0].digest);
         assert_eq!(image.layers[0].media_type, DOCKER_GZIP);
         assert_eq!(image.layers[1].digest, source.layers[1].digest);
         assert_eq!(image.layers[1].media_type, OCI_ZSTD);
         // Named by their digests, they are not read until they must be sent.
-        assert!(image.layers.iter().all(|l| l.deferred.is_some()));
-        assert!(image.layers.iter().all(|l| l.path == archive));
+        assert!(image
+            .layers
+            .iter()
+            .all(|l| matches!(&l.source, BlobSource::Member(m) if m.archive == archive)));
         Ok(())
     }
 
@@ -398,19 +403,16 @@ mod tests {
         let scratch = tempfile::tempdir()?;
 
         // A config whose diff_id is wrong: found when the layer is read.
-        let wrong = LocalImage {
-            layers: vec![BlobFile {
-                deferred: None,
-                ..source.layers[0].clone()
-            }],
+        let wrong = Image {
+            layers: vec![source.layers[0].clone()],
             ..source.clone()
         };
         let mut config: serde_json::Value =
-            serde_json::from_slice(&fs::read(&source.config.path)?)?;
+            serde_json::from_slice(&fs::read(source.config.path()?)?)?;
         config["rootfs"]["diff_ids"][0] = format!("sha256:{}", "0".repeat(64)).into();
         let config_blob =
             write_bytes_blob(dir.path(), &serde_json::to_vec(&config)?, DOCKER_CONFIG)?;
-        let wrong = LocalImage {
+        let wrong = Image {
             config: config_blob,
             ..wrong
         };
@@ -425,9 +427,9 @@ mod tests {
         assert!(err.contains("bad-config.tar"), "{err}");
 
         // A name that is not the digest of the bytes: found when the layer is read.
-        let misnamed = LocalImage {
-            layers: vec![BlobFile {
-                digest: format!("sha256:{}", "1".repeat(64)),
+        let misnamed = Image {
+            layers: vec![Blob {
+                digest: Digest::parse(&format!("sha256:{}", "1".repeat(64)))?,
                 ..source.layers[0].clone()
             }],
             ..source.clone()
@@ -439,11 +441,11 @@ mod tests {
             materialise(&loaded.layers[0], scratch.path()).unwrap_err()
         );
         assert!(err.contains("its name says"), "{err}");
-        assert!(err.contains(&source.layers[0].digest), "{err}");
+        assert!(err.contains(source.layers[0].digest.as_str()), "{err}");
 
         // Bytes that are not a valid stream: found when the layer is read.
         let loaded = image(from_docker_archive(&archive, None, scratch.path())?)?;
-        let Some(Deferred::Member(deferred)) = loaded.layers[0].deferred.clone() else {
+        let BlobSource::Member(deferred) = loaded.layers[0].source.clone() else {
             bail!("layer 0 is not deferred");
         };
         let mut bytes = fs::read(&archive)?;
@@ -456,7 +458,10 @@ mod tests {
         );
         assert!(err.contains("layer 0 ("), "{err}");
         // No copy of a rejected layer is left in scratch.
-        assert!(!super::super::blob_name(scratch.path(), &source.layers[0].digest).exists());
+        assert!(!scratch
+            .path()
+            .join(source.layers[0].digest.file_name())
+            .exists());
         for entry in fs::read_dir(scratch.path())? {
             let name = entry?.file_name().to_string_lossy().to_string();
             assert!(!name.starts_with("layer-"), "{name} is left");
@@ -472,7 +477,11 @@ mod tests {
             format!("{hex}.tar.zst"),
             format!("blobs/sha256/{hex}"),
         ] {
-            assert_eq!(named_digest(&name), Some(format!("sha256:{hex}")), "{name}");
+            assert_eq!(
+                named_digest(&name).map(|d| d.to_string()),
+                Some(format!("sha256:{hex}")),
+                "{name}"
+            );
         }
         for name in [
             format!("{hex}/layer.tar"),
@@ -506,7 +515,7 @@ mod tests {
             scratch.path(),
         )?)?;
         assert_eq!(image.layers.len(), 2);
-        assert_eq!(fs::read(&image.config.path)?, configs[1]);
+        assert_eq!(fs::read(image.config.path()?)?, configs[1]);
 
         let err = expect_err(from_docker_archive(&archive, None, scratch.path()))?;
         assert!(err.contains("one:1, reg.io/two:2"), "{err}");
@@ -566,7 +575,7 @@ mod tests {
         fs::write(dir.path().join("tag"), "2")?;
         let image = image(from_load_dir(dir.path(), scratch.path())?)?;
         assert_eq!(image.layers.len(), 2);
-        let config: Value = serde_json::from_slice(&fs::read(&image.config.path)?)?;
+        let config: Value = serde_json::from_slice(&fs::read(image.config.path()?)?)?;
         assert_eq!(
             config["rootfs"]["diff_ids"].as_array().map(Vec::len),
             Some(2)

@@ -1,5 +1,5 @@
-//! Turning local `out` sources into a [`Pushable`]: a docker-save tarball (`load_file`,
-//! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI tarball, a
+//! Turning local `out` sources into an [`ImageOrIndex`]: a docker-save tarball (`load_file`,
+//! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI layout tarball, a
 //! docker-save tarball or an OCI layout directory, named by a path or glob).
 //!
 //! Every layer is verified on the way: against the config's `diff_ids` for docker-save
@@ -14,7 +14,6 @@
 //! [`gzip_layer`]: super::compress::gzip_layer
 
 mod docker;
-mod json;
 mod oci;
 mod path;
 mod rootfs;
@@ -24,80 +23,81 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::digest::Hasher;
 use crate::image::hashing::{HashingReader, TeeReader};
 use anyhow::{bail, Context, Result};
 
-use super::archive::BlobFile;
 use super::compress::gzip_layer;
-pub use super::local::Pushable;
+use super::json;
+use super::model::{Blob, Digest, Image, ImageOrIndex};
 
 /// `load_file` (with `load_repository`/`load_tag`: `want` = `Some("repo:tag")`): a
 /// docker-save tarball. `want` picks the image; `None` takes the only one (several → an
 /// error listing their tags). The result is a Docker v2 schema 2 manifest over the
 /// archive's config bytes, as `docker push` would push it.
-pub fn from_docker_archive(path: &Path, want: Option<&str>, scratch: &Path) -> Result<Pushable> {
+pub fn from_docker_archive(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+) -> Result<ImageOrIndex> {
     docker::from_archive(path, want, scratch)
         .with_context(|| format!("load_file {}", path.display()))
 }
 
 /// D's `load`: the directory `in` wrote with `save: true`. Reads `<dir>/image`, picking
 /// the image named by `<dir>/repository` and `<dir>/tag` when they are there.
-pub fn from_load_dir(dir: &Path, scratch: &Path) -> Result<Pushable> {
+pub fn from_load_dir(dir: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     docker::from_load_dir(dir, scratch).with_context(|| format!("load {}", dir.display()))
 }
 
 /// `import_file`: a rootfs tarball (plain tar, gzip or zstd, told by its first bytes)
 /// becomes a one-layer OCI image for `linux` and the host's architecture, created now,
 /// with the default `PATH`. A gzip tarball is the layer as it is; others are compressed.
-pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
+pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     rootfs::from_tarball(path, scratch).with_context(|| format!("import_file {}", path.display()))
 }
 
 /// R's `image`: `pattern`, a path or glob (relative to `base` unless absolute), must
-/// match exactly one path: an OCI image tarball, a docker-save tarball or an OCI layout
+/// match exactly one path: an OCI layout tarball, a docker-save tarball or an OCI layout
 /// directory, told apart by content.
-pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pushable> {
+pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
     path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))
 }
 
 /// An OCI layout directory. `ref_name` picks the `index.json` entry; `None` takes the one
 /// R's `single-image-digest` marker names, else the only one, else every entry (all image
 /// manifests, each platform once) as one index: `index.json` itself, with platforms
-/// missing from it taken from the images' configs. An index becomes [`Pushable::Index`]
+/// missing from it taken from the images' configs. An index becomes [`ImageOrIndex::Index`]
 /// with every child's image (a nested index is an error); a manifest becomes
-/// [`Pushable::Image`]. Manifests and indexes that need no change keep their bytes and
+/// [`ImageOrIndex::Image`]. Manifests and indexes that need no change keep their bytes and
 /// digests.
-pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<Pushable> {
+pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
     oci::from_layout(dir, ref_name, scratch)
 }
 
-/// The verified file of `blob`: its own path, or, for a deferred layer (see
-/// [`super::archive::DeferredLayer`]), a copy in `scratch` checked against the digest its
-/// name gave and the config's diff_id. The caller removes a copy when done with it.
-pub fn materialise(blob: &BlobFile, scratch: &Path) -> Result<PathBuf> {
+/// The verified file of `blob`: its own file, or, for a layer still inside its archive
+/// ([`crate::push::BlobSource::Member`]), a copy in `scratch` checked against the digest
+/// its name gave and the config's diff_id (the caller removes a copy when done with it).
+/// A blob on a registry is an error.
+pub fn materialise(blob: &Blob, scratch: &Path) -> Result<PathBuf> {
     docker::materialise(blob, scratch)
 }
 
 /// `image` with some of its layers replaced (`(index, blob)`): the manifest is rebuilt with
 /// their descriptors, in the spec's field order, so it gets a new digest.
-pub fn replace_layers(
-    mut image: super::archive::LocalImage,
-    replacements: Vec<(usize, BlobFile)>,
-) -> Result<super::archive::LocalImage> {
-    let mut manifest: json::Manifest =
-        serde_json::from_slice(&image.manifest).context("reading the image manifest")?;
+pub fn replace_layers(mut image: Image, replacements: Vec<(usize, Blob)>) -> Result<Image> {
+    let mut manifest: json::ManifestJson =
+        serde_json::from_slice(&image.manifest.raw).context("reading the image manifest")?;
     for (i, blob) in replacements {
         let (Some(descriptor), Some(layer)) = (manifest.layers.get_mut(i), image.layers.get_mut(i))
         else {
             bail!("the image has no layer {i}");
         };
-        *descriptor = json::Descriptor::of(&blob);
+        *descriptor = json::DescriptorJson::of(&blob);
         *layer = blob;
     }
-    let (bytes, digest) = json::to_bytes(&manifest)?;
-    image.manifest = bytes;
-    image.manifest_digest = digest;
+    let (raw, digest) = json::to_bytes(&manifest)?;
+    image.manifest.raw = raw;
+    image.manifest.digest = digest;
     Ok(image)
 }
 
@@ -108,15 +108,10 @@ fn scratch_path(scratch: &Path, what: &str) -> PathBuf {
     scratch.join(format!("{what}-{}-{n}", std::process::id()))
 }
 
-/// Where a blob goes in `scratch`: `sha256-<hex>`, as [`super::archive::write_bytes_blob`]
-/// names them.
-fn blob_name(scratch: &Path, digest: &str) -> PathBuf {
-    scratch.join(digest.replacen(':', "-", 1))
-}
-
-/// Renames a finished temporary file to its blob name.
-fn settle(tmp: &Path, scratch: &Path, digest: &str) -> Result<PathBuf> {
-    let dest = blob_name(scratch, digest);
+/// Renames a finished temporary file to its blob name in `scratch` (`sha256-<hex>`, as
+/// [`super::archive::write_bytes_blob`] names them).
+fn settle(tmp: &Path, scratch: &Path, digest: &Digest) -> Result<PathBuf> {
+    let dest = scratch.join(digest.file_name());
     if let Err(e) = fs::rename(tmp, &dest) {
         let _ = fs::remove_file(tmp);
         return Err(e).with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()));
@@ -126,7 +121,7 @@ fn settle(tmp: &Path, scratch: &Path, digest: &str) -> Result<PathBuf> {
 
 /// A gzip layer made from an uncompressed stream, and the stream's digest.
 struct GzipLayer {
-    blob: BlobFile,
+    blob: Blob,
     diff_id: String,
 }
 
@@ -134,15 +129,10 @@ struct GzipLayer {
 fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<GzipLayer> {
     let tmp = scratch_path(scratch, "layer");
     let compressed = gzip_layer(input, &tmp)?;
-    let path = settle(&tmp, scratch, &compressed.digest)?;
+    let digest = Digest::parse(&compressed.digest)?;
+    let path = settle(&tmp, scratch, &digest)?;
     Ok(GzipLayer {
-        blob: BlobFile {
-            digest: compressed.digest,
-            media_type: media_type.to_string(),
-            size: compressed.size,
-            path,
-            deferred: None,
-        },
+        blob: Blob::file(digest, media_type, compressed.size, path),
         diff_id: compressed.diff_id,
     })
 }
@@ -150,15 +140,15 @@ fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<
 /// What a pass over a blob found: its digest (in the algorithm asked for), its size and
 /// its first bytes.
 struct Scanned {
-    digest: String,
+    digest: Digest,
     size: u64,
     head: Vec<u8>,
 }
 
-/// Reads `reader` to the end, hashing it like `like_digest`, and, when `copy_to` is given,
-/// writing it there.
-fn scan(reader: impl Read, like_digest: &str, copy_to: Option<&Path>) -> Result<Scanned> {
-    let hasher = Hasher::for_digest(like_digest)?;
+/// Reads `reader` to the end, hashing it in `like`'s algorithm, and, when `copy_to` is
+/// given, writing it there.
+fn scan(reader: impl Read, like: &Digest, copy_to: Option<&Path>) -> Result<Scanned> {
+    let hasher = like.hasher();
     let out: Box<dyn Write> = match copy_to {
         Some(path) => Box::new(BufWriter::with_capacity(
             1 << 20,
@@ -172,6 +162,7 @@ fn scan(reader: impl Read, like_digest: &str, copy_to: Option<&Path>) -> Result<
     (&mut hashed).take(8).read_to_end(&mut head)?;
     let (tee, digest, size) = hashed.finish_inner()?;
     tee.into_out().flush()?;
+    let digest = Digest::parse(&digest)?;
     Ok(Scanned { digest, size, head })
 }
 
@@ -187,7 +178,7 @@ mod tests {
     fn scan_hashes_copies_and_keeps_the_head() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let copy = dir.path().join("copy");
-        let digest = format!("sha256:{}", "0".repeat(64));
+        let digest = Digest::sha256_of(b"");
         let scanned = scan(&b"hello world"[..], &digest, Some(&copy))?;
         assert_eq!(
             scanned.digest,
@@ -198,12 +189,12 @@ mod tests {
             (11, &b"hello wo"[..])
         );
         assert_eq!(fs::read(&copy)?, b"hello world");
-        let sha512 = scan(&b""[..], "sha512:00", None)?.digest;
+        let sha512_like = Digest::parse(&format!("sha512:{}", "0".repeat(128)))?;
+        let sha512 = scan(&b""[..], &sha512_like, None)?.digest;
         assert_eq!(
             sha512,
             format!("sha512:{}", hex::encode(Sha512::digest(b"")))
         );
-        assert!(scan(&b""[..], "md5:00", None).is_err());
         Ok(())
     }
 
@@ -212,9 +203,5 @@ mod tests {
         let a = scratch_path(Path::new("/s"), "layer");
         let b = scratch_path(Path::new("/s"), "layer");
         assert_ne!(a, b);
-        assert_eq!(
-            blob_name(Path::new("/s"), "sha256:ab"),
-            Path::new("/s/sha256-ab")
-        );
     }
 }

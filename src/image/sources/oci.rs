@@ -17,39 +17,41 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
-use super::json::{self, Descriptor};
-use super::{compress_layer, scan, scratch_path, Pushable};
-use crate::image::archive::{read_oci_layout, BlobFile, LocalImage, OciLayout, TopDescriptor};
+use super::{compress_layer, scan, scratch_path};
+use crate::image::archive::{read_oci_layout, OciLayout};
 use crate::image::compression::{self, gzip_media_type, Compression};
 use crate::image::hashing::CountingReader;
+use crate::image::json::{self, DescriptorJson};
 use crate::image::manifest::{self, Parsed};
+use crate::image::model::{self, Blob, Digest, Image, ImageOrIndex, Manifest};
 
-/// Blobs already hashed (while an OCI tarball was extracted): digest → size.
-type Verified = HashMap<String, u64>;
+/// Blobs already hashed (while an OCI layout tarball was extracted): digest → size.
+type Verified = HashMap<Digest, u64>;
 
 /// Largest `oci-layout`, `index.json` or `single-image-digest` taken from a tarball, and
 /// largest `index.json` read.
 const MAX_JSON_BYTES: u64 = 64 << 20;
-/// The annotation that names an entry of `index.json`.
-const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
 
 /// See [`super::from_oci_layout`].
-pub(super) fn from_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_layout(
+    dir: &Path,
+    ref_name: Option<&str>,
+    scratch: &Path,
+) -> Result<ImageOrIndex> {
     let layout = read_oci_layout(dir)?;
     load(&layout, ref_name, scratch, &Verified::new())
 }
 
-/// An OCI image tarball: its layout is extracted into scratch (blobs hashed on the way),
+/// An OCI layout tarball: its layout is extracted into scratch (blobs hashed on the way),
 /// then loaded like a directory without a ref name (see [`choose`]).
-pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     let dir = scratch_path(scratch, "oci-tarball");
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let verified = extract(path, &dir)
-        .with_context(|| format!("extracting the OCI tarball {}", path.display()))?;
+        .with_context(|| format!("extracting the OCI layout tarball {}", path.display()))?;
     let layout = read_oci_layout(&dir)
-        .with_context(|| format!("{} is not a complete OCI image tarball", path.display()))?;
+        .with_context(|| format!("{} is not a complete OCI layout tarball", path.display()))?;
     load(&layout, None, scratch, &verified)
 }
 
@@ -60,7 +62,7 @@ fn load(
     ref_name: Option<&str>,
     scratch: &Path,
     verified: &Verified,
-) -> Result<Pushable> {
+) -> Result<ImageOrIndex> {
     let mut loader = Loader {
         layout,
         scratch,
@@ -71,7 +73,7 @@ fn load(
         Some(_) => layout.select(ref_name)?,
         None => {
             let marker = layout.single_image_digest()?;
-            match choose(layout.manifests(), marker.as_deref()).with_context(|| loader.where_())? {
+            match choose(layout.manifests(), marker.as_ref()).with_context(|| loader.where_())? {
                 Choice::One(top) => top,
                 Choice::All => return loader.index_json(),
             }
@@ -90,7 +92,7 @@ fn load(
             };
             loader.index(&origin, raw)
         }
-        Parsed::Manifest(_) => Ok(Pushable::Image(loader.image(
+        Parsed::Manifest(_) => Ok(ImageOrIndex::Image(loader.image(
             &top.media_type,
             raw,
             &top.digest,
@@ -102,7 +104,7 @@ fn load(
 #[derive(Debug, PartialEq)]
 enum Choice<'a> {
     /// One entry of `index.json`: an image, or an index.
-    One(&'a TopDescriptor),
+    One(&'a model::Descriptor),
     /// Every entry (all image manifests), as one index: `index.json` itself.
     All,
 }
@@ -113,11 +115,11 @@ enum Choice<'a> {
 /// else the only entry; else all of them as one index, which is how R's `in` and
 /// multi-platform builds list several platforms. Ref names play no part, as in R; unlike
 /// R, several entries must all be image manifests (an index among them is refused).
-fn choose<'a>(entries: &'a [TopDescriptor], marker: Option<&str>) -> Result<Choice<'a>> {
+fn choose<'a>(entries: &'a [model::Descriptor], marker: Option<&Digest>) -> Result<Choice<'a>> {
     if let Some(digest) = marker {
         return entries
             .iter()
-            .find(|e| e.digest == digest)
+            .find(|e| e.digest == *digest)
             .map(Choice::One)
             .ok_or_else(|| {
                 anyhow!(
@@ -146,10 +148,10 @@ fn choose<'a>(entries: &'a [TopDescriptor], marker: Option<&str>) -> Result<Choi
 }
 
 /// The entries' ref names (or digests, for entries without one), for messages.
-fn entry_names(entries: &[TopDescriptor]) -> String {
+fn entry_names(entries: &[model::Descriptor]) -> String {
     let names: Vec<&str> = entries
         .iter()
-        .map(|e| e.ref_name.as_deref().unwrap_or(&e.digest))
+        .map(|e| e.ref_name().unwrap_or(e.digest.as_str()))
         .collect();
     names.join(", ")
 }
@@ -227,7 +229,7 @@ struct IndexOrigin {
     /// `index <digest>`, or `index.json`.
     what: String,
     /// Its digest.
-    digest: String,
+    digest: Digest,
     /// Its media type when it states none.
     media_type: String,
     /// `index.json` itself, listing several images: a missing `platform` is taken from the
@@ -241,7 +243,7 @@ struct Loader<'a> {
     scratch: &'a Path,
     verified: &'a Verified,
     /// Layers done so far, by their descriptor's digest.
-    layers: HashMap<String, BlobFile>,
+    layers: HashMap<String, Blob>,
 }
 
 impl Loader<'_> {
@@ -251,7 +253,7 @@ impl Loader<'_> {
     }
 
     /// A manifest, index or config: read, digest-checked, and size-checked.
-    fn read_json_blob(&self, digest: &str, size: u64) -> Result<Vec<u8>> {
+    fn read_json_blob(&self, digest: &Digest, size: u64) -> Result<Vec<u8>> {
         let raw = self.layout.read_blob(digest)?;
         if raw.len() as u64 != size {
             bail!(
@@ -264,7 +266,7 @@ impl Loader<'_> {
     }
 
     /// `index.json` itself, listing several images (see [`choose`]): pushed as one index.
-    fn index_json(&mut self) -> Result<Pushable> {
+    fn index_json(&mut self) -> Result<ImageOrIndex> {
         let path = self.layout.dir().join("index.json");
         let mut raw = Vec::new();
         File::open(&path)
@@ -274,7 +276,7 @@ impl Loader<'_> {
             .with_context(|| format!("reading {}", path.display()))?;
         let origin = IndexOrigin {
             what: "index.json".to_string(),
-            digest: format!("sha256:{}", hex::encode(Sha256::digest(&raw))),
+            digest: Digest::sha256_of(&raw),
             media_type: manifest::OCI_INDEX.to_string(),
             is_index_json: true,
         };
@@ -283,8 +285,8 @@ impl Loader<'_> {
 
     /// An index and every image it lists; rebuilt when a child's manifest was (or, for
     /// `index.json`, when a platform or the media type had to be filled in).
-    fn index(&mut self, origin: &IndexOrigin, raw: Vec<u8>) -> Result<Pushable> {
-        let mut index: json::Index = serde_json::from_slice(&raw)
+    fn index(&mut self, origin: &IndexOrigin, raw: Vec<u8>) -> Result<ImageOrIndex> {
+        let mut index: json::IndexJson = serde_json::from_slice(&raw)
             .with_context(|| format!("parsing {} in {}", origin.what, self.where_()))?;
         let mut images = Vec::with_capacity(index.manifests.len());
         let mut changed = false;
@@ -297,11 +299,12 @@ impl Loader<'_> {
                     child.digest
                 );
             }
-            let child_raw = self.read_json_blob(&child.digest, child.size)?;
-            let image = self.image(&child.media_type, child_raw, &child.digest)?;
-            if image.manifest_digest != child.digest {
-                child.digest.clone_from(&image.manifest_digest);
-                child.size = image.manifest.len() as u64;
+            let child_digest = self.digest(&child.digest)?;
+            let child_raw = self.read_json_blob(&child_digest, child.size)?;
+            let image = self.image(&child.media_type, child_raw, &child_digest)?;
+            if image.manifest.digest != child_digest {
+                child.digest = image.manifest.digest.to_string();
+                child.size = image.manifest.raw.len() as u64;
                 changed = true;
             }
             images.push(image);
@@ -322,17 +325,19 @@ impl Loader<'_> {
         } else {
             (raw, origin.digest.clone())
         };
-        Ok(Pushable::Index {
-            raw,
-            digest,
-            media_type,
+        Ok(ImageOrIndex::Index {
+            index: Manifest {
+                raw,
+                digest,
+                media_type,
+            },
             images,
         })
     }
 
     /// Gives every entry of `index` without a platform the one its image's config names,
     /// and checks that no two entries are for the same platform; whether any was filled in.
-    fn fill_platforms(&self, index: &mut json::Index, images: &[LocalImage]) -> Result<bool> {
+    fn fill_platforms(&self, index: &mut json::IndexJson, images: &[Image]) -> Result<bool> {
         let mut filled = false;
         for (entry, image) in index.manifests.iter_mut().zip(images) {
             if entry.platform.is_some() {
@@ -369,7 +374,7 @@ impl Loader<'_> {
                 let name = e
                     .annotations
                     .as_ref()
-                    .and_then(|a| a.get(REF_NAME_ANNOTATION))
+                    .and_then(|a| a.get(model::REF_NAME_ANNOTATION))
                     .unwrap_or(&e.digest);
                 Some((name.clone(), e.platform.as_ref()?))
             })
@@ -379,7 +384,7 @@ impl Loader<'_> {
     }
 
     /// One image manifest with its config and layers.
-    fn image(&mut self, media_type: &str, raw: Vec<u8>, digest: &str) -> Result<LocalImage> {
+    fn image(&mut self, media_type: &str, raw: Vec<u8>, digest: &Digest) -> Result<Image> {
         let what = || format!("manifest {digest} in {}", self.where_());
         if let Parsed::Index(_) = manifest::parse(media_type, &raw).with_context(what)? {
             bail!(
@@ -387,22 +392,22 @@ impl Loader<'_> {
                 what()
             );
         }
-        let mut parsed: json::Manifest = serde_json::from_slice(&raw).with_context(what)?;
-        self.read_json_blob(&parsed.config.digest, parsed.config.size)?;
-        let config = BlobFile {
-            digest: parsed.config.digest.clone(),
-            media_type: parsed.config.media_type.clone(),
-            size: parsed.config.size,
-            path: self.layout.blob_path(&parsed.config.digest)?,
-            deferred: None,
-        };
+        let mut parsed: json::ManifestJson = serde_json::from_slice(&raw).with_context(what)?;
+        let config_digest = self.digest(&parsed.config.digest)?;
+        self.read_json_blob(&config_digest, parsed.config.size)?;
+        let config = Blob::file(
+            config_digest.clone(),
+            parsed.config.media_type.clone(),
+            parsed.config.size,
+            self.layout.blob_path(&config_digest)?,
+        );
         let mut layers = Vec::with_capacity(parsed.layers.len());
         let mut changed = false;
         for descriptor in &mut parsed.layers {
             let blob = self.layer(descriptor)?;
             if blob.digest != descriptor.digest {
                 descriptor.media_type.clone_from(&blob.media_type);
-                descriptor.digest.clone_from(&blob.digest);
+                descriptor.digest = blob.digest.to_string();
                 descriptor.size = blob.size;
                 changed = true;
             }
@@ -412,15 +417,17 @@ impl Loader<'_> {
             .media_type
             .clone()
             .unwrap_or_else(|| media_type.to_string());
-        let (manifest, manifest_digest) = if changed {
+        let (raw, digest) = if changed {
             json::to_bytes(&parsed)?
         } else {
-            (raw, digest.to_string())
+            (raw, digest.clone())
         };
-        Ok(LocalImage {
-            manifest,
-            manifest_digest,
-            manifest_media_type,
+        Ok(Image {
+            manifest: Manifest {
+                raw,
+                digest,
+                media_type: manifest_media_type,
+            },
             config,
             layers,
         })
@@ -428,14 +435,15 @@ impl Loader<'_> {
 
     /// A layer, checked: compressed into scratch when its media type says plain tar, else
     /// the layout's file.
-    fn layer(&mut self, descriptor: &Descriptor) -> Result<BlobFile> {
+    fn layer(&mut self, descriptor: &DescriptorJson) -> Result<Blob> {
         if let Some(done) = self.layers.get(&descriptor.digest) {
             return Ok(done.clone());
         }
-        let path = self.layout.blob_path(&descriptor.digest)?;
+        let digest = self.digest(&descriptor.digest)?;
+        let path = self.layout.blob_path(&digest)?;
         let blob = match compression::claimed(&descriptor.media_type) {
-            Some(Compression::None) => self.compress(descriptor, &path)?,
-            _ => self.keep(descriptor, path)?,
+            Some(Compression::None) => self.compress(descriptor, &digest, &path)?,
+            _ => self.keep(descriptor, &digest, path)?,
         };
         self.layers.insert(descriptor.digest.clone(), blob.clone());
         Ok(blob)
@@ -443,7 +451,7 @@ impl Loader<'_> {
 
     /// An uncompressed layer, compressed into scratch; its digest and size are checked on
     /// the way (the input of the compressor is the blob).
-    fn compress(&self, descriptor: &Descriptor, path: &Path) -> Result<BlobFile> {
+    fn compress(&self, descriptor: &DescriptorJson, digest: &Digest, path: &Path) -> Result<Blob> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let head = reader
@@ -457,54 +465,67 @@ impl Loader<'_> {
             self.scratch,
             &gzip_media_type(&descriptor.media_type),
         )?;
-        let actual = if descriptor.digest.starts_with("sha256:") {
+        let actual = if digest.algorithm() == crate::digest::Algorithm::Sha256 {
             gzip.diff_id.clone()
         } else {
             let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-            scan(file, &descriptor.digest, None)?.digest
+            scan(file, digest, None)?.digest.to_string()
         };
         if let Err(e) = self.check(descriptor, path, &actual, counted.count()) {
-            let _ = fs::remove_file(&gzip.blob.path);
+            if let Ok(copy) = gzip.blob.path() {
+                let _ = fs::remove_file(copy);
+            }
             return Err(e);
         }
         Ok(gzip.blob)
     }
 
     /// A compressed (or not a tar) layer, used where it lies once it is checked.
-    fn keep(&self, descriptor: &Descriptor, path: PathBuf) -> Result<BlobFile> {
+    fn keep(&self, descriptor: &DescriptorJson, digest: &Digest, path: PathBuf) -> Result<Blob> {
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let head = if self.verified.get(&descriptor.digest) == Some(&descriptor.size) {
+        let head = if self.verified.get(digest) == Some(&descriptor.size) {
             let size = file
                 .metadata()
                 .with_context(|| format!("reading metadata of {}", path.display()))?
                 .len();
-            self.check(descriptor, &path, &descriptor.digest, size)?;
+            self.check(descriptor, &path, digest.as_str(), size)?;
             let mut head = Vec::with_capacity(8);
             file.take(8)
                 .read_to_end(&mut head)
                 .with_context(|| format!("reading {}", path.display()))?;
             head
         } else {
-            let scanned = scan(file, &descriptor.digest, None)
-                .with_context(|| format!("reading {}", path.display()))?;
-            self.check(descriptor, &path, &scanned.digest, scanned.size)?;
+            let scanned =
+                scan(file, digest, None).with_context(|| format!("reading {}", path.display()))?;
+            self.check(descriptor, &path, scanned.digest.as_str(), scanned.size)?;
             scanned.head
         };
         if compression::claimed(&descriptor.media_type).is_some() {
             compression::detect(&descriptor.media_type, &head)
                 .with_context(|| format!("layer {} in {}", descriptor.digest, self.where_()))?;
         }
-        Ok(BlobFile {
-            digest: descriptor.digest.clone(),
-            media_type: descriptor.media_type.clone(),
-            size: descriptor.size,
+        Ok(Blob::file(
+            digest.clone(),
+            descriptor.media_type.clone(),
+            descriptor.size,
             path,
-            deferred: None,
-        })
+        ))
+    }
+
+    /// A descriptor's digest, parsed: an error naming the layout when it is not one we
+    /// can verify and use as a file name.
+    fn digest(&self, text: &str) -> Result<Digest> {
+        Digest::parse(text).with_context(|| self.where_())
     }
 
     /// An error unless a blob's content had the digest and size of its descriptor.
-    fn check(&self, descriptor: &Descriptor, path: &Path, digest: &str, size: u64) -> Result<()> {
+    fn check(
+        &self,
+        descriptor: &DescriptorJson,
+        path: &Path,
+        digest: &str,
+        size: u64,
+    ) -> Result<()> {
         if digest != descriptor.digest || size != descriptor.size {
             bail!(
                 "blob {} in {} ({}) does not match its descriptor: it is {size} bytes with \
@@ -519,7 +540,7 @@ impl Loader<'_> {
     }
 }
 
-/// Extracts the layout inside an OCI tarball (`oci-layout`, `index.json`, `blobs/...`)
+/// Extracts the layout inside an OCI layout tarball (`oci-layout`, `index.json`, `blobs/...`)
 /// into `dir`, hashing each blob as it is written; other members are skipped.
 fn extract(path: &Path, dir: &Path) -> Result<Verified> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
@@ -531,7 +552,7 @@ fn extract(path: &Path, dir: &Path) -> Result<Verified> {
         let entry_type = entry.header().entry_type();
         let digest = match name.as_str() {
             "oci-layout" | "index.json" | "single-image-digest" => None,
-            _ => match blob_digest(&name) {
+            _ => match Digest::from_layout_name(&name) {
                 Some(digest) => Some(digest),
                 None => continue,
             },
@@ -582,7 +603,7 @@ fn link_member<R: Read>(entry: &tar::Entry<R>, name: &str, dir: &Path, dest: &Pa
     } else {
         crate::image::archive::clean_name(&target)
     };
-    if blob_digest(&target).is_none() && target != "index.json" {
+    if Digest::from_layout_name(&target).is_none() && target != "index.json" {
         bail!("its link {name} points at {target}, outside the layout");
     }
     let source = dir.join(&target);
@@ -592,24 +613,6 @@ fn link_member<R: Read>(entry: &tar::Entry<R>, name: &str, dir: &Path, dest: &Pa
         })?;
     }
     Ok(())
-}
-
-/// `blobs/<algorithm>/<hex>` → `<algorithm>:<hex>`, for sha256 and sha512 names that are
-/// safe as paths; `None` for anything else.
-fn blob_digest(name: &str) -> Option<String> {
-    let mut parts = name.split('/');
-    let (Some("blobs"), Some(algorithm), Some(hex), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return None;
-    };
-    let len = match algorithm {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return None,
-    };
-    let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    (hex.len() == len && lower_hex).then(|| format!("{algorithm}:{hex}"))
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::{docker, oci, Pushable};
+use super::{docker, oci};
 use crate::image::compression;
+use crate::image::model::ImageOrIndex;
 
 /// What a matched path holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +21,7 @@ enum Kind {
 }
 
 /// See [`super::from_image_path`].
-pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
     let path = resolve(base, pattern)?;
     match kind(&path)? {
         Kind::DockerSave => docker::from_archive(&path, None, scratch),
@@ -62,7 +63,7 @@ fn resolve(base: &Path, pattern: &str) -> Result<PathBuf> {
     }
 }
 
-/// Tells an OCI layout directory, an OCI tarball and a docker-save tarball apart.
+/// Tells an OCI layout directory, an OCI layout tarball and a docker-save tarball apart.
 fn kind(path: &Path) -> Result<Kind> {
     let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.is_dir() {
@@ -86,7 +87,7 @@ fn kind(path: &Path) -> Result<Kind> {
     }
     let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     crate::image::archive::check_tar_start(&mut file, path).context(
-        "expected an OCI image tarball, a docker-save tarball or an OCI layout directory",
+        "expected an OCI layout tarball, a docker-save tarball or an OCI layout directory",
     )?;
     let mut archive = tar::Archive::new(file);
     let (mut docker, mut oci, mut names) = (false, false, Vec::new());
@@ -111,12 +112,12 @@ fn kind(path: &Path) -> Result<Kind> {
         (true, _, _) => Ok(Kind::DockerSave),
         (false, true, _) => Ok(Kind::OciTarball),
         (false, false, Err(e)) => bail!(
-            "{} is not a tarball (an OCI image tarball or a docker-save tarball), nor an OCI \
+            "{} is not a tarball (an OCI layout tarball or a docker-save tarball), nor an OCI \
              layout directory: {e}",
             path.display()
         ),
         (false, false, Ok(())) => bail!(
-            "{} is a tarball, but neither an OCI image tarball (no oci-layout) nor a \
+            "{} is a tarball, but neither an OCI layout tarball (no oci-layout) nor a \
              docker-save tarball (no manifest.json); it starts with: {}",
             path.display(),
             if names.is_empty() {
@@ -165,9 +166,9 @@ mod tests {
         let from_tar = from_image_path(&base, "built/*.tar", scratch.path())?;
         assert_eq!(from_tar.digest(), from_dir.digest());
         let image = from_tar.images()[0].clone();
-        assert_eq!(gunzip_digest(&image.layers[1].path)?, layers[1].diff_id);
+        assert_eq!(gunzip_digest(image.layers[1].path()?)?, layers[1].diff_id);
         // The gzip layer was extracted into scratch and is used from there.
-        assert!(image.layers[0].path.starts_with(scratch.path()));
+        assert!(image.layers[0].path()?.starts_with(scratch.path()));
         assert_eq!(image.layers[0].digest, source.layers[0].digest);
 
         // The layout directory itself, by an absolute glob.
@@ -181,7 +182,7 @@ mod tests {
         docker_save(&saved, &[(&["x:1"], vec![plain_layer(&[("f", b"x")])?])])?;
         let docker = from_image_path(&base, "saved.tar", scratch.path())?;
         assert_eq!(
-            docker.images()[0].manifest_media_type,
+            docker.images()[0].manifest.media_type,
             crate::image::manifest::DOCKER_MANIFEST
         );
         Ok(())

@@ -11,12 +11,13 @@ use anyhow::{bail, Context, Result};
 use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
-use super::json::{self, Descriptor, Manifest};
-use super::{compress_layer, Pushable};
-use crate::image::archive::{write_bytes_blob, BlobFile, LocalImage};
+use super::compress_layer;
+use crate::image::archive::write_bytes_blob;
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::HashingReader;
+use crate::image::json::{self, DescriptorJson, ManifestJson};
 use crate::image::manifest::{PlatformSpec, OCI_MANIFEST};
+use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
 
 /// OCI's image config media type.
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -60,7 +61,7 @@ struct History<'a> {
 }
 
 /// See [`super::from_rootfs_tarball`].
-pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
+pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
     let compression = probe(path)?;
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let (layer, diff_id) = match compression {
@@ -96,19 +97,21 @@ pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<Pushable> {
         }],
     };
     let config = write_bytes_blob(scratch, &serde_json::to_vec(&config)?, OCI_CONFIG)?;
-    let (manifest, manifest_digest) = json::to_bytes(&Manifest {
+    let (raw, digest) = json::to_bytes(&ManifestJson {
         schema_version: 2,
         media_type: Some(OCI_MANIFEST.to_string()),
         artifact_type: None,
-        config: Descriptor::of(&config),
-        layers: vec![Descriptor::of(&layer)],
+        config: DescriptorJson::of(&config),
+        layers: vec![DescriptorJson::of(&layer)],
         subject: None,
         annotations: None,
     })?;
-    Ok(Pushable::Image(LocalImage {
-        manifest,
-        manifest_digest,
-        manifest_media_type: OCI_MANIFEST.to_string(),
+    Ok(ImageOrIndex::Image(Image {
+        manifest: Manifest {
+            raw,
+            digest,
+            media_type: OCI_MANIFEST.to_string(),
+        },
         config,
         layers: vec![layer],
     }))
@@ -183,7 +186,7 @@ fn is_tar_block(block: &[u8]) -> bool {
 }
 
 /// A gzip tarball as the layer, where it lies: one pass hashes the file and its content.
-fn keep_gzip(path: &Path) -> Result<(BlobFile, String)> {
+fn keep_gzip(path: &Path) -> Result<(Blob, String)> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut compressed = HashingReader::new(file);
     let (diff_id, _) = HashingReader::new(MultiGzDecoder::new(BufReader::new(&mut compressed)))
@@ -192,13 +195,7 @@ fn keep_gzip(path: &Path) -> Result<(BlobFile, String)> {
     let (digest, size) = compressed
         .finish()
         .with_context(|| format!("reading {}", path.display()))?;
-    let blob = BlobFile {
-        digest,
-        media_type: OCI_GZIP.to_string(),
-        size,
-        path: path.to_path_buf(),
-        deferred: None,
-    };
+    let blob = Blob::file(Digest::parse(&digest)?, OCI_GZIP, size, path);
     Ok((blob, diff_id))
 }
 
@@ -240,22 +237,22 @@ mod tests {
     }
 
     /// Imports `bytes` written as `name`, checks the image, and unpacks it with umoci.
-    fn import(name: &str, bytes: &[u8], tar: &[u8]) -> Result<LocalImage> {
+    fn import(name: &str, bytes: &[u8], tar: &[u8]) -> Result<Image> {
         let dir = tempfile::tempdir()?;
         let input = dir.path().join(name);
         fs::write(&input, bytes)?;
         let scratch = tempfile::tempdir()?;
-        let Pushable::Image(image) = from_rootfs_tarball(&input, scratch.path())? else {
+        let ImageOrIndex::Image(image) = from_rootfs_tarball(&input, scratch.path())? else {
             bail!("an index");
         };
         assert_eq!(image.layers.len(), 1);
         let layer = &image.layers[0];
         assert_eq!(layer.media_type, OCI_GZIP);
-        assert_eq!(sha256_file(&layer.path)?, layer.digest);
-        assert_eq!(fs::metadata(&layer.path)?.len(), layer.size);
-        assert_eq!(image.manifest_digest, sha256_digest(&image.manifest));
+        assert_eq!(sha256_file(layer.path()?)?, layer.digest);
+        assert_eq!(fs::metadata(layer.path()?)?.len(), layer.size);
+        assert_eq!(image.manifest.digest, sha256_digest(&image.manifest.raw));
 
-        let config: Value = serde_json::from_slice(&fs::read(&image.config.path)?)?;
+        let config: Value = serde_json::from_slice(&fs::read(image.config.path()?)?)?;
         assert_eq!(config["rootfs"]["diff_ids"][0], sha256_digest(tar));
         assert_eq!(config["os"], "linux");
         assert_eq!(config["architecture"], PlatformSpec::host().architecture);
@@ -297,7 +294,7 @@ mod tests {
         let gz = gzip(&tar)?;
         let kept = import("rootfs.tgz", &gz, &tar)?;
         assert_eq!(kept.layers[0].digest, sha256_digest(&gz));
-        assert!(kept.layers[0].path.ends_with("rootfs.tgz"));
+        assert!(kept.layers[0].path()?.ends_with("rootfs.tgz"));
         Ok(())
     }
 

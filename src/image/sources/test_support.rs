@@ -10,13 +10,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use super::Pushable;
+use super::ImageOrIndex;
 use crate::image::archive::test_support::{run, sha256_digest, tar_bytes};
 use crate::image::archive::{
-    read_docker_archive, write_bytes_blob, write_oci_layout, BlobFile, LocalImage, OciIndexSpec,
-    TopDescriptor,
+    read_docker_archive, write_bytes_blob, write_oci_layout, OciIndexSpec,
 };
 use crate::image::manifest::OCI_INDEX;
+use crate::image::model::{Blob, Descriptor, Image, Manifest};
 
 /// The error chain of a result that must be an error.
 pub(crate) fn expect_err<T>(result: Result<T>) -> Result<String> {
@@ -87,8 +87,8 @@ fn fresh(dir: &Path, what: &str) -> PathBuf {
 }
 
 /// The blobs of one image: its manifest (written to `dir`), config and layers.
-fn image_blobs(dir: &Path, image: &LocalImage) -> Result<(BlobFile, Vec<BlobFile>)> {
-    let manifest = write_bytes_blob(dir, &image.manifest, &image.manifest_media_type)?;
+fn image_blobs(dir: &Path, image: &Image) -> Result<(Blob, Vec<Blob>)> {
+    let manifest = write_bytes_blob(dir, &image.manifest.raw, &image.manifest.media_type)?;
     let mut blobs = vec![manifest.clone(), image.config.clone()];
     blobs.extend(image.layers.iter().cloned());
     Ok((manifest, blobs))
@@ -100,41 +100,33 @@ pub(crate) fn oci_latest(layout: &Path) -> String {
 }
 
 /// Writes `image` as an OCI layout under `dir`, named `latest`; returns the layout.
-pub(crate) fn layout_of(dir: &Path, image: &LocalImage) -> Result<PathBuf> {
-    layout_of_pushable(dir, &Pushable::Image(image.clone()))
+pub(crate) fn layout_of(dir: &Path, image: &Image) -> Result<PathBuf> {
+    layout_of_pushable(dir, &ImageOrIndex::Image(image.clone()))
 }
 
 /// Writes `pushable` as an OCI layout under `dir`, its top entry named `latest`.
-pub(crate) fn layout_of_pushable(dir: &Path, pushable: &Pushable) -> Result<PathBuf> {
+pub(crate) fn layout_of_pushable(dir: &Path, pushable: &ImageOrIndex) -> Result<PathBuf> {
     let scratch = fresh(dir, "blobs");
     fs::create_dir(&scratch)?;
     let mut blobs = Vec::new();
     let top = match pushable {
-        Pushable::Image(image) => {
+        ImageOrIndex::Image(image) => {
             let (manifest, image_blobs) = image_blobs(&scratch, image)?;
             blobs.extend(image_blobs);
             manifest
         }
-        Pushable::Index {
-            raw,
-            media_type,
-            images,
-            ..
-        } => {
+        ImageOrIndex::Index { index, images } => {
             for image in images {
                 blobs.extend(image_blobs(&scratch, image)?.1);
             }
-            write_bytes_blob(&scratch, raw, media_type)?
+            write_bytes_blob(&scratch, &index.raw, &index.media_type)?
         }
     };
     let spec = OciIndexSpec {
-        manifests: vec![TopDescriptor {
-            media_type: top.media_type.clone(),
-            digest: top.digest.clone(),
-            size: top.size,
-            ref_name: Some("latest".into()),
-            platform: None,
-        }],
+        manifests: vec![
+            Descriptor::new(top.media_type.clone(), top.digest.clone(), top.size)
+                .with_ref_name(Some("latest".into())),
+        ],
     };
     blobs.push(top);
     let layout = fresh(dir, "layout");
@@ -143,14 +135,14 @@ pub(crate) fn layout_of_pushable(dir: &Path, pushable: &Pushable) -> Result<Path
 }
 
 /// An index over `images` (each with its architecture), as raw bytes.
-pub(crate) fn index_bytes(images: &[(&str, &LocalImage)]) -> Result<Vec<u8>> {
+pub(crate) fn index_bytes(images: &[(&str, &Image)]) -> Result<Vec<u8>> {
     let manifests: Vec<_> = images
         .iter()
         .map(|(arch, image)| {
             json!({
-                "mediaType": image.manifest_media_type,
-                "digest": image.manifest_digest,
-                "size": image.manifest.len(),
+                "mediaType": image.manifest.media_type,
+                "digest": image.manifest.digest,
+                "size": image.manifest.raw.len(),
                 "platform": {"architecture": arch, "os": "linux"},
             })
         })
@@ -164,14 +156,12 @@ pub(crate) fn index_bytes(images: &[(&str, &LocalImage)]) -> Result<Vec<u8>> {
 /// `images`; returns the layout and the index bytes.
 pub(crate) fn index_layout(
     dir: &Path,
-    images: &[(&str, &LocalImage)],
+    images: &[(&str, &Image)],
     ref_name: &str,
 ) -> Result<(PathBuf, Vec<u8>)> {
     let raw = index_bytes(images)?;
-    let pushable = Pushable::Index {
-        digest: sha256_digest(&raw),
-        raw: raw.clone(),
-        media_type: OCI_INDEX.into(),
+    let pushable = ImageOrIndex::Index {
+        index: Manifest::sha256(raw.clone(), OCI_INDEX),
         images: images.iter().map(|(_, image)| (*image).clone()).collect(),
     };
     let layout = layout_of_pushable(dir, &pushable)?;

@@ -16,7 +16,7 @@ fn read_all(mut reader: impl Read) -> Result<Vec<u8>> {
 }
 
 /// An image with a gzip, a zstd and an uncompressed layer.
-fn mixed_image(dir: &Path) -> Result<(LocalImage, Vec<String>)> {
+fn mixed_image(dir: &Path) -> Result<(Image, Vec<String>)> {
     let layers = [
         make_layer(dir, &[("hello.txt", b"hello\n")], Compression::Gzip)?,
         make_layer(dir, &[("etc/zstd", b"zstd\n")], Compression::Zstd)?,
@@ -71,7 +71,7 @@ fn members_are_named_by_digest_and_compression() -> Result<()> {
     let archive = dir.path().join("image.tar");
     write_docker_archive(&archive, &image, &["a/b:c".to_string()])?;
     let listing = run("tar", &[std::ffi::OsStr::new("-tf"), archive.as_os_str()])?;
-    let hex = |blob: &BlobFile| blob.digest["sha256:".len()..].to_string();
+    let hex = |blob: &Blob| blob.digest.hex().to_string();
     let want = [
         format!("{}.json", hex(&image.config)),
         format!("{}.tar.gz", hex(&image.layers[0])),
@@ -104,7 +104,7 @@ fn reader_round_trips_config_and_layers() -> Result<()> {
     )?;
 
     let read = read_docker_archive(&archive, Some("busybox:1"))?;
-    assert_eq!(read.config_bytes()?, fs::read(&image.config.path)?);
+    assert_eq!(read.config_bytes()?, fs::read(image.config.path()?)?);
     assert_eq!(read.layers().len(), 3);
     for (i, layer) in image.layers.iter().enumerate() {
         assert_eq!(read.layers()[i].size, layer.size);
@@ -141,7 +141,7 @@ fn reader_reads_skopeo_archives() -> Result<()> {
         ],
     )?;
     let read = read_docker_archive(&theirs, Some("two:2"))?;
-    assert_eq!(read.config_bytes()?, fs::read(&image.config.path)?);
+    assert_eq!(read.config_bytes()?, fs::read(image.config.path()?)?);
     // skopeo stores layers uncompressed: each is its diff ID.
     for (i, diff_id) in diff_ids.iter().enumerate() {
         assert_eq!(&sha256_digest(&read_all(read.open_layer(i)?)?), diff_id);
@@ -158,7 +158,7 @@ fn reader_needs_a_choice_among_several_images() -> Result<()> {
     // Rewrite manifest.json with two entries by building a second tar around the members.
     let members = scan_members(&archive)?;
     let entry = ManifestEntry {
-        config: format!("{}.json", &image.config.digest["sha256:".len()..]),
+        config: format!("{}.json", &image.config.digest.hex()),
         repo_tags: Some(vec!["x:1".into()]),
         layers: vec![],
     };

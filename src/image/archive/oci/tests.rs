@@ -4,26 +4,25 @@ use std::os::unix::fs::MetadataExt;
 use serde_json::{json, Value};
 
 use super::super::test_support::{make_image, make_layer, run, Compression};
-use super::super::LocalImage;
 use super::*;
+use crate::image::model::{Image, REF_NAME_ANNOTATION};
 
 /// A layout of one image, named `latest`; returns the image and the layout path.
-fn single_layout(dir: &Path, ref_name: Option<&str>) -> Result<(LocalImage, PathBuf)> {
+fn single_layout(dir: &Path, ref_name: Option<&str>) -> Result<(Image, PathBuf)> {
     let layers = [
         make_layer(dir, &[("hello.txt", b"hello\n")], Compression::Gzip)?,
         make_layer(dir, &[("etc/plain", b"plain\n")], Compression::None)?,
     ];
     let image = make_image(dir, "amd64", &layers)?;
-    let manifest = write_bytes_blob(dir, &image.manifest, &image.manifest_media_type)?;
-    assert_eq!(manifest.digest, image.manifest_digest);
+    let manifest = write_bytes_blob(dir, &image.manifest.raw, &image.manifest.media_type)?;
+    assert_eq!(manifest.digest, image.manifest.digest);
     let spec = OciIndexSpec {
-        manifests: vec![TopDescriptor {
-            media_type: manifest.media_type.clone(),
-            digest: manifest.digest.clone(),
-            size: manifest.size,
-            ref_name: ref_name.map(str::to_string),
-            platform: None,
-        }],
+        manifests: vec![Descriptor::new(
+            manifest.media_type.clone(),
+            manifest.digest.clone(),
+            manifest.size,
+        )
+        .with_ref_name(ref_name.map(str::to_string))],
     };
     let mut blobs = vec![manifest, image.config.clone()];
     blobs.extend(image.layers.iter().cloned());
@@ -44,8 +43,8 @@ fn single_image_layout_works_with_skopeo_and_umoci() -> Result<()> {
         "mediaType": OCI_INDEX_MEDIA_TYPE,
         "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": image.manifest_digest,
-            "size": image.manifest.len(),
+            "digest": image.manifest.digest,
+            "size": image.manifest.raw.len(),
             "annotations": {REF_NAME_ANNOTATION: "latest"},
         }],
     });
@@ -53,12 +52,12 @@ fn single_image_layout_works_with_skopeo_and_umoci() -> Result<()> {
     // R's marker: the manifest digest, no newline.
     assert_eq!(
         fs::read_to_string(layout.join(SINGLE_IMAGE_DIGEST_FILE))?,
-        image.manifest_digest
+        image.manifest.digest
     );
     let read = read_oci_layout(&layout)?;
     assert_eq!(
-        read.single_image_digest()?.as_deref(),
-        Some(image.manifest_digest.as_str())
+        read.single_image_digest()?.as_ref().map(|d| d.as_str()),
+        Some(image.manifest.digest.as_str())
     );
 
     let inspect: Value = serde_json::from_str(&run(
@@ -67,7 +66,7 @@ fn single_image_layout_works_with_skopeo_and_umoci() -> Result<()> {
     )?)?;
     let layer_digests: Vec<&str> = image.layers.iter().map(|l| l.digest.as_str()).collect();
     assert_eq!(inspect["Layers"], json!(layer_digests));
-    assert_eq!(inspect["Digest"], json!(image.manifest_digest));
+    assert_eq!(inspect["Digest"], json!(image.manifest.digest));
 
     let bundle = dir.path().join("bundle");
     run(
@@ -83,9 +82,9 @@ fn single_image_layout_works_with_skopeo_and_umoci() -> Result<()> {
     assert_eq!(fs::read(bundle.join("rootfs/etc/plain"))?, b"plain\n");
 
     // Same filesystem: the layer blob is the downloaded file, linked.
-    let (_, hex) = digest_parts(&image.layers[0].digest)?;
+    let hex = image.layers[0].digest.hex();
     let linked = fs::metadata(layout.join("blobs/sha256").join(hex))?;
-    assert_eq!(linked.ino(), fs::metadata(&image.layers[0].path)?.ino());
+    assert_eq!(linked.ino(), fs::metadata(image.layers[0].path()?)?.ino());
     Ok(())
 }
 
@@ -105,7 +104,8 @@ fn index_layout_matches_skopeo_copy_all() -> Result<()> {
     let mut blobs = Vec::new();
     let mut entries = Vec::new();
     for (arch, image) in &images {
-        let manifest = write_bytes_blob(dir.path(), &image.manifest, &image.manifest_media_type)?;
+        let manifest =
+            write_bytes_blob(dir.path(), &image.manifest.raw, &image.manifest.media_type)?;
         entries.push(json!({
             "mediaType": manifest.media_type, "digest": manifest.digest, "size": manifest.size,
             "platform": {"architecture": arch, "os": "linux"},
@@ -119,13 +119,12 @@ fn index_layout_matches_skopeo_copy_all() -> Result<()> {
     }))?;
     let index_blob = write_bytes_blob(dir.path(), &index_bytes, OCI_INDEX_MEDIA_TYPE)?;
     let spec = OciIndexSpec {
-        manifests: vec![TopDescriptor {
-            media_type: OCI_INDEX_MEDIA_TYPE.into(),
-            digest: index_blob.digest.clone(),
-            size: index_blob.size,
-            ref_name: Some("1.0".into()),
-            platform: None,
-        }],
+        manifests: vec![Descriptor::new(
+            OCI_INDEX_MEDIA_TYPE,
+            index_blob.digest.clone(),
+            index_blob.size,
+        )
+        .with_ref_name(Some("1.0".into()))],
     };
     blobs.push(index_blob.clone());
     let layout = dir.path().join("oci");
@@ -169,7 +168,7 @@ fn index_layout_matches_skopeo_copy_all() -> Result<()> {
     for blob in &blobs {
         assert_eq!(
             fs::read(read.blob_path(&blob.digest)?)?,
-            fs::read(&blob.path)?
+            fs::read(blob.path()?)?
         );
     }
     Ok(())
@@ -183,10 +182,10 @@ fn layout_without_ref_name_is_read_by_skopeo() -> Result<()> {
         "skopeo",
         &["inspect", &format!("oci:{}", layout.display())],
     )?)?;
-    assert_eq!(inspect["Digest"], json!(image.manifest_digest));
+    assert_eq!(inspect["Digest"], json!(image.manifest.digest));
     let read = read_oci_layout(&layout)?;
-    assert_eq!(read.select(None)?.ref_name, None);
-    assert_eq!(read.read_blob(&image.manifest_digest)?, image.manifest);
+    assert_eq!(read.select(None)?.ref_name(), None);
+    assert_eq!(read.read_blob(&image.manifest.digest)?, image.manifest.raw);
     Ok(())
 }
 
@@ -208,7 +207,7 @@ fn missing_blobs_are_named() -> Result<()> {
         "{err}"
     );
 
-    fs::remove_file(read.blob_path(&image.manifest_digest)?)?;
+    fs::remove_file(read.blob_path(&image.manifest.digest)?)?;
     let err = format!(
         "{:#}",
         read_oci_layout(&layout)
@@ -216,7 +215,7 @@ fn missing_blobs_are_named() -> Result<()> {
             .context("read a broken layout")?
     );
     assert!(
-        err.contains(&format!("missing blob {}", image.manifest_digest)),
+        err.contains(&format!("missing blob {}", image.manifest.digest)),
         "{err}"
     );
     Ok(())
@@ -238,17 +237,15 @@ fn corrupt_small_blob_is_detected() -> Result<()> {
 fn index_must_list_given_blobs() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let blob = write_bytes_blob(dir.path(), b"{}", "application/json")?;
-    let spec = |digest: &str, size| OciIndexSpec {
-        manifests: vec![TopDescriptor {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: digest.into(),
+    let spec = |digest: &Digest, size| OciIndexSpec {
+        manifests: vec![Descriptor::new(
+            "application/vnd.oci.image.manifest.v1+json",
+            digest.clone(),
             size,
-            ref_name: None,
-            platform: None,
-        }],
+        )],
     };
     let layout = dir.path().join("oci");
-    let other = format!("sha256:{}", "0".repeat(64));
+    let other = Digest::parse(&format!("sha256:{}", "0".repeat(64)))?;
     let err = format!(
         "{:#}",
         write_oci_layout(&layout, &spec(&other, 2), std::slice::from_ref(&blob))
@@ -277,12 +274,12 @@ fn blobs_behind_symlinks_are_copied() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut blob = write_bytes_blob(dir.path(), b"config", "application/json")?;
     let link = dir.path().join("link");
-    std::os::unix::fs::symlink(&blob.path, &link)?;
-    blob.path = link;
+    std::os::unix::fs::symlink(blob.path()?, &link)?;
+    blob.source = crate::push::BlobSource::File(link);
     let root = dir.path().join("root");
     fs::create_dir(&root)?;
     place_blob(&root, &blob)?;
-    let (_, hex) = digest_parts(&blob.digest)?;
+    let hex = blob.digest.hex();
     let placed = root.join("blobs/sha256").join(hex);
     assert!(fs::symlink_metadata(&placed)?.is_file());
     assert_eq!(fs::read(&placed)?, b"config");

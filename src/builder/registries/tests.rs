@@ -114,7 +114,7 @@ insecure = true
     // The top-level settings are assets/registries.conf, as the image ships it.
     assert_eq!(
         text,
-        format!("{}{tables}", crate::build::assets::REGISTRIES_CONF)
+        format!("{}{tables}", crate::builder::assets::REGISTRIES_CONF)
     );
 }
 
@@ -242,10 +242,16 @@ async fn auth_file_gets_the_keychain_for_every_registry_the_build_names() {
         "FROM gcr.io/p/base\nFROM tok.example/y AS a\nCOPY --from=bearer.example/z / /\n\
          FROM anonymous.example/q\n",
     );
+    let (log, said) = crate::log::Captured::log();
     access
-        .add_keychain_logins(&hosts, &settings)
+        .add_keychain_logins(&hosts, &settings, &log)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        said.text(),
+        "note: the credentials for registry bearer.example are a registry token, which \
+         buildah cannot use: the build reaches bearer.example without credentials\n"
+    );
     let auth: Value = serde_json::from_str(&access.auth_file()).expect("JSON");
     assert_eq!(
         auth,

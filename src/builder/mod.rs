@@ -25,8 +25,9 @@ pub use request::{
     PROXY_VARIABLES,
 };
 
-use crate::image::local::Pushable;
+use crate::image::model::ImageOrIndex;
 use crate::image::sources;
+use crate::log::Log;
 use crate::reference::Reference;
 use crate::resource::{PullPolicy, PutParams, Source};
 use crate::settings::Settings;
@@ -41,16 +42,19 @@ pub struct Target {
     repository: String,
     tag: String,
     access: RegistryAccess,
+    log: Log,
 }
 
 impl Target {
-    /// For a put of `source` (validated as `settings`) whose first tag is `first_tag`.
-    pub fn new(source: &Source, settings: &Settings, first_tag: &str) -> Target {
+    /// For a put of `source` (validated as `settings`) whose first tag is `first_tag`;
+    /// notes go to `log`.
+    pub fn new(source: &Source, settings: &Settings, first_tag: &str, log: &Log) -> Target {
         Target {
             registry: settings.reference.registry().to_string(),
             repository: settings.reference.name(),
             tag: first_tag.to_string(),
             access: RegistryAccess::new(source, settings),
+            log: log.clone(),
         }
     }
 
@@ -68,7 +72,9 @@ impl Target {
             .and_then(|path| std::fs::read(path).ok())
             .unwrap_or_default();
         let hosts = build_hosts(&self.access, &dockerfile, params);
-        self.access.add_keychain_logins(&hosts, settings).await
+        self.access
+            .add_keychain_logins(&hosts, settings, &self.log)
+            .await
     }
 }
 
@@ -126,7 +132,7 @@ pub fn image(
     dir: &Path,
     target: &Target,
     scratch: &Path,
-) -> anyhow::Result<Pushable> {
+) -> anyhow::Result<ImageOrIndex> {
     let scratch = &std::path::absolute(scratch)
         .with_context(|| format!("resolving the scratch directory {}", scratch.display()))?;
     let env = |name: &str| std::env::var(name).ok();
@@ -135,7 +141,7 @@ pub fn image(
         .with_context(|| format!("params.dockerfile {}", request.dockerfile.display()))?;
     check_supplied(&dockerfile, &request)?;
     let hosts = build_hosts(&target.access, &dockerfile, params);
-    let builder = Buildah::new(scratch, &target.access, &hosts)?;
+    let builder = Buildah::new(scratch, &target.access, &hosts, &target.log)?;
     let layout = scratch.join("built");
     let built = builder.build(&request, &layout);
     let loaded: Vec<String> = request
@@ -152,21 +158,23 @@ pub fn image(
     built?;
     let image = sources::from_oci_layout(&layout, None, scratch)
         .context("reading the image buildah built")?;
-    share_base_layers(image, &bases, &target.registry)
+    share_base_layers(image, &bases, &target.registry, &target.log)
 }
 
 /// Points the built image's base layers at the blobs the target registry already has (see
 /// [`bases`]), and says how many.
 fn share_base_layers(
-    image: Pushable,
+    image: ImageOrIndex,
     bases: &[bases::BaseLayer],
     registry: &str,
-) -> anyhow::Result<Pushable> {
-    let Pushable::Image(local) = image else {
+    log: &Log,
+) -> anyhow::Result<ImageOrIndex> {
+    let ImageOrIndex::Image(local) = image else {
         return Ok(image);
     };
-    let config = std::fs::read(&local.config.path)
-        .with_context(|| format!("reading {}", local.config.path.display()))?;
+    let config_path = local.config.path()?;
+    let config =
+        std::fs::read(config_path).with_context(|| format!("reading {}", config_path.display()))?;
     let diff_ids: Vec<String> = serde_json::from_slice::<serde_json::Value>(&config)
         .context("reading the built image's config")?["rootfs"]["diff_ids"]
         .as_array()
@@ -178,9 +186,9 @@ fn share_base_layers(
         .unwrap_or_default();
     let (local, shared) = bases::reuse(local, &diff_ids, bases, registry)?;
     if shared > 0 {
-        eprintln!(
+        log.line(format_args!(
             "{shared} base layer(s) are pushed as {registry} has them (mounted, not uploaded)"
-        );
+        ));
     }
-    Ok(Pushable::Image(local))
+    Ok(ImageOrIndex::Image(local))
 }

@@ -13,6 +13,7 @@ use super::bases::{image_names, layers_of, BaseLayer};
 use super::registries::RegistryAccess;
 use super::request::{BuildRequest, SavedImage};
 use super::workspace::Workspace;
+use crate::log::Log;
 use crate::resource::PullPolicy;
 use anyhow::{bail, Context as _};
 use std::collections::VecDeque;
@@ -43,19 +44,25 @@ const STDERR_TAIL: usize = 6;
 #[derive(Debug)]
 pub struct Buildah {
     workspace: Workspace,
+    log: Log,
 }
 
 impl Buildah {
     /// Prepares a private workspace in `scratch` for a build that uses `access` to reach
-    /// the registries named by `hosts`.
+    /// the registries named by `hosts`; our own lines go to `log` (buildah's output goes to
+    /// stderr as buildah writes it).
     pub fn new(
         scratch: &Path,
         access: &RegistryAccess,
         hosts: &[String],
+        log: &Log,
     ) -> anyhow::Result<Buildah> {
         let workspace = Workspace::create(scratch, access, hosts)
             .context("preparing buildah's private workspace")?;
-        Ok(Buildah { workspace })
+        Ok(Buildah {
+            workspace,
+            log: log.clone(),
+        })
     }
 
     /// Builds `request` and writes the image as an OCI layout at `layout` (tag `latest`).
@@ -69,11 +76,18 @@ impl Buildah {
         if let Some(cache) = &request.cache {
             let name = format!("{}:{}", cache.repository, cache.tag);
             match self.pull(&name) {
-                Ok(()) => eprintln!("cache: pulled {name}; its layers are reused where they match"),
-                Err(e) => eprintln!("cache: {name} is not available ({e:#}); building without it"),
+                Ok(()) => self.log.line(format_args!(
+                    "cache: pulled {name}; its layers are reused where they match"
+                )),
+                Err(e) => self.log.line(format_args!(
+                    "cache: {name} is not available ({e:#}); building without it"
+                )),
             }
         }
-        eprintln!("building {} with buildah", request.dockerfile.display());
+        self.log.line(format_args!(
+            "building {} with buildah",
+            request.dockerfile.display()
+        ));
         self.bud(request)
             .map_err(|e| match request.pull {
                 PullPolicy::Never => e.context(
@@ -110,7 +124,8 @@ impl Buildah {
         }
         self.run(&[os("tag"), os(&id), os(&saved.name)])
             .with_context(|| format!("naming {what} {}", saved.name))?;
-        eprintln!("loaded {what} as {}", saved.name);
+        self.log
+            .line(format_args!("loaded {what} as {}", saved.name));
         Ok(())
     }
 
@@ -215,7 +230,9 @@ impl Buildah {
         {
             Ok(names) => names,
             Err(e) => {
-                eprintln!("warning: listing the base images failed ({e:#}): base layers are pushed as built");
+                self.log.line(format_args!(
+                    "warning: listing the base images failed ({e:#}): base layers are pushed as built"
+                ));
                 return Vec::new();
             }
         };
@@ -232,9 +249,9 @@ impl Buildah {
                 .and_then(|inspected| layers_of(name, &inspected));
             match found {
                 Ok(found) => layers.extend(found),
-                Err(e) => eprintln!(
+                Err(e) => self.log.line(format_args!(
                     "warning: reading base image {name} failed ({e:#}): its layers are pushed as built"
-                ),
+                )),
             }
         }
         layers
@@ -327,10 +344,10 @@ impl Buildah {
         let _ = self.run(&[os("rm"), os("--all")]);
         let _ = self.run(&[os("rmi"), os("--all"), os("--force")]);
         if let Err(e) = std::fs::remove_dir_all(&root) {
-            eprintln!(
+            self.log.line(format_args!(
                 "warning: could not remove buildah's workspace {}: {e}",
                 root.display()
-            );
+            ));
         }
     }
 }

@@ -1,20 +1,19 @@
-//! Manifests, indexes and descriptors as serde structs in the spec's field order, with
-//! sorted maps: serialising one always gives the same bytes, so a rebuilt manifest's
+//! Manifests, indexes and descriptors as serde structs in the spec's field order (the wire
+//! shapes of the [`super::model`] types, for `out`'s sources and the OCI layout's
+//! `index.json`), with sorted maps: serialising one always gives the same bytes, so a rebuilt manifest's
 //! digest depends only on its content. (`oci-spec`'s types keep annotations in a
 //! `HashMap`, whose order changes from run to run.)
 
 use std::collections::BTreeMap;
 
+use crate::image::model::{self, Blob, Digest};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
-
-use crate::image::archive::BlobFile;
 
 /// An OCI descriptor (also Docker's, whose fields are a subset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(super) struct Descriptor {
+pub(crate) struct DescriptorJson {
     #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: String,
@@ -35,12 +34,12 @@ pub(super) struct Descriptor {
     pub data: Option<String>,
 }
 
-impl Descriptor {
+impl DescriptorJson {
     /// A plain descriptor of a blob.
-    pub fn of(blob: &BlobFile) -> Descriptor {
-        Descriptor {
+    pub fn of(blob: &Blob) -> DescriptorJson {
+        DescriptorJson {
             media_type: blob.media_type.clone(),
-            digest: blob.digest.clone(),
+            digest: blob.digest.to_string(),
             size: blob.size,
             urls: None,
             annotations: None,
@@ -51,9 +50,38 @@ impl Descriptor {
     }
 }
 
+impl From<&model::Descriptor> for DescriptorJson {
+    fn from(d: &model::Descriptor) -> Self {
+        DescriptorJson {
+            media_type: d.media_type.clone(),
+            digest: d.digest.to_string(),
+            size: d.size,
+            urls: None,
+            annotations: d.annotations.clone(),
+            platform: d.platform.clone(),
+            artifact_type: None,
+            data: None,
+        }
+    }
+}
+
+impl TryFrom<DescriptorJson> for model::Descriptor {
+    type Error = crate::digest::InvalidDigest;
+
+    fn try_from(d: DescriptorJson) -> Result<Self, Self::Error> {
+        Ok(model::Descriptor {
+            digest: Digest::parse(&d.digest)?,
+            media_type: d.media_type,
+            size: d.size,
+            annotations: d.annotations,
+            platform: d.platform,
+        })
+    }
+}
+
 /// An image manifest (OCI, or Docker schema 2 read through the same fields).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Manifest {
+pub(crate) struct ManifestJson {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
@@ -64,18 +92,18 @@ pub(super) struct Manifest {
         skip_serializing_if = "Option::is_none"
     )]
     pub artifact_type: Option<String>,
-    pub config: Descriptor,
+    pub config: DescriptorJson,
     #[serde(default)]
-    pub layers: Vec<Descriptor>,
+    pub layers: Vec<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<Descriptor>,
+    pub subject: Option<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// An image index (OCI) or manifest list (Docker).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Index {
+pub(crate) struct IndexJson {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
@@ -87,35 +115,35 @@ pub(super) struct Index {
     )]
     pub artifact_type: Option<String>,
     #[serde(default)]
-    pub manifests: Vec<Descriptor>,
+    pub manifests: Vec<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<Descriptor>,
+    pub subject: Option<DescriptorJson>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
 /// A Docker descriptor in the field order `docker push` writes.
 #[derive(Debug, Serialize)]
-pub(super) struct DockerDescriptor<'a> {
+pub(crate) struct DockerDescriptor<'a> {
     #[serde(rename = "mediaType")]
     pub media_type: &'a str,
     pub size: u64,
     pub digest: &'a str,
 }
 
-impl<'a> From<&'a BlobFile> for DockerDescriptor<'a> {
-    fn from(blob: &'a BlobFile) -> Self {
+impl<'a> From<&'a Blob> for DockerDescriptor<'a> {
+    fn from(blob: &'a Blob) -> Self {
         DockerDescriptor {
             media_type: &blob.media_type,
             size: blob.size,
-            digest: &blob.digest,
+            digest: blob.digest.as_str(),
         }
     }
 }
 
 /// A Docker image manifest, schema 2.
 #[derive(Debug, Serialize)]
-pub(super) struct DockerManifest<'a> {
+pub(crate) struct DockerManifest<'a> {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(rename = "mediaType")]
@@ -125,9 +153,9 @@ pub(super) struct DockerManifest<'a> {
 }
 
 /// Serialises `value` and digests the bytes.
-pub(super) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, String)> {
+pub(crate) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, Digest)> {
     let bytes = serde_json::to_vec(value).context("serialising a manifest")?;
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    let digest = Digest::sha256_of(&bytes);
     Ok((bytes, digest))
 }
 
@@ -141,7 +169,7 @@ mod tests {
           "annotations":{"z":"1","a":"2"},
           "layers":[{"size":3,"digest":"sha256:bb","mediaType":"t","platform":{"os":"linux","architecture":"amd64"}}],
           "config":{"digest":"sha256:aa","size":2,"mediaType":"c"}}"#;
-        let manifest: Manifest = serde_json::from_str(raw)?;
+        let manifest: ManifestJson = serde_json::from_str(raw)?;
         let (bytes, digest) = to_bytes(&manifest)?;
         assert_eq!(
             String::from_utf8(bytes.clone())?,
@@ -149,13 +177,8 @@ mod tests {
         );
         assert_eq!(to_bytes(&manifest)?.1, digest);
 
-        let blob = BlobFile {
-            digest: "sha256:cc".into(),
-            media_type: "m".into(),
-            size: 5,
-            path: "x".into(),
-            deferred: None,
-        };
+        let cc = Digest::sha256_of(b"cc");
+        let blob = Blob::file(cc.clone(), "m", 5, "x");
         let docker = DockerManifest {
             schema_version: 2,
             media_type: "d",
@@ -164,7 +187,9 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(to_bytes(&docker)?.0)?,
-            r#"{"schemaVersion":2,"mediaType":"d","config":{"mediaType":"m","size":5,"digest":"sha256:cc"},"layers":[{"mediaType":"m","size":5,"digest":"sha256:cc"}]}"#
+            format!(
+                r#"{{"schemaVersion":2,"mediaType":"d","config":{{"mediaType":"m","size":5,"digest":"{cc}"}},"layers":[{{"mediaType":"m","size":5,"digest":"{cc}"}}]}}"#
+            )
         );
         Ok(())
     }

@@ -18,6 +18,7 @@
 //! additional ones, and the images a Dockerfile names (`FROM`, `COPY --from`), so CIDR
 //! entries of `insecure_registries` and domains without a port are matched against those.
 
+use crate::log::Log;
 use crate::reference::{Reference, DOCKER_HUB, DOCKER_HUB_API};
 use crate::registry::auth::Credentials;
 use crate::registry::transport::{
@@ -115,6 +116,7 @@ impl RegistryAccess {
         &mut self,
         hosts: &[String],
         settings: &Settings,
+        log: &Log,
     ) -> anyhow::Result<()> {
         for host in hosts {
             if self.logins.iter().any(|l| l.host == *host) {
@@ -130,10 +132,10 @@ impl RegistryAccess {
             })?;
             match found.map(|f| f.credentials) {
                 None => {}
-                Some(Credentials::RegistryToken(_)) => eprintln!(
+                Some(Credentials::RegistryToken(_)) => log.line(format_args!(
                     "note: the credentials for registry {host} are a registry token, which \
                      buildah cannot use: the build reaches {host} without credentials"
-                ),
+                )),
                 Some(credentials) => self.logins.push(Login {
                     host: host.clone(),
                     credentials,

@@ -11,7 +11,8 @@
 use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
-use crate::image::archive::{BlobFile, Deferred, LocalImage};
+use crate::image::model::{Blob, Digest, Image as LocalImage};
+use crate::push::BlobSource;
 use crate::reference::Reference;
 
 /// A layer of a pulled image: its content digest and the blob its registry holds.
@@ -118,15 +119,10 @@ pub fn layers_of(name: &str, inspect_json: &str) -> Result<Vec<BaseLayer>> {
         .collect())
 }
 
-/// The compression a layer media type names, as OCI writes it (`gzip`, `zstd`), if any.
+/// The compression a layer media type names (`gzip`, `zstd`), if any: see
+/// [`crate::image::compression::claimed`].
 fn compression(media_type: &str) -> Option<&'static str> {
-    if media_type.ends_with("gzip") {
-        Some("gzip")
-    } else if media_type.ends_with("zstd") {
-        Some("zstd")
-    } else {
-        None
-    }
+    crate::image::compression::claimed(media_type).and_then(|c| c.name())
 }
 
 /// Replaces each layer of `image` whose content is a base layer from `registry` (the
@@ -152,7 +148,9 @@ pub fn reuse(
         let Some(base) = found else {
             continue;
         };
-        if base.digest == layer.digest {
+        let digest = Digest::parse(&base.digest)
+            .with_context(|| format!("base layer of {}", base.repository))?;
+        if digest == layer.digest {
             continue;
         }
         let media_type = match compression(&base.media_type) {
@@ -161,14 +159,14 @@ pub fn reuse(
         };
         replacements.push((
             i,
-            BlobFile {
-                digest: base.digest.clone(),
+            Blob {
+                digest,
                 media_type: media_type.to_string(),
                 size: base.size,
-                path: layer.path.clone(),
-                deferred: Some(Deferred::Mount {
+                source: BlobSource::Remote {
+                    client: None,
                     repository: base.repository.clone(),
-                }),
+                },
             },
         ));
     }
