@@ -256,4 +256,36 @@ mod tests {
             "{err:#}"
         );
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn check_and_in_refuse_a_bad_key_before_any_request() -> anyhow::Result<()> {
+        use crate::registry::test_server::{Reply, Request, TestServer};
+        let server = TestServer::start(|_: &Request, _: &str| Reply::status(200)).await?;
+        let (log, _) = crate::log::Captured::log();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let input = serde_json::json!({
+            "source": {
+                "repository": format!("{}/app", server.host()),
+                "tag": "1.0",
+                "verify": {"public_keys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"]},
+            },
+            "version": {"digest": digest},
+        })
+        .to_string()
+        .into_bytes();
+        let dest = tempfile::tempdir()?;
+        let args = [dest.path().display().to_string()];
+        let checked = crate::commands::check::run(&input, &log).await;
+        let got = crate::commands::get::run(&input, &args, &log).await;
+        for result in [checked.map(|_| ()), got.map(|_| ())] {
+            let e = result.map_err(|e| format!("{e:#}"));
+            assert!(
+                e.as_ref()
+                    .is_err_and(|e| e.contains("source.verify.public_keys[0]")),
+                "{e:?}"
+            );
+        }
+        assert_eq!(server.requests(), Vec::new());
+        Ok(())
+    }
 }
