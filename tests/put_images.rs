@@ -1,7 +1,8 @@
 //! `out` with `images`: single-platform images (a docker-save tarball, an OCI layout
 //! directory, an OCI layout tarball) pushed as one multi-platform OCI index. Oracles: skopeo
 //! (`inspect --raw` of the index and of each child, the tags) and our `in` selecting each
-//! platform; the registry's storage for "nothing pushed".
+//! platform; the registry's storage for "nothing pushed". An assembled index is signed as a
+//! whole (`params.sign`) and verified by `check` and `in`.
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use crate::put::{
 };
 use crate::put_sources::{docker_archive, pushed_manifest, tagged_source, tar_dir};
 use crate::util::image::random_bytes;
+use crate::util::sigstore::{blob, cosign_payload, openssl_key, signature_manifest};
 use crate::util::*;
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -206,4 +208,49 @@ fn bad_images_inputs_are_named_and_push_nothing() {
         assert_nothing_pushed(&registry, "put/bad", &out);
         assert_no_blobs(&registry, &out);
     }
+}
+
+#[test]
+fn an_assembled_index_is_signed_as_a_whole() {
+    let registry = Registry::start(RegistryConfig::new());
+    let work = work_dir();
+    write_inputs(work.path());
+    std::fs::create_dir(work.path().join("keys")).expect("mkdir keys");
+    let key = openssl_key(&work.path().join("keys"), "multi");
+    let source = tagged_source(&registry, "put/signed", "1");
+    let out = put(
+        work.path(),
+        &source,
+        json!({"images": ["images/*"], "sign": {"key": "keys/multi.key"}}),
+    );
+    let index = pushed(&out).digest;
+    let signature = signature_manifest(&registry, "put/signed", &index);
+    let payload = &signature["layers"][0];
+    assert_eq!(
+        String::from_utf8_lossy(&blob(
+            &registry,
+            "put/signed",
+            payload["digest"].as_str().expect("payload digest")
+        )),
+        cosign_payload(&format!("{}/put/signed", registry.host()), &index),
+        "the payload names the index"
+    );
+
+    // A verifying `check` reports the index; a verifying `in` takes one platform out of it.
+    let mut verifying = source.clone();
+    verifying["verify"] = json!({"public_keys": [key.public_pem]});
+    let check = run("check", &[], &json!({ "source": verifying }));
+    assert_eq!(
+        check.expect_success()[0]["digest"],
+        json!(index),
+        "{}",
+        check.stderr
+    );
+    let fetch = get(
+        &verifying,
+        &index,
+        json!({"platform": {"architecture": "arm", "variant": "v7"}}),
+    );
+    assert!(fetch.out.success(), "in failed:\n{}", fetch.out.stderr);
+    assert_eq!(read(&fetch.rootfs().join("platform")), "linux/arm/v7");
 }
