@@ -8,6 +8,7 @@ use crate::image::compression;
 use crate::image::hashing::HashingReader;
 use crate::image::model::Descriptor;
 use crate::image::rootfs::{LayerStats, Rootfs};
+use crate::log::Log;
 use crate::progress;
 use anyhow::{bail, Context as _};
 use std::collections::HashMap;
@@ -73,13 +74,14 @@ impl Arrivals {
 /// at `root`, each as its download arrives; checks each layer against its `diff_ids` entry
 /// while it streams. Unless `keep_blobs`, removes each downloaded blob once
 /// applied (used once, it then often leaves the page cache without ever being written to
-/// disk). Runs on a blocking thread.
+/// disk). Runs on a blocking thread; says each applied layer on `log`.
 pub fn apply_all(
     root: &Path,
     layers: &[Descriptor],
     diff_ids: &[String],
     arrivals: &Arrivals,
     keep_blobs: bool,
+    log: &Log,
 ) -> anyhow::Result<()> {
     let mut rootfs = Rootfs::create(root)?;
     for (i, layer) in layers.iter().enumerate() {
@@ -94,7 +96,7 @@ pub fn apply_all(
         if !keep_blobs && !used_again {
             let _ = std::fs::remove_file(&path);
         }
-        eprintln!(
+        log.line(format_args!(
             "applied layer {}/{} {} ({}, {} entries) in {:.1} s",
             i + 1,
             layers.len(),
@@ -102,9 +104,9 @@ pub fn apply_all(
             progress::mb(*size),
             stats.entries,
             started.elapsed().as_secs_f64()
-        );
+        ));
         for warning in &stats.skipped {
-            eprintln!("  warning: {warning}");
+            log.line(format_args!("  warning: {warning}"));
         }
     }
     rootfs.finish()

@@ -68,7 +68,7 @@ impl Client {
             received: 0,
         };
         let what = format!("the download of blob {digest} of {repository}");
-        let mut retry = self.transport().retry().start();
+        let mut retry = self.transport().retrying();
         loop {
             let before = partial.received;
             match self
@@ -161,11 +161,11 @@ impl Client {
         } else if status.is_success() {
             if partial.received > 0 {
                 // No Range support: start over, hashing from the first byte again.
-                eprintln!(
+                self.log().line(format_args!(
                     "registry {} does not resume downloads (answered {} to a Range request): downloading blob {digest} again from the start",
                     self.host(),
                     status.as_u16()
-                );
+                ));
                 partial.file.flush().await.map_err(io_error)?;
                 let file = partial.file.get_mut();
                 file.set_len(0).await.map_err(io_error)?;

@@ -316,6 +316,32 @@ async fn a_503_is_retried_until_it_answers() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Retry notes go to the log given in the options (the command's), not to stderr.
+#[tokio::test]
+async fn retry_notes_go_to_the_options_log() -> anyhow::Result<()> {
+    let calls = AtomicUsize::new(0);
+    let server = TestServer::start(move |request, _| {
+        open_probe(request).unwrap_or_else(|| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(503).header("retry-after", "0"),
+            _ => Reply::json(&serde_json::json!({"tags": ["1"]})),
+        })
+    })
+    .await?;
+    let (log, captured) = crate::log::Captured::log();
+    let options = TransportOptions { log, ..options(3) };
+    let client = Client::new(&server.host(), None, &options).await?;
+    assert_eq!(client.list_tags("app").await?, ["1"]);
+    let text = captured.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].starts_with("retrying "), "{text}");
+    assert!(
+        lines[0].contains("(try 2 of 3) after: ") && lines[0].contains("503"),
+        "{text}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_lasting_503_is_an_error_after_the_tries() -> anyhow::Result<()> {
     let server = TestServer::start(|request, _| {

@@ -136,7 +136,7 @@ impl Client {
         progress: Arc<AtomicU64>,
     ) -> Result<(), Error> {
         let what = format!("the upload of blob {digest} to {repository} in a new session");
-        let mut retry = self.transport().retry().start();
+        let mut retry = self.transport().retrying();
         let mut session = session;
         loop {
             let result = self
