@@ -193,7 +193,7 @@ async fn push_blob(
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let counter = progress.counter(index);
-    let digest = blob.digest.as_str();
+    let digest = &blob.digest;
     let exists = target.blob_exists(repository, digest).await?;
     if exists {
         report.present.fetch_add(1, Ordering::Relaxed);

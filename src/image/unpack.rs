@@ -6,7 +6,7 @@
 
 use crate::image::compression;
 use crate::image::hashing::HashingReader;
-use crate::image::model::Descriptor;
+use crate::image::model::{Descriptor, Digest};
 use crate::image::rootfs::{LayerStats, Rootfs};
 use crate::log::Log;
 use crate::progress;
@@ -27,16 +27,16 @@ pub struct Arrivals {
 #[derive(Debug, Default)]
 struct ArrivalState {
     /// Finished downloads, by digest.
-    blobs: HashMap<String, Result<PathBuf, String>>,
+    blobs: HashMap<Digest, Result<PathBuf, String>>,
     /// Set when the download as a whole failed: every waiter gets it.
     failed: Option<String>,
 }
 
 impl Arrivals {
     /// Records that `digest` arrived at a path (or failed to) and wakes the waiters.
-    pub fn arrive(&self, digest: &str, result: Result<PathBuf, String>) {
+    pub fn arrive(&self, digest: &Digest, result: Result<PathBuf, String>) {
         if let Ok(mut state) = self.state.lock() {
-            state.blobs.insert(digest.to_string(), result);
+            state.blobs.insert(digest.clone(), result);
         }
         self.changed.notify_all();
     }
@@ -50,7 +50,7 @@ impl Arrivals {
     }
 
     /// Blocks until `digest` has arrived (or failed). For blocking threads only.
-    pub fn wait(&self, digest: &str) -> anyhow::Result<PathBuf> {
+    pub fn wait(&self, digest: &Digest) -> anyhow::Result<PathBuf> {
         let mut state = self
             .state
             .lock()
@@ -86,7 +86,7 @@ pub fn apply_all(
     let mut rootfs = Rootfs::create(root)?;
     for (i, layer) in layers.iter().enumerate() {
         let (digest, media_type, size) = (layer.digest.as_str(), &layer.media_type, &layer.size);
-        let path = arrivals.wait(digest)?;
+        let path = arrivals.wait(&layer.digest)?;
         let expected = diff_ids.get(i).map(String::as_str).unwrap_or_default();
         let started = Instant::now();
         let stats = apply_one(&mut rootfs, &path, digest, media_type, expected)
@@ -223,20 +223,18 @@ mod tests {
 
     #[test]
     fn a_waiter_gets_its_blob_or_the_failure_whichever_comes() {
+        let [a, b, c] = [b"a", b"b", b"c"].map(|bytes| Digest::sha256_of(bytes));
         let arrivals = Arc::new(Arrivals::default());
         let waiter = {
-            let arrivals = Arc::clone(&arrivals);
-            std::thread::spawn(move || arrivals.wait("sha256:b"))
+            let (arrivals, b) = (Arc::clone(&arrivals), b.clone());
+            std::thread::spawn(move || arrivals.wait(&b))
         };
-        arrivals.arrive("sha256:a", Ok(PathBuf::from("/blobs/a")));
-        arrivals.arrive("sha256:b", Err("404".to_string()));
+        arrivals.arrive(&a, Ok(PathBuf::from("/blobs/a")));
+        arrivals.arrive(&b, Err("404".to_string()));
         assert_eq!(waiter.join().unwrap().unwrap_err().to_string(), "404");
-        assert_eq!(
-            arrivals.wait("sha256:a").unwrap(),
-            PathBuf::from("/blobs/a")
-        );
+        assert_eq!(arrivals.wait(&a).unwrap(), PathBuf::from("/blobs/a"));
         arrivals.fail_all("download failed");
-        let err = arrivals.wait("sha256:c").unwrap_err();
+        let err = arrivals.wait(&c).unwrap_err();
         assert_eq!(err.to_string(), "download failed");
     }
 }

@@ -9,7 +9,7 @@ use super::auth::repository_scope;
 use super::client::{header_str, Client, Request};
 use super::error::Error;
 use super::retry::Failure;
-use crate::digest::Hasher;
+use crate::digest::{Digest, Hasher};
 use reqwest::{Method, StatusCode};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,11 +33,12 @@ impl Client {
     pub async fn fetch_blob_to_file(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         path: &Path,
         progress: &AtomicU64,
     ) -> Result<(), Error> {
+        let digest = digest.as_str();
         let result = self
             .download(repository, digest, size, path, progress)
             .await;
@@ -232,9 +233,10 @@ impl Client {
     pub async fn fetch_small_blob(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
     ) -> Result<Vec<u8>, Error> {
+        let digest = digest.as_str();
         if size > MAX_CONFIG_BYTES {
             return Err(Error::Protocol {
                 registry: self.host().to_string(),
