@@ -42,6 +42,7 @@ pub mod registry;
 pub mod resource;
 pub mod secret;
 pub mod settings;
+pub mod sigstore;
 pub mod tags;
 pub mod time;
 

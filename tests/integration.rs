@@ -37,3 +37,5 @@ mod put_source_choice;
 mod put_sources;
 mod put_tags;
 mod secrets;
+mod sign;
+mod sign_interop;

@@ -98,11 +98,19 @@ async fn get(
         "source.annotation_regex",
         source.annotation_regex.as_deref(),
     )?;
+    let verify = source.verify.as_ref();
+    let verifier = crate::sigstore::verify::Verifier::from_options(verify, reference)?;
     let endpoints = settings.pull_endpoints().await?;
     let version = match &request.version {
         Some(version) => version.clone(),
         None => current_version(settings, &endpoints).await?,
     };
+    if let Some(verifier) = verifier {
+        let name = reference.name();
+        verifier
+            .require(&endpoints, &name, &version.digest, log)
+            .await?;
+    }
     // As R: the version's tag first; D's versions carry none, so then the source's tag.
     let tag = version
         .tag

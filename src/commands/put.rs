@@ -91,6 +91,9 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
     }
     let params = &request.params;
     let source = choose_source(params, &dir)?;
+    // The signing key is read (and decrypted) before anything is pushed.
+    let pulled = matches!(source, Source::Pull { .. });
+    let signing = crate::sigstore::out::Signing::new(params, &dir, pulled)?;
     let plan = tags::plan(&TagRequest {
         params,
         source_tag: settings.reference.tag(),
@@ -159,6 +162,11 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         plan.top.digest,
         tags.join(", ")
     ));
+    let (digest, client) = (plan.top.digest.as_str(), &target.client);
+    let signed = signing.after_push(&settings, client, &repository, digest, scratch.path());
+    for line in signed.await? {
+        log.line(line);
+    }
     // The version `check` will report for this image, so a put and the check after it do not
     // make two versions of one push; else the first tag.
     let version_tag = super::check::reported_tag(&settings, &request.source, &tags)

@@ -118,6 +118,8 @@ pub struct PutParams {
     pub tag_as_latest: bool,
     /// A file of whitespace-separated extra tags.
     pub additional_tags: Option<String>,
+    /// Sign the pushed image with a cosign key (see [`crate::sigstore`]).
+    pub sign: Option<crate::sigstore::SignParams>,
     /// R: a version number to push as a tag (a JSON number is kept as written).
     #[serde(default, deserialize_with = "string_or_number")]
     pub version: Option<String>,
