@@ -37,7 +37,7 @@ pub const RESOLVE_CONCURRENCY: usize = 8;
 pub async fn run(input: &[u8], log: &Log) -> anyhow::Result<serde_json::Value> {
     let request: CheckRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Check)?;
-    let settings = Settings::from_source(&request.source)?;
+    let settings = Settings::from_source(&request.source, log)?;
     for note in request.source.notes(Command::Check) {
         log.line(note);
     }

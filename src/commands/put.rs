@@ -94,7 +94,7 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
     }
     // R: credentials in params replace the source's for this step.
     let source_with_credentials = request.params.credentials_over(&request.source);
-    let settings = Settings::from_source(&source_with_credentials)?;
+    let settings = Settings::from_source(&source_with_credentials, log)?;
     if settings.reference.digest().is_some() {
         bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");
     }

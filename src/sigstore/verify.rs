@@ -131,8 +131,12 @@ impl Verifier {
         };
         // A payload that is missing or not what its digest says is a bad signature (another
         // may still be good); a failure to reach the registry is an error.
+        let payload_digest = match crate::digest::Digest::parse(&layer.digest) {
+            Ok(digest) => digest,
+            Err(e) => return Ok(Err(format!("the payload blob: {e}"))),
+        };
         let payload = match client
-            .fetch_small_blob(repository, &layer.digest, layer.size)
+            .fetch_small_blob(repository, &payload_digest, layer.size)
             .await
         {
             Ok(payload) => payload,
