@@ -1,8 +1,8 @@
 //! [`Client`]: the distribution API calls for one registry, over its [`Transport`] and
 //! [`Authenticator`]. The first request pings `/v2/` to pick the scheme (HTTPS, or HTTP for
 //! insecure and loopback registries) and learn the auth challenge. Every request goes
-//! through the one [`retry`](super::retry) policy: [`Client::send_with`] retries idempotent
-//! requests, [`Client::get_small`] also retries a body that breaks while being read.
+//! through the one [`super::retry`] policy: `Client::send_with` retries idempotent
+//! requests, `Client::get_small` also retries a body that breaks while being read.
 
 use super::auth::{repository_scope, Authenticator, Credentials};
 use super::challenge;

@@ -2,7 +2,7 @@
 //! system roots plus matching `ca_certs` (adding, never replacing), a matching `client_certs`
 //! identity for mutual TLS, and `insecure_registries` (`host:port` or CIDR) / `insecure`, which
 //! skip certificate verification and allow plain HTTP for that registry only. No global state.
-//! Also owns the `debug: true` trace (secrets redacted); [`super::classify`] maps low-level
+//! Also owns the `debug: true` trace (secrets redacted); `super::classify` maps low-level
 //! failures to [`Error`]s.
 
 use super::classify::classify;
