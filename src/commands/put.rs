@@ -30,9 +30,18 @@ enum Source {
     ImportFile(PathBuf),
     Pull { repository: String, tag: String },
     Image(String),
+    Images(Vec<String>),
 }
 
 fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
+    if let Some(images) = &params.images {
+        // Several images make their own index: no precedence, any other source is an error.
+        let others = params.image_sources();
+        if !others.is_empty() {
+            bail!("params.images cannot be combined with params.{}: images pushes its own multi-platform index; give one image source", others.join(", params."));
+        }
+        return Ok(Source::Images(images.clone()));
+    }
     if let Some(load) = &params.load {
         return Ok(Source::Load(dir.join(load)));
     }
@@ -64,7 +73,7 @@ fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
     if let Some(image) = &params.image {
         return Ok(Source::Image(image.clone()));
     }
-    bail!("no image to push: set one of {SOURCES} in params")
+    bail!("no image to push: set one of {SOURCES} in params (or images, one image per platform)")
 }
 
 /// Runs `out`; `args[0]` is the directory params' paths are relative to. Notes go to `log`.
@@ -203,6 +212,7 @@ fn local_image(
         }
         Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch),
         Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch),
+        Source::Images(patterns) => sources::from_images(dir, &patterns, scratch),
         Source::Pull { .. } => bail!("internal: pull_repository is not a local source"),
     }
 }

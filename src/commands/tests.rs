@@ -288,7 +288,8 @@ mod in_process {
         let dir = tempfile::tempdir()?;
         let args = [dir.path().display().to_string()];
         for (params, message) in [
-            (json!({}), "no image to push: set one of load, build, load_file, import_file, pull_repository, image in params"),
+            (json!({}), "no image to push: set one of load, build, load_file, import_file, pull_repository, image in params (or images, one image per platform)"),
+            (json!({"images": ["a.tar"], "load_file": "image.tar", "pull_repository": "x"}), "params.images cannot be combined with params.load_file, params.pull_repository: images pushes its own multi-platform index; give one image source"),
             (json!({"load_file": "image.tar", "load_tag": "1"}), "params.load_tag is set without params.load_repository; give both (or neither, for an archive holding one image)"),
         ] {
             let input = request(&server, json!({"tag": "1"}), json!({ "params": params }));
