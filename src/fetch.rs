@@ -205,7 +205,8 @@ async fn fetch_config(
     manifest: &ImageManifest,
 ) -> anyhow::Result<Config> {
     let descriptor = manifest.config();
-    let digest = descriptor.digest().to_string();
+    let digest = Digest::parse(descriptor.digest().as_ref())
+        .with_context(|| format!("the config of an image of {repository}"))?;
     let raw = client
         .fetch_small_blob(repository, &digest, descriptor.size())
         .await
@@ -252,7 +253,7 @@ pub async fn download(
             let result =
                 download_one(&client, &repository, &digest, size, &path, &progress, i).await;
             arrivals.arrive(
-                digest.as_str(),
+                &digest,
                 result
                     .as_ref()
                     .map(|()| path.clone())
@@ -283,7 +284,7 @@ async fn download_one(
     let counter = progress.counter(index);
     // Retries (resuming with Range) are the client's: see registry::blob.
     client
-        .fetch_blob_to_file(repository, digest.as_str(), size, path, &counter)
+        .fetch_blob_to_file(repository, digest, size, path, &counter)
         .await
         .with_context(|| format!("downloading blob {digest}"))?;
     if let Some(item) = progress.item(index) {

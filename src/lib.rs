@@ -43,6 +43,7 @@ pub mod repush;
 pub mod resource;
 pub mod secret;
 pub mod settings;
+pub mod sigstore;
 pub mod tags;
 pub mod time;
 pub mod upload_ahead;

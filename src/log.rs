@@ -38,6 +38,14 @@ impl Log {
     }
 }
 
+/// The process's stderr, as [`Log::stderr`]: what a registry client or credential source
+/// built without a command's log writes to.
+impl Default for Log {
+    fn default() -> Log {
+        Log::stderr()
+    }
+}
+
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Log")

@@ -137,7 +137,7 @@ pub async fn push_after(
         .map(|b| (b.digest.to_string(), b.size))
         .collect();
     let progress = Progress::new("uploading", &sizes);
-    let reporter = progress.report(&crate::log::Log::stderr());
+    let reporter = progress.report(target.log());
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, blob) in plan.blobs.iter().enumerate() {
@@ -175,12 +175,12 @@ pub async fn push_after(
     }
     drop(reporter);
     let total: u64 = sizes.iter().map(|(_, s)| s).sum();
-    eprintln!(
+    target.log().line(format_args!(
         "{} ({} in {:.1} s)",
         report.line(),
         progress::mb(total),
         started.elapsed().as_secs_f64()
-    );
+    ));
     for child in &plan.children {
         put_manifest(&target, repository, child.digest.as_str(), child)
             .await
@@ -216,7 +216,7 @@ async fn push_blob(
     scratch: &Path,
 ) -> anyhow::Result<()> {
     let counter = progress.counter(index);
-    let digest = blob.digest.as_str();
+    let digest = &blob.digest;
     let exists = target.blob_exists(repository, digest).await?;
     if exists {
         report.present.fetch_add(1, Ordering::Relaxed);

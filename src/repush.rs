@@ -195,8 +195,11 @@ async fn known_layers(
     let Some(config) = &manifest.config else {
         return Vec::new();
     };
+    let Ok(config_digest) = Digest::parse(&config.digest) else {
+        return Vec::new();
+    };
     let bytes = match client
-        .fetch_small_blob(repository, &config.digest, config.size)
+        .fetch_small_blob(repository, &config_digest, config.size)
         .await
     {
         Ok(bytes) => bytes,

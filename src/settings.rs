@@ -3,6 +3,7 @@
 //! registry, and the Docker Hub mirror. Also where the mirror-then-origin order lives.
 
 use crate::credentials::Keychain;
+use crate::log::Log;
 use crate::reference::{Reference, DOCKER_HUB_API};
 use crate::registry::auth::Credentials;
 use crate::registry::transport::{InsecureRule, TlsCa, TlsIdentity, TransportOptions};
@@ -57,8 +58,9 @@ pub struct Endpoint {
 }
 
 impl Settings {
-    /// Validates `source`.
-    pub fn from_source(source: &Source) -> anyhow::Result<Settings> {
+    /// Validates `source`. Every client and credential source built from these settings
+    /// writes its notes (retries, `debug` traces, credential choices) to `log`.
+    pub fn from_source(source: &Source, log: &Log) -> anyhow::Result<Settings> {
         let reference = source.reference()?;
         let mut insecure = source
             .insecure_registries
@@ -76,7 +78,7 @@ impl Settings {
                 api_host(&reference).to_ascii_lowercase(),
             ));
         }
-        let keychain = Keychain::from_source(source, &api_host(&reference))?;
+        let keychain = Keychain::from_source(source, &api_host(&reference), log)?;
         Ok(Settings {
             reference,
             transport: TransportOptions {
@@ -86,6 +88,7 @@ impl Settings {
                 debug: source.debug,
                 timeouts: crate::registry::retry::Timeouts::from_env(),
                 retry: crate::registry::retry::RetryPolicy::from_env(),
+                log: log.clone(),
             },
             keychain,
             mirror: source.registry_mirror.clone(),
@@ -184,7 +187,8 @@ fn api_host(reference: &Reference) -> String {
 }
 
 /// Runs `operation` against each endpoint in turn until one succeeds, returning that
-/// endpoint and the value; a failure on a mirror is reported on stderr and the next endpoint
+/// endpoint and the value; a failure on a mirror is reported on the endpoint client's log and
+/// the next endpoint
 /// is tried. The last error is returned with the earlier ones named in it.
 pub async fn first_success<'e, T>(
     endpoints: &'e [Endpoint],
@@ -208,17 +212,17 @@ pub async fn first_found<'e, T>(
             (Ok(value), None) => return Ok((endpoint, value)),
             (Ok(value), Some(_)) if found(&value) => return Ok((endpoint, value)),
             (Ok(_), Some(next)) => {
-                eprintln!(
+                endpoint.client.log().line(format_args!(
                     "{} does not have it (not found), falling back to {}",
                     endpoint.label, next.label
-                );
+                ));
                 failures.push(format!("{}: not found", endpoint.label));
             }
             (Err(e), Some(next)) => {
-                eprintln!(
+                endpoint.client.log().line(format_args!(
                     "{} failed, falling back to {}: {e:#}",
                     endpoint.label, next.label
-                );
+                ));
                 failures.push(format!("{}: {e:#}", endpoint.label));
             }
             (Err(e), None) if failures.is_empty() => return Err(e),

@@ -27,7 +27,7 @@ pub async fn upload(
         if uploaded.contains(&blob.digest) {
             continue;
         }
-        let digest = blob.digest.as_str();
+        let digest = &blob.digest;
         // Present (or unknown): the pusher asks again and counts it.
         if !matches!(target.blob_exists(&repository, digest).await, Ok(false)) {
             continue;

@@ -37,14 +37,23 @@ pub const RESOLVE_CONCURRENCY: usize = 8;
 pub async fn run(input: &[u8], log: &Log) -> anyhow::Result<serde_json::Value> {
     let request: CheckRequest = parse_request(input)?;
     request.source.reject_unsupported(Command::Check)?;
-    let settings = Settings::from_source(&request.source)?;
+    let settings = Settings::from_source(&request.source, log)?;
     for note in request.source.notes(Command::Check) {
         log.line(note);
     }
     for note in ignored_options(&request.source, pins_a_tag(&settings)) {
         log.line(format_args!("note: {note}"));
     }
-    let versions = check(&settings, &request.source, request.version.as_ref(), log).await?;
+    let verify = request.source.verify.as_ref();
+    let verifier = crate::sigstore::verify::Verifier::from_options(verify, &settings.reference)?;
+    let given = request.version.as_ref();
+    let mut versions = check(&settings, &request.source, given, log).await?;
+    if let Some(verifier) = verifier {
+        let endpoints = settings.pull_endpoints().await?;
+        let (signed, notes) = verifier.signed_versions(&endpoints, versions).await?;
+        notes.iter().for_each(|note| log.line(note));
+        versions = signed;
+    }
     Ok(serde_json::to_value(versions)?)
 }
 

@@ -69,7 +69,7 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         log.line(note);
     }
     // R: credentials in params replace the source's for this step.
-    let settings = Settings::from_source(&request.params.credentials_over(&request.source))?;
+    let settings = Settings::from_source(&request.params.credentials_over(&request.source), log)?;
     std::fs::create_dir_all(&dest)
         .with_context(|| format!("creating the destination directory {}", dest.display()))?;
     let mut written = Written::new(&dest, log);
@@ -98,11 +98,19 @@ async fn get(
         "source.annotation_regex",
         source.annotation_regex.as_deref(),
     )?;
+    let verify = source.verify.as_ref();
+    let verifier = crate::sigstore::verify::Verifier::from_options(verify, reference)?;
     let endpoints = settings.pull_endpoints().await?;
     let version = match &request.version {
         Some(version) => version.clone(),
         None => current_version(settings, &endpoints).await?,
     };
+    if let Some(verifier) = verifier {
+        let name = reference.name();
+        verifier
+            .require(&endpoints, &name, &version.digest, log)
+            .await?;
+    }
     // As R: the version's tag first; D's versions carry none, so then the source's tag.
     let tag = version
         .tag
@@ -401,8 +409,9 @@ async fn fetch_and_apply(
         let arrivals = Arc::clone(&arrivals);
         let path = job.rootfs.to_path_buf();
         let keep_blobs = outputs.needs_blobs();
+        let log = log.clone();
         Some(tokio::task::spawn_blocking(move || {
-            unpack::apply_all(&path, &layers, &diff_ids, &arrivals, keep_blobs)
+            unpack::apply_all(&path, &layers, &diff_ids, &arrivals, keep_blobs, &log)
         }))
     } else {
         None

@@ -33,9 +33,18 @@ enum Source {
     ImportFile(PathBuf),
     Pull { repository: String, tag: String },
     Image(String),
+    Images(Vec<String>),
 }
 
 fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
+    if let Some(images) = &params.images {
+        // Several images make their own index: no precedence, any other source is an error.
+        let others = params.image_sources();
+        if !others.is_empty() {
+            bail!("params.images cannot be combined with params.{}: images pushes its own multi-platform index; give one image source", others.join(", params."));
+        }
+        return Ok(Source::Images(images.clone()));
+    }
     if let Some(load) = &params.load {
         return Ok(Source::Load(dir.join(load)));
     }
@@ -67,7 +76,7 @@ fn choose_source(params: &PutParams, dir: &Path) -> anyhow::Result<Source> {
     if let Some(image) = &params.image {
         return Ok(Source::Image(image.clone()));
     }
-    bail!("no image to push: set one of {SOURCES} in params")
+    bail!("no image to push: set one of {SOURCES} in params (or images, one image per platform)")
 }
 
 /// Runs `out`; `args[0]` is the directory params' paths are relative to. Notes go to `log`.
@@ -88,13 +97,16 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
     }
     // R: credentials in params replace the source's for this step.
     let source_with_credentials = request.params.credentials_over(&request.source);
-    let settings = Settings::from_source(&source_with_credentials)?;
+    let settings = Settings::from_source(&source_with_credentials, log)?;
     if settings.reference.digest().is_some() {
         bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");
     }
     let params = &request.params;
     let encoding = Encoding::from_params(params.compression.as_deref(), params.compression_level)?;
     let source = choose_source(params, &dir)?;
+    // The signing key is read (and decrypted) before anything is pushed.
+    let pulled = matches!(source, Source::Pull { .. });
+    let signing = crate::sigstore::out::Signing::new(params, &dir, pulled)?;
     let plan = tags::plan(&TagRequest {
         params,
         source_tag: settings.reference.tag(),
@@ -202,6 +214,11 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         plan.top.digest,
         tags.join(", ")
     ));
+    let (digest, client) = (plan.top.digest.as_str(), &target.client);
+    let signed = signing.after_push(&settings, client, &repository, digest, scratch.path());
+    for line in signed.await? {
+        log.line(line);
+    }
     // The version `check` will report for this image, so a put and the check after it do not
     // make two versions of one push; else the first tag.
     let version_tag = super::check::reported_tag(&settings, &request.source, &tags)
@@ -250,6 +267,7 @@ fn local_image(
             sources::from_rootfs_tarball_with(&path, scratch, options.encoding)
         }
         Source::Image(pattern) => sources::from_image_path_with(dir, &pattern, scratch, options),
+        Source::Images(patterns) => sources::from_images(dir, &patterns, scratch),
         Source::Pull { .. } => bail!("internal: pull_repository is not a local source"),
     }
 }

@@ -155,6 +155,47 @@ mod in_process {
         Ok(())
     }
 
+    /// The registry client's notes (a retry, the `debug` trace) and the credentials line go
+    /// to the command's log, not to the process's stderr.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn check_says_retries_and_its_debug_trace_on_its_log() -> anyhow::Result<()> {
+        let busy = std::sync::atomic::AtomicBool::new(true);
+        let server = TestServer::start(move |request: &Request, _: &str| match request.path() {
+            "/v2/" => Reply::status(200),
+            "/v2/app/tags/list" if busy.swap(false, std::sync::atomic::Ordering::SeqCst) => {
+                Reply::status(503).header("retry-after", "0")
+            }
+            "/v2/app/tags/list" => Reply::json(&json!({"name": "app", "tags": []})),
+            _ => Reply::status(404),
+        })
+        .await?;
+        let (log, captured) = Captured::log();
+        let input = request(&server, json!({"debug": true}), json!({}));
+        assert_eq!(check::run(&input, &log).await?, json!([]));
+        let text = captured.text();
+        let host = server.host();
+        assert!(
+            text.contains(&format!("credentials for {host}: none (anonymous)\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("debug: --> GET http://{host}/v2/app/tags/list")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "debug: <-- 503 GET http://{host}/v2/app/tags/list"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("retrying GET http://{host}/v2/app/tags/list"))),
+            "{text}"
+        );
+        Ok(())
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn check_refuses_a_bad_pattern_before_any_request() -> anyhow::Result<()> {
         let server = registry(&["1.0"]).await?;
@@ -247,7 +288,8 @@ mod in_process {
         let dir = tempfile::tempdir()?;
         let args = [dir.path().display().to_string()];
         for (params, message) in [
-            (json!({}), "no image to push: set one of load, build, load_file, import_file, pull_repository, image in params"),
+            (json!({}), "no image to push: set one of load, build, load_file, import_file, pull_repository, image in params (or images, one image per platform)"),
+            (json!({"images": ["a.tar"], "load_file": "image.tar", "pull_repository": "x"}), "params.images cannot be combined with params.load_file, params.pull_repository: images pushes its own multi-platform index; give one image source"),
             (json!({"load_file": "image.tar", "load_tag": "1"}), "params.load_tag is set without params.load_repository; give both (or neither, for an archive holding one image)"),
         ] {
             let input = request(&server, json!({"tag": "1"}), json!({ "params": params }));

@@ -62,14 +62,20 @@ fn challenge_tenant(header: &str) -> Option<String> {
 
 impl Acr {
     /// Reads the options; `None` unless `azure_acr` is true.
-    pub fn from_source(source: &Source, origin_host: &str) -> anyhow::Result<Option<Acr>> {
-        Self::from_source_with(source, origin_host, |name| std::env::var(name).ok())
+    /// HTTP traces and retry notes go to `log`.
+    pub fn from_source(
+        source: &Source,
+        origin_host: &str,
+        log: &crate::log::Log,
+    ) -> anyhow::Result<Option<Acr>> {
+        Self::from_source_with(source, origin_host, |name| std::env::var(name).ok(), log)
     }
 
     fn from_source_with(
         source: &Source,
         origin_host: &str,
         env: impl Fn(&str) -> Option<String>,
+        log: &crate::log::Log,
     ) -> anyhow::Result<Option<Acr>> {
         if !source.azure_acr {
             // Other azure_* options alone do nothing: Source::notes says so on stderr.
@@ -107,6 +113,7 @@ impl Acr {
                 client_certs: crate::settings::tls_identities(source),
                 insecure,
                 debug: source.debug,
+                log: log.clone(),
                 ..TransportOptions::from_env()
             },
             aad_token: tokio::sync::Mutex::new(None),
@@ -254,7 +261,13 @@ mod tests {
     }
 
     fn configured(extra: serde_json::Value) -> Result<Option<Acr>, String> {
-        Acr::from_source_with(&source(extra), "reg.azurecr.io", |_| None).map_err(|e| e.to_string())
+        Acr::from_source_with(
+            &source(extra),
+            "reg.azurecr.io",
+            |_| None,
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -280,6 +293,7 @@ mod tests {
             &source(json!({"azure_acr": true})),
             "registry-1.docker.io",
             |_| None,
+            &Default::default(),
         );
         assert!(hub.is_err_and(|e| e.to_string().contains("never sent to Docker Hub")));
         let err = configured(json!({"azure_acr": true, "azure_environment": "Mars"}));

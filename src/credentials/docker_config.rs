@@ -39,6 +39,8 @@ pub struct DockerConfig {
     creds_store: Option<String>,
     /// How long a helper may run.
     helper_timeout: Duration,
+    /// Where key-choice notes go.
+    log: crate::log::Log,
 }
 
 /// One `auths` entry as written (secrets wrapped).
@@ -53,15 +55,24 @@ struct Entry {
 }
 
 impl DockerConfig {
-    /// Reads the options; `None` when they are not given.
-    pub fn from_source(source: &Source) -> anyhow::Result<Option<DockerConfig>> {
+    /// Reads the options; `None` when they are not given. Key-choice notes go to `log`.
+    pub fn from_source(
+        source: &Source,
+        log: &crate::log::Log,
+    ) -> anyhow::Result<Option<DockerConfig>> {
         match &source.docker_config {
-            Some(config) => DockerConfig::parse(config.as_object()).map(Some),
+            Some(config) => DockerConfig::parse(config.as_object()).map(|parsed| {
+                Some(DockerConfig {
+                    log: log.clone(),
+                    ..parsed
+                })
+            }),
             None => Ok(None),
         }
     }
 
-    /// Reads a `config.json` object; errors name the key and field (never a value).
+    /// Reads a `config.json` object; errors name the key and field (never a value). Notes
+    /// go to stderr.
     pub fn parse(config: &Map<String, Value>) -> anyhow::Result<DockerConfig> {
         let mut auths = BTreeMap::new();
         if let Some(section) = section(config, "auths")? {
@@ -100,7 +111,15 @@ impl DockerConfig {
             cred_helpers,
             creds_store,
             helper_timeout: helper::TIMEOUT,
+            log: crate::log::Log::default(),
         })
+    }
+
+    /// Says a key choice on the log.
+    fn note(&self, line: Option<String>) {
+        if let Some(line) = line {
+            self.log.line(line);
+        }
     }
 
     /// The credentials this source has for registry `host` (the API host), if any.
@@ -110,7 +129,7 @@ impl DockerConfig {
             docker_hub: is_docker_hub(host),
         };
         let helpers = keys::matches(self.cred_helpers.keys().map(String::as_str), target);
-        note(keys::choice_note("credHelpers", host, &helpers));
+        self.note(keys::choice_note("credHelpers", host, &helpers));
         if let Some(chosen) = helpers.first() {
             let name = self.cred_helpers.get(chosen.key).map_or("", String::as_str);
             if let Some(credentials) = helper::get(name, chosen.key, self.helper_timeout)
@@ -134,7 +153,7 @@ impl DockerConfig {
             .filter(|(_, credentials)| credentials.is_some())
             .map(|(key, _)| key.as_str());
         let entries = keys::matches(with_credentials, target);
-        note(keys::choice_note("auths", host, &entries));
+        self.note(keys::choice_note("auths", host, &entries));
         if let Some(chosen) = entries.first() {
             if let Some(Some(credentials)) = self.auths.get(chosen.key) {
                 return Ok(Some(Found {
@@ -237,13 +256,6 @@ fn is_docker_hub(host: &str) -> bool {
     }
     std::env::var(crate::settings::DOCKER_HUB_HOST_ENV)
         .is_ok_and(|stand_in| stand_in.trim().eq_ignore_ascii_case(host))
-}
-
-/// Says a key choice on stderr.
-fn note(line: Option<String>) {
-    if let Some(line) = line {
-        eprintln!("{line}");
-    }
 }
 
 /// `serde_json`'s error category, without the input (which may hold a secret).

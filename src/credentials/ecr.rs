@@ -120,17 +120,23 @@ pub fn wanted(source: &Source) -> bool {
 impl Ecr {
     /// Reads the options; `None` when no `aws_*` option is given. The region and the first
     /// credentials are settled here, so a mistake fails before any registry is contacted.
-    pub fn from_source(source: &Source, origin_host: &str) -> anyhow::Result<Option<Ecr>> {
+    /// HTTP traces and retry notes go to `log`.
+    pub fn from_source(
+        source: &Source,
+        origin_host: &str,
+        log: &crate::log::Log,
+    ) -> anyhow::Result<Option<Ecr>> {
         if !wanted(source) {
             return Ok(None);
         }
-        Self::from_source_with(source, origin_host, |name| std::env::var(name).ok())
+        Self::from_source_with(source, origin_host, |name| std::env::var(name).ok(), log)
     }
 
     fn from_source_with(
         source: &Source,
         origin_host: &str,
         env: impl Fn(&str) -> Option<String>,
+        log: &crate::log::Log,
     ) -> anyhow::Result<Option<Ecr>> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         account_id(source)?;
@@ -183,6 +189,7 @@ impl Ecr {
         let options = TransportOptions {
             ca_certs: crate::settings::tls_cas(source),
             debug: source.debug,
+            log: log.clone(),
             ..TransportOptions::from_env()
         };
         Ok(Some(Ecr {

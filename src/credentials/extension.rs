@@ -82,7 +82,11 @@ struct Entry {
 
 impl Extension {
     /// Reads the options; `None` when they are not given. Nothing is sent yet.
-    pub fn from_source(source: &Source) -> anyhow::Result<Option<Extension>> {
+    /// HTTP traces, retry notes and the `debug` line go to `log`.
+    pub fn from_source(
+        source: &Source,
+        log: &crate::log::Log,
+    ) -> anyhow::Result<Option<Extension>> {
         let Some(options) = &source.registry_extension else {
             return Ok(None);
         };
@@ -101,6 +105,7 @@ impl Extension {
             debug: source.debug,
             timeouts: crate::registry::retry::Timeouts::from_env(),
             retry: crate::registry::retry::RetryPolicy::from_env(),
+            log: log.clone(),
         };
         if options.skip_verify {
             transport
@@ -193,7 +198,9 @@ impl Extension {
                 .iter()
                 .map(|e| e.address.as_deref().unwrap_or(""))
                 .collect();
-            eprintln!("registry_extension {shown}: HTTP {status}, credentials for {addresses:?}");
+            self.transport.log.line(format_args!(
+                "registry_extension {shown}: HTTP {status}, credentials for {addresses:?}"
+            ));
         }
         Ok(entries)
     }

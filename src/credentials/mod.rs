@@ -5,13 +5,14 @@
 //! Precedence, first match wins: explicit `username`/`password` (the repository's own
 //! registry only) > `docker_config` ([`docker_config`]) > `registry_extension`
 //! ([`extension`]) > Amazon ECR ([`ecr`]) / Azure ACR ([`acr`]) > anonymous. With `debug`,
-//! one stderr line per registry says which source supplied credentials (never the secret).
+//! one line per registry on the command's log says which source supplied credentials (never the secret).
 
 pub mod acr;
 pub mod docker_config;
 pub mod ecr;
 pub mod extension;
 
+use crate::log::Log;
 use crate::registry::auth::Credentials;
 use crate::resource::Source;
 use std::collections::HashMap;
@@ -38,13 +39,15 @@ pub struct Keychain {
     ecr: Option<ecr::Ecr>,
     acr: Option<acr::Acr>,
     debug: bool,
+    log: Log,
     cache: Mutex<HashMap<String, Option<Found>>>,
 }
 
 impl Keychain {
     /// Reads every credential option of `source`; `origin_host` is the repository's API host.
     /// Nothing is fetched yet (services are asked on the first lookup that needs them).
-    pub fn from_source(source: &Source, origin_host: &str) -> anyhow::Result<Keychain> {
+    /// Notes and the `debug` lines go to `log`.
+    pub fn from_source(source: &Source, origin_host: &str, log: &Log) -> anyhow::Result<Keychain> {
         let explicit = match (&source.username, &source.password) {
             (Some(user), Some(password)) if !user.is_empty() => {
                 Some(Credentials::basic(user.clone(), password.clone()))
@@ -60,11 +63,12 @@ impl Keychain {
         Ok(Keychain {
             origin_host: origin_host.to_string(),
             explicit,
-            docker_config: docker_config::DockerConfig::from_source(source)?,
-            extension: extension::Extension::from_source(source)?,
-            ecr: ecr::Ecr::from_source(source, origin_host)?,
-            acr: acr::Acr::from_source(source, origin_host)?,
+            docker_config: docker_config::DockerConfig::from_source(source, log)?,
+            extension: extension::Extension::from_source(source, log)?,
+            ecr: ecr::Ecr::from_source(source, origin_host, log)?,
+            acr: acr::Acr::from_source(source, origin_host, log)?,
             debug: source.debug,
+            log: log.clone(),
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -81,8 +85,12 @@ impl Keychain {
         let found = self.find(&key).await?;
         if self.debug {
             match &found {
-                Some(found) => eprintln!("credentials for {host}: from {}", found.from),
-                None => eprintln!("credentials for {host}: none (anonymous)"),
+                Some(found) => self
+                    .log
+                    .line(format_args!("credentials for {host}: from {}", found.from)),
+                None => self
+                    .log
+                    .line(format_args!("credentials for {host}: none (anonymous)")),
             }
         }
         if let Ok(mut cache) = self.cache.lock() {

@@ -9,7 +9,7 @@
 //! and [`super::compression::open`].
 //!
 //! A block whose bytes look random (already compressed files, random data: an order-0
-//! entropy of at least [`STORED_ENTROPY`] bits per byte) is written as stored deflate blocks
+//! entropy of at least 7.9 bits per byte) is written as stored deflate blocks
 //! instead: deflate would gain nothing there and costs as much as on text. The choice
 //! depends only on the block's bytes, so the output stays a function of the input.
 //!

@@ -6,8 +6,9 @@
 
 use crate::image::compression;
 use crate::image::hashing::HashingReader;
-use crate::image::model::Descriptor;
+use crate::image::model::{Descriptor, Digest};
 use crate::image::rootfs::{LayerStats, Rootfs};
+use crate::log::Log;
 use crate::progress;
 use anyhow::{bail, Context as _};
 use std::collections::HashMap;
@@ -26,16 +27,16 @@ pub struct Arrivals {
 #[derive(Debug, Default)]
 struct ArrivalState {
     /// Finished downloads, by digest.
-    blobs: HashMap<String, Result<PathBuf, String>>,
+    blobs: HashMap<Digest, Result<PathBuf, String>>,
     /// Set when the download as a whole failed: every waiter gets it.
     failed: Option<String>,
 }
 
 impl Arrivals {
     /// Records that `digest` arrived at a path (or failed to) and wakes the waiters.
-    pub fn arrive(&self, digest: &str, result: Result<PathBuf, String>) {
+    pub fn arrive(&self, digest: &Digest, result: Result<PathBuf, String>) {
         if let Ok(mut state) = self.state.lock() {
-            state.blobs.insert(digest.to_string(), result);
+            state.blobs.insert(digest.clone(), result);
         }
         self.changed.notify_all();
     }
@@ -49,7 +50,7 @@ impl Arrivals {
     }
 
     /// Blocks until `digest` has arrived (or failed). For blocking threads only.
-    pub fn wait(&self, digest: &str) -> anyhow::Result<PathBuf> {
+    pub fn wait(&self, digest: &Digest) -> anyhow::Result<PathBuf> {
         let mut state = self
             .state
             .lock()
@@ -73,18 +74,19 @@ impl Arrivals {
 /// at `root`, each as its download arrives; checks each layer against its `diff_ids` entry
 /// while it streams. Unless `keep_blobs`, removes each downloaded blob once
 /// applied (used once, it then often leaves the page cache without ever being written to
-/// disk). Runs on a blocking thread.
+/// disk). Runs on a blocking thread; says each applied layer on `log`.
 pub fn apply_all(
     root: &Path,
     layers: &[Descriptor],
     diff_ids: &[String],
     arrivals: &Arrivals,
     keep_blobs: bool,
+    log: &Log,
 ) -> anyhow::Result<()> {
     let mut rootfs = Rootfs::create(root)?;
     for (i, layer) in layers.iter().enumerate() {
         let (digest, media_type, size) = (layer.digest.as_str(), &layer.media_type, &layer.size);
-        let path = arrivals.wait(digest)?;
+        let path = arrivals.wait(&layer.digest)?;
         let expected = diff_ids.get(i).map(String::as_str).unwrap_or_default();
         let started = Instant::now();
         let stats = apply_one(&mut rootfs, &path, digest, media_type, expected)
@@ -94,7 +96,7 @@ pub fn apply_all(
         if !keep_blobs && !used_again {
             let _ = std::fs::remove_file(&path);
         }
-        eprintln!(
+        log.line(format_args!(
             "applied layer {}/{} {} ({}, {} entries) in {:.1} s",
             i + 1,
             layers.len(),
@@ -102,9 +104,9 @@ pub fn apply_all(
             progress::mb(*size),
             stats.entries,
             started.elapsed().as_secs_f64()
-        );
+        ));
         for warning in &stats.skipped {
-            eprintln!("  warning: {warning}");
+            log.line(format_args!("  warning: {warning}"));
         }
     }
     rootfs.finish()
@@ -221,20 +223,18 @@ mod tests {
 
     #[test]
     fn a_waiter_gets_its_blob_or_the_failure_whichever_comes() {
+        let [a, b, c] = [b"a", b"b", b"c"].map(|bytes| Digest::sha256_of(bytes));
         let arrivals = Arc::new(Arrivals::default());
         let waiter = {
-            let arrivals = Arc::clone(&arrivals);
-            std::thread::spawn(move || arrivals.wait("sha256:b"))
+            let (arrivals, b) = (Arc::clone(&arrivals), b.clone());
+            std::thread::spawn(move || arrivals.wait(&b))
         };
-        arrivals.arrive("sha256:a", Ok(PathBuf::from("/blobs/a")));
-        arrivals.arrive("sha256:b", Err("404".to_string()));
+        arrivals.arrive(&a, Ok(PathBuf::from("/blobs/a")));
+        arrivals.arrive(&b, Err("404".to_string()));
         assert_eq!(waiter.join().unwrap().unwrap_err().to_string(), "404");
-        assert_eq!(
-            arrivals.wait("sha256:a").unwrap(),
-            PathBuf::from("/blobs/a")
-        );
+        assert_eq!(arrivals.wait(&a).unwrap(), PathBuf::from("/blobs/a"));
         arrivals.fail_all("download failed");
-        let err = arrivals.wait("sha256:c").unwrap_err();
+        let err = arrivals.wait(&c).unwrap_err();
         assert_eq!(err.to_string(), "download failed");
     }
 }

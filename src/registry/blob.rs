@@ -9,7 +9,7 @@ use super::auth::repository_scope;
 use super::client::{header_str, Client, Request};
 use super::error::Error;
 use super::retry::Failure;
-use crate::digest::Hasher;
+use crate::digest::{Digest, Hasher};
 use reqwest::{Method, StatusCode};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,11 +33,12 @@ impl Client {
     pub async fn fetch_blob_to_file(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         path: &Path,
         progress: &AtomicU64,
     ) -> Result<(), Error> {
+        let digest = digest.as_str();
         let result = self
             .download(repository, digest, size, path, progress)
             .await;
@@ -68,7 +69,7 @@ impl Client {
             received: 0,
         };
         let what = format!("the download of blob {digest} of {repository}");
-        let mut retry = self.transport().retry().start();
+        let mut retry = self.transport().retrying();
         loop {
             let before = partial.received;
             match self
@@ -161,11 +162,11 @@ impl Client {
         } else if status.is_success() {
             if partial.received > 0 {
                 // No Range support: start over, hashing from the first byte again.
-                eprintln!(
+                self.log().line(format_args!(
                     "registry {} does not resume downloads (answered {} to a Range request): downloading blob {digest} again from the start",
                     self.host(),
                     status.as_u16()
-                );
+                ));
                 partial.file.flush().await.map_err(io_error)?;
                 let file = partial.file.get_mut();
                 file.set_len(0).await.map_err(io_error)?;
@@ -232,9 +233,10 @@ impl Client {
     pub async fn fetch_small_blob(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
     ) -> Result<Vec<u8>, Error> {
+        let digest = digest.as_str();
         if size > MAX_CONFIG_BYTES {
             return Err(Error::Protocol {
                 registry: self.host().to_string(),

@@ -1,8 +1,8 @@
 //! [`Client`]: the distribution API calls for one registry, over its [`Transport`] and
 //! [`Authenticator`]. The first request pings `/v2/` to pick the scheme (HTTPS, or HTTP for
 //! insecure and loopback registries) and learn the auth challenge. Every request goes
-//! through the one [`retry`](super::retry) policy: [`Client::send_with`] retries idempotent
-//! requests, [`Client::get_small`] also retries a body that breaks while being read.
+//! through the one [`super::retry`] policy: `Client::send_with` retries idempotent
+//! requests, `Client::get_small` also retries a body that breaks while being read.
 
 use super::auth::{repository_scope, Authenticator, Credentials};
 use super::challenge;
@@ -76,6 +76,11 @@ impl Client {
         self.transport.host()
     }
 
+    /// Where this client's notes (retries, the `debug` trace) go: the command's log.
+    pub fn log(&self) -> &crate::log::Log {
+        self.transport.log()
+    }
+
     /// The transport (for its retry policy and error mapping).
     pub(crate) fn transport(&self) -> &Transport {
         &self.transport
@@ -88,7 +93,7 @@ impl Client {
         self.base
             .get_or_try_init(|| async {
                 let what = format!("the /v2/ probe of registry {}", self.host());
-                let mut retry = self.transport.retry().start();
+                let mut retry = self.transport.retrying();
                 loop {
                     match self.ping_once().await {
                         Err(e)
@@ -194,7 +199,7 @@ impl Client {
             request.method,
             parse_shown(request.url).unwrap_or_default()
         );
-        let mut retry = self.transport.retry().start();
+        let mut retry = self.transport.retrying();
         let mut refreshed = false;
         loop {
             let response = match self.send_once(&request).await {
@@ -320,7 +325,7 @@ impl Client {
         limit: u64,
         what: &str,
     ) -> Result<Option<(HeaderMap, Vec<u8>)>, Error> {
-        let mut retry = self.transport.retry().start();
+        let mut retry = self.transport.retrying();
         loop {
             let response = self
                 .send_with(Request {

@@ -90,9 +90,10 @@ impl RetryPolicy {
         }
     }
 
-    /// A fresh count of tries for one request, starting now.
-    pub fn start(&self) -> Retry {
+    /// A fresh count of tries for one request, starting now; retry notes go to `log`.
+    pub fn start(&self, log: &crate::log::Log) -> Retry {
         Retry {
+            log: log.clone(),
             policy: *self,
             started: Instant::now(),
             failures: 0,
@@ -114,6 +115,7 @@ impl RetryPolicy {
 /// The tries of one request.
 #[derive(Debug, Clone)]
 pub struct Retry {
+    log: crate::log::Log,
     policy: RetryPolicy,
     started: Instant,
     failures: u32,
@@ -144,7 +146,7 @@ impl Retry {
         self.failures = 0;
     }
 
-    /// After `error` on `what`: if another try is allowed, says so on stderr, waits, and
+    /// After `error` on `what`: if another try is allowed, says so on the log, waits, and
     /// returns true.
     pub async fn again(
         &mut self,
@@ -154,13 +156,13 @@ impl Retry {
     ) -> bool {
         match self.next_delay(retry_after) {
             Some(delay) => {
-                eprintln!(
+                self.log.line(format_args!(
                     "retrying {what} in {:.1} s (try {} of {}) after: {}",
                     delay.as_secs_f64(),
                     self.failures + 1,
                     self.policy.tries,
                     super::transport::error_chain(error)
-                );
+                ));
                 tokio::time::sleep(delay).await;
                 true
             }
@@ -232,7 +234,7 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_stops_after_the_tries() {
         let policy = RetryPolicy::default();
-        let mut retry = policy.start();
+        let mut retry = policy.start(&crate::log::Log::default());
         let mut delays = Vec::new();
         while let Some(delay) = retry.next_delay(None) {
             delays.push(delay);
@@ -247,7 +249,7 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_but_capped_and_the_budget_ends_it() {
         let policy = RetryPolicy::default();
-        let mut retry = policy.start();
+        let mut retry = policy.start(&crate::log::Log::default());
         assert_eq!(
             retry.next_delay(Some(Duration::from_secs(7))),
             Some(Duration::from_secs(7))
@@ -261,14 +263,16 @@ mod tests {
             ..policy
         };
         assert_eq!(
-            tight.start().next_delay(Some(Duration::from_secs(30))),
+            tight
+                .start(&crate::log::Log::default())
+                .next_delay(Some(Duration::from_secs(30))),
             None
         );
     }
 
     #[test]
     fn progress_resets_the_count_of_tries() {
-        let mut retry = RetryPolicy::default().start();
+        let mut retry = RetryPolicy::default().start(&crate::log::Log::default());
         for _ in 0..5 {
             retry.next_delay(None);
         }

@@ -316,6 +316,32 @@ async fn a_503_is_retried_until_it_answers() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Retry notes go to the log given in the options (the command's), not to stderr.
+#[tokio::test]
+async fn retry_notes_go_to_the_options_log() -> anyhow::Result<()> {
+    let calls = AtomicUsize::new(0);
+    let server = TestServer::start(move |request, _| {
+        open_probe(request).unwrap_or_else(|| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(503).header("retry-after", "0"),
+            _ => Reply::json(&serde_json::json!({"tags": ["1"]})),
+        })
+    })
+    .await?;
+    let (log, captured) = crate::log::Captured::log();
+    let options = TransportOptions { log, ..options(3) };
+    let client = Client::new(&server.host(), None, &options).await?;
+    assert_eq!(client.list_tags("app").await?, ["1"]);
+    let text = captured.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(lines[0].starts_with("retrying "), "{text}");
+    assert!(
+        lines[0].contains("(try 2 of 3) after: ") && lines[0].contains("503"),
+        "{text}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_lasting_503_is_an_error_after_the_tries() -> anyhow::Result<()> {
     let server = TestServer::start(|request, _| {
@@ -355,7 +381,7 @@ async fn a_404_is_not_retried() -> anyhow::Result<()> {
 #[tokio::test]
 async fn blob_download_is_digest_checked_and_removed_when_wrong() -> anyhow::Result<()> {
     let blob = b"layer bytes".to_vec();
-    let digest = crate::digest::sha256(&blob);
+    let digest = crate::digest::Digest::sha256_of(&blob);
     let served = blob.clone();
     let server = TestServer::start(move |request, _| {
         open_probe(request).unwrap_or_else(|| match request.path() {
@@ -384,7 +410,7 @@ async fn blob_download_is_digest_checked_and_removed_when_wrong() -> anyhow::Res
 #[tokio::test]
 async fn small_blob_is_digest_checked() -> anyhow::Result<()> {
     let config = br#"{"architecture":"amd64"}"#.to_vec();
-    let digest = crate::digest::sha256(&config);
+    let digest = crate::digest::Digest::sha256_of(&config);
     let served = config.clone();
     let server = TestServer::start(move |request, _| {
         open_probe(request).unwrap_or_else(|| match request.path() {
@@ -408,7 +434,7 @@ async fn small_blob_is_digest_checked() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn blob_exists_and_mount_read_their_statuses() -> anyhow::Result<()> {
-    let digest = crate::digest::sha256(b"x");
+    let digest = crate::digest::Digest::sha256_of(b"x");
     let server = TestServer::start(|request, _| {
         open_probe(request).unwrap_or_else(|| match (request.method.as_str(), request.path()) {
             ("HEAD", "/v2/here/blobs/sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881") => Reply::status(200),
@@ -443,7 +469,7 @@ async fn blob_exists_and_mount_read_their_statuses() -> anyhow::Result<()> {
         mount.target,
         format!(
             "/v2/here/blobs/uploads/?mount={}&from=base",
-            digest.replace(':', "%3A")
+            digest.as_str().replace(':', "%3A")
         )
     );
     Ok(())
@@ -471,7 +497,7 @@ fn upload_registry(chunk_min: Option<u64>) -> impl Fn(&Request, &str) -> Reply +
 #[tokio::test]
 async fn monolithic_upload_is_post_then_put_with_the_digest() -> anyhow::Result<()> {
     let blob = b"a layer to push".to_vec();
-    let digest = crate::digest::sha256(&blob);
+    let digest = crate::digest::Digest::sha256_of(&blob);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("blob");
     std::fs::write(&path, &blob)?;
@@ -492,7 +518,7 @@ async fn monolithic_upload_is_post_then_put_with_the_digest() -> anyhow::Result<
     let lines: Vec<String> = requests.iter().map(Request::line).collect();
     let put = format!(
         "PUT /upload/1?state=a&digest={}",
-        digest.replace(':', "%3A")
+        digest.as_str().replace(':', "%3A")
     );
     assert_eq!(
         lines,
@@ -506,7 +532,7 @@ async fn monolithic_upload_is_post_then_put_with_the_digest() -> anyhow::Result<
 #[tokio::test]
 async fn chunked_upload_patches_with_a_content_range_then_puts() -> anyhow::Result<()> {
     let blob = b"chunked layer".to_vec();
-    let digest = crate::digest::sha256(&blob);
+    let digest = crate::digest::Digest::sha256_of(&blob);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("blob");
     std::fs::write(&path, &blob)?;
@@ -526,7 +552,7 @@ async fn chunked_upload_patches_with_a_content_range_then_puts() -> anyhow::Resu
     let lines: Vec<String> = requests.iter().map(Request::line).collect();
     let put = format!(
         "PUT /upload/1?state=b&digest={}",
-        digest.replace(':', "%3A")
+        digest.as_str().replace(':', "%3A")
     );
     assert_eq!(
         lines,
@@ -546,7 +572,7 @@ async fn chunked_upload_patches_with_a_content_range_then_puts() -> anyhow::Resu
 #[tokio::test]
 async fn a_failed_upload_session_restarts_from_the_post() -> anyhow::Result<()> {
     let blob = b"retried layer".to_vec();
-    let digest = crate::digest::sha256(&blob);
+    let digest = crate::digest::Digest::sha256_of(&blob);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("blob");
     std::fs::write(&path, &blob)?;

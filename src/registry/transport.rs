@@ -2,13 +2,14 @@
 //! system roots plus matching `ca_certs` (adding, never replacing), a matching `client_certs`
 //! identity for mutual TLS, and `insecure_registries` (`host:port` or CIDR) / `insecure`, which
 //! skip certificate verification and allow plain HTTP for that registry only. No global state.
-//! Also owns the `debug: true` trace (secrets redacted); [`super::classify`] maps low-level
+//! Also owns the `debug: true` trace (secrets redacted); `super::classify` maps low-level
 //! failures to [`Error`]s.
 
 use super::classify::classify;
 use super::error::Error;
 use super::retry::{RetryPolicy, Timeouts};
 use super::tls::{self, ClientIdentity};
+use crate::log::Log;
 use crate::secret::Secret;
 use ipnet::IpNet;
 use rustls::pki_types::CertificateDer;
@@ -66,7 +67,7 @@ pub struct TlsIdentity {
 }
 
 /// What a registry's transport is built from. `Default` is: system roots only, nothing
-/// insecure, no client certificate, no trace.
+/// insecure, no client certificate, no trace, notes on stderr.
 #[derive(Debug, Clone, Default)]
 pub struct TransportOptions {
     /// Extra CAs; an entry without a domain applies to every registry.
@@ -75,12 +76,14 @@ pub struct TransportOptions {
     pub client_certs: Vec<TlsIdentity>,
     /// Registries allowed plain HTTP and unverified TLS.
     pub insecure: Vec<InsecureRule>,
-    /// Print an HTTP trace on stderr.
+    /// Write an HTTP trace to `log`.
     pub debug: bool,
     /// Connect and stall timeouts (see [`Timeouts`]).
     pub timeouts: Timeouts,
     /// How failed requests are tried again (see [`RetryPolicy`]).
     pub retry: RetryPolicy,
+    /// Where retry notes, warnings and the trace go (the command's log).
+    pub log: Log,
 }
 
 impl TransportOptions {
@@ -141,6 +144,7 @@ pub struct Transport {
     debug: bool,
     timeouts: Timeouts,
     retry: RetryPolicy,
+    log: Log,
 }
 
 impl Transport {
@@ -148,7 +152,7 @@ impl Transport {
     /// need it.
     pub async fn new(host: &str, options: &TransportOptions) -> Result<Transport, Error> {
         let insecure = is_insecure(host, &options.insecure).await;
-        let mut roots: Vec<CertificateDer<'static>> = system_roots().to_vec();
+        let mut roots: Vec<CertificateDer<'static>> = system_roots(&options.log).to_vec();
         for (i, ca) in options.ca_certs.iter().enumerate() {
             if let Some(domain) = &ca.domain {
                 if !domain_matches(domain, host) {
@@ -199,6 +203,7 @@ impl Transport {
             debug: options.debug,
             timeouts: options.timeouts,
             retry: options.retry,
+            log: options.log.clone(),
         })
     }
 
@@ -220,6 +225,16 @@ impl Transport {
     /// The retry policy for requests to this registry.
     pub fn retry(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// A fresh count of tries for one request, its notes going to this transport's log.
+    pub fn retrying(&self) -> super::retry::Retry {
+        self.retry.start(&self.log)
+    }
+
+    /// Where this transport's notes go.
+    pub fn log(&self) -> &Log {
+        &self.log
     }
 
     /// Maps a failure while reading a response body (`what`: what it was) to
@@ -262,7 +277,8 @@ impl Transport {
                 }
                 None => String::new(),
             };
-            eprintln!("debug: --> {method} {url}{auth}");
+            self.log
+                .line(format_args!("debug: --> {method} {url}{auth}"));
         }
         let result = self.http.execute(request).await;
         match result {
@@ -281,12 +297,12 @@ impl Transport {
                     {
                         extra.push_str(&format!(" www-authenticate={v}"));
                     }
-                    eprintln!(
+                    self.log.line(format_args!(
                         "debug: <-- {} {method} {url} ({} ms, {:?}){extra}",
                         response.status().as_u16(),
                         started.elapsed().as_millis(),
                         response.version()
-                    );
+                    ));
                 }
                 Ok(response)
             }
@@ -294,11 +310,11 @@ impl Transport {
                 let https = url.starts_with("https:");
                 let err = classify(&self.host, e, https, self.has_identity, &self.timeouts);
                 if self.debug {
-                    eprintln!(
+                    self.log.line(format_args!(
                         "debug: <-- failed {method} {url} ({} ms): {}",
                         started.elapsed().as_millis(),
                         error_chain(&err)
-                    );
+                    ));
                 }
                 Err(err)
             }
@@ -316,8 +332,8 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 
 /// The system's root certificates, read once per process from `SSL_CERT_FILE` or the
 /// distribution's single bundle file (reading `/etc/ssl/certs/` file by file costs more than
-/// a whole `check` against a local registry).
-fn system_roots() -> &'static [CertificateDer<'static>] {
+/// a whole `check` against a local registry). A missing bundle is said once, on `log`.
+fn system_roots(log: &Log) -> &'static [CertificateDer<'static>] {
     static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
         let from_env = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
@@ -333,7 +349,7 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
                 }
             }
         }
-        eprintln!("warning: no system CA bundle found (looked at SSL_CERT_FILE and {}); only `ca_certs` will be trusted", SYSTEM_BUNDLES.join(", "));
+        log.line(format_args!("warning: no system CA bundle found (looked at SSL_CERT_FILE and {}); only `ca_certs` will be trusted", SYSTEM_BUNDLES.join(", ")));
         Vec::new()
     })
 }

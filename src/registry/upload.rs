@@ -6,6 +6,7 @@ use super::auth::repository_scope;
 use super::client::{Client, Request};
 use super::error::Error;
 use super::retry::Failure;
+use crate::digest::Digest;
 use futures_util::StreamExt as _;
 use reqwest::{Method, StatusCode};
 use std::io::{Read, Seek, SeekFrom};
@@ -33,7 +34,8 @@ impl Client {
     }
 
     /// `HEAD /v2/<repository>/blobs/<digest>`: whether the registry has it.
-    pub async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool, Error> {
+    pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool, Error> {
+        let digest = digest.as_str();
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base_url().await?);
         let scopes = Self::push_scopes(repository);
         let response = self
@@ -59,9 +61,10 @@ impl Client {
     pub async fn mount_blob(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         from: &str,
     ) -> Result<Mount, Error> {
+        let digest = digest.as_str();
         let base = self.base_url().await?;
         let mut url = parse_url(
             self.host(),
@@ -129,14 +132,15 @@ impl Client {
     pub async fn upload_blob(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         path: &Path,
         session: Option<String>,
         progress: Arc<AtomicU64>,
     ) -> Result<(), Error> {
+        let digest = digest.as_str();
         let what = format!("the upload of blob {digest} to {repository} in a new session");
-        let mut retry = self.transport().retry().start();
+        let mut retry = self.transport().retrying();
         let mut session = session;
         loop {
             let result = self

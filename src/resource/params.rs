@@ -107,6 +107,9 @@ pub struct PutParams {
     pub pull_tag: Option<String>,
     /// R: path or glob to an OCI or docker-save tarball, or an OCI layout directory.
     pub image: Option<String>,
+    /// Paths or globs, each one single-platform image (docker-save tarball, OCI layout tarball or
+    /// OCI layout directory), pushed as one multi-platform index.
+    pub images: Option<Vec<String>>,
     /// A file holding the tag to push.
     pub tag_file: Option<String>,
     /// D's old name for `tag_file`: a path, not a tag.
@@ -118,6 +121,8 @@ pub struct PutParams {
     pub tag_as_latest: bool,
     /// A file of whitespace-separated extra tags.
     pub additional_tags: Option<String>,
+    /// Sign the pushed image with a cosign key (see [`crate::sigstore`]).
+    pub sign: Option<crate::sigstore::SignParams>,
     /// R: a version number to push as a tag (a JSON number is kept as written).
     #[serde(default, deserialize_with = "string_or_number")]
     pub version: Option<String>,
@@ -199,6 +204,22 @@ credential_overrides!(GetParams);
 credential_overrides!(PutParams);
 
 impl PutParams {
+    /// The single-image source params that are set (`load`, `build`, `load_file`,
+    /// `import_file`, `pull_repository`, `image`), by name.
+    pub fn image_sources(&self) -> Vec<&'static str> {
+        let set = [
+            ("load", self.load.is_some()),
+            ("build", self.build.is_some()),
+            ("load_file", self.load_file.is_some()),
+            ("import_file", self.import_file.is_some()),
+            ("pull_repository", self.pull_repository.is_some()),
+            ("image", self.image.is_some()),
+        ];
+        set.into_iter()
+            .filter_map(|(name, is_set)| is_set.then_some(name))
+            .collect()
+    }
+
     /// Notes for params that are accepted for D's pipelines but change nothing here; the
     /// caller prints them on stderr.
     pub fn notes(&self) -> Vec<String> {
@@ -314,7 +335,8 @@ mod tests {
             "cache_from": ["c1"], "load_base": "b", "load_bases": ["b1", "b2"],
             "secrets": {"s1": {"env": "E"}, "s2": {"source": "f"}}, "load": "img",
             "load_file": "f.tar", "load_repository": "r", "load_tag": "t", "import_file": "rootfs.tgz",
-            "pull_repository": "p", "pull_tag": 3, "image": "i/*.tar", "tag_file": "tf",
+            "pull_repository": "p", "pull_tag": 3, "image": "i/*.tar",
+            "images": ["a.tar", "b/*"], "tag_file": "tf",
             "tag": "version/number", "tag_prefix": "v", "tag_as_latest": true,
             "additional_tags": "tags", "version": 1.20, "bump_aliases": true}}"#;
         let p = match parse_request::<PutRequest>(text.as_bytes()) {
@@ -336,6 +358,18 @@ mod tests {
             (Some("version/number"), "v")
         );
         assert!(p.cache && p.tag_as_latest && p.bump_aliases);
+        assert_eq!(p.images, Some(vec!["a.tar".to_string(), "b/*".to_string()]));
+        assert_eq!(
+            p.image_sources(),
+            [
+                "load",
+                "build",
+                "load_file",
+                "import_file",
+                "pull_repository",
+                "image"
+            ]
+        );
         assert_eq!((p.load_bases.len(), p.cache_from.len()), (2, 1));
         let empty =
             parse_request::<PutRequest>(br#"{"source": {"repository": "x"}, "params": null}"#);

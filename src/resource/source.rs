@@ -118,6 +118,8 @@ pub struct Source {
     pub label_regex: Option<String>,
     /// R (`in`): manifest annotations whose key matches become metadata entries.
     pub annotation_regex: Option<String>,
+    /// Accept only images signed by one of these cosign keys (see [`crate::sigstore`]).
+    pub verify: Option<crate::sigstore::VerifyOptions>,
     /// D: seconds to wait for the Docker daemon. There is no daemon: accepted, noted.
     #[serde(default, deserialize_with = "string_or_number")]
     pub startup_timeout: Option<String>,
@@ -415,6 +417,7 @@ impl fmt::Debug for Source {
             .field("content_trust", &redacted)
             .field("label_regex", &self.label_regex)
             .field("annotation_regex", &self.annotation_regex)
+            .field("verify", &self.verify)
             .field("startup_timeout", &self.startup_timeout)
             .finish()
     }

@@ -16,6 +16,7 @@ pub mod image;
 pub mod moto;
 pub mod oracle;
 pub mod registry;
+pub mod sigstore;
 pub mod sshd;
 pub mod tls;
 pub mod token;

@@ -8,7 +8,7 @@ fn access(source: &str) -> RegistryAccess {
         Ok(request) => request,
         Err(e) => panic!("{e:#}"),
     };
-    let settings = match Settings::from_source(&request.source) {
+    let settings = match Settings::from_source(&request.source, &Default::default()) {
         Ok(settings) => settings,
         Err(e) => panic!("{e:#}"),
     };
@@ -235,7 +235,8 @@ async fn auth_file_gets_the_keychain_for_every_registry_the_build_names() {
     });
     let text = serde_json::json!({ "source": source }).to_string();
     let request: PutRequest = parse_request(text.as_bytes()).unwrap_or_else(|e| panic!("{e:#}"));
-    let settings = Settings::from_source(&request.source).unwrap_or_else(|e| panic!("{e:#}"));
+    let settings = Settings::from_source(&request.source, &Default::default())
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let mut access = RegistryAccess::new(&request.source, &settings);
     access.docker_hub_host = None;
     let hosts = access.known_hosts(

@@ -87,7 +87,7 @@ pub fn matches<'k>(keys: impl IntoIterator<Item = &'k str>, target: Target<'_>) 
     found
 }
 
-/// The line said on stderr when more than one key matches (key names only, no secret).
+/// The line said on the log when more than one key matches (key names only, no secret).
 pub fn choice_note(section: &str, host: &str, found: &[Match<'_>]) -> Option<String> {
     let (first, rest) = found.split_first()?;
     if rest.is_empty() {

@@ -193,6 +193,7 @@ async fn precedence_explicit_then_docker_config_then_anonymous() {
             "password": "e", "docker_config": config.to_string()}),
         ),
         "127.0.0.1:5000",
+        &Default::default(),
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
     let own = keychain.lookup("127.0.0.1:5000").await.ok().flatten();
@@ -217,6 +218,7 @@ async fn precedence_explicit_then_docker_config_then_anonymous() {
     let keychain = Keychain::from_source(
         &source(json!({"repository": "127.0.0.1:5000/app", "docker_config": config})),
         "127.0.0.1:5000",
+        &Default::default(),
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
     let own = keychain.lookup("127.0.0.1:5000").await.ok().flatten();
@@ -226,7 +228,40 @@ async fn precedence_explicit_then_docker_config_then_anonymous() {
     let bad = Keychain::from_source(
         &source(json!({"repository": "x", "docker_config": {"auths": {"x": {"auth": "%%"}}}})),
         "registry-1.docker.io",
+        &Default::default(),
     );
     let err = bad.err().map(|e| format!("{e:#}")).unwrap_or_default();
     assert!(err.contains("docker_config.auths[\"x\"]"), "{err}");
+}
+
+/// With `debug`, which source supplied a registry's credentials, and the key-choice note,
+/// go to the command's log (not to stderr).
+#[tokio::test]
+async fn debug_lines_and_key_notes_go_to_the_log() {
+    let config = json!({"auths": {
+        "127.0.0.1:5000": {"username": "u", "password": "p"},
+        "http://127.0.0.1:5000/v1/": {"username": "u1", "password": "p1"},
+    }});
+    let (log, captured) = crate::log::Captured::log();
+    let keychain = Keychain::from_source(
+        &source(json!({"repository": "127.0.0.1:5000/app", "debug": true,
+            "docker_config": config})),
+        "127.0.0.1:5000",
+        &log,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(keychain.lookup("127.0.0.1:5000").await.is_ok());
+    assert!(keychain.lookup("third.example").await.is_ok());
+    let text = captured.text();
+    assert!(
+        text.contains(
+            "credentials for 127.0.0.1:5000: from docker_config (auths key \"127.0.0.1:5000\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("credentials for third.example: none (anonymous)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\"http://127.0.0.1:5000/v1/\""), "{text}");
 }

@@ -23,7 +23,7 @@ fn configured(source: &Source, host: &str, env: &[(&str, &str)]) -> Result<Ecr, 
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    match Ecr::from_source_with(source, host, lookup) {
+    match Ecr::from_source_with(source, host, lookup, &Default::default()) {
         Ok(Some(ecr)) => Ok(ecr),
         Ok(None) => Err("not configured".into()),
         Err(e) => Err(format!("{e:#}")),
@@ -93,7 +93,10 @@ fn regions() {
 fn not_wanted_without_aws_options() {
     let s = source(json!({}));
     assert!(!wanted(&s));
-    assert!(matches!(Ecr::from_source(&s, ECR_HOST), Ok(None)));
+    assert!(matches!(
+        Ecr::from_source(&s, ECR_HOST, &Default::default()),
+        Ok(None)
+    ));
     assert!(wanted(&source(json!({"aws_region": "us-east-1"}))));
     assert!(wanted(&source(json!({"aws_role_arns": ["r"]}))));
     assert!(!wanted(&source(json!({"aws_region": ""}))));

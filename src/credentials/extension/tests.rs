@@ -158,7 +158,9 @@ fn extension(endpoint: &str, token: &str) -> Extension {
         "registry_extension": {"endpoint": endpoint, "token": token},
     }))
     .unwrap();
-    Extension::from_source(&source).unwrap().unwrap()
+    Extension::from_source(&source, &Default::default())
+        .unwrap()
+        .unwrap()
 }
 
 #[test]
@@ -220,7 +222,7 @@ fn endpoint_and_token_are_checked() {
     for bad in ["not a url", "ftp://ext.local/", "ext.local:3000"] {
         let err = format!(
             "{:#}",
-            Extension::from_source(&source(bad, "t")).unwrap_err()
+            Extension::from_source(&source(bad, "t"), &Default::default()).unwrap_err()
         );
         assert!(
             err.contains("source.registry_extension.endpoint"),
@@ -229,7 +231,8 @@ fn endpoint_and_token_are_checked() {
     }
     let err = format!(
         "{:#}",
-        Extension::from_source(&source("http://ext.local:3000", "")).unwrap_err()
+        Extension::from_source(&source("http://ext.local:3000", ""), &Default::default())
+            .unwrap_err()
     );
     assert!(err.contains("source.registry_extension.token"), "{err}");
     let url = parse_endpoint("https://[::1]:8443/x").unwrap();

@@ -1,6 +1,7 @@
 //! Turning local `out` sources into an [`ImageOrIndex`]: a docker-save tarball (`load_file`,
 //! D's `load`), a rootfs tarball (`import_file`), and R's `image` (an OCI layout tarball, a
-//! docker-save tarball or an OCI layout directory, named by a path or glob).
+//! docker-save tarball or an OCI layout directory, named by a path or glob), and `images`
+//! (several of those, one per platform, assembled into one index).
 //!
 //! Every layer is verified on the way: against the config's `diff_ids` for docker-save
 //! archives, against its descriptor's digest and size for OCI layouts. Uncompressed layers
@@ -14,6 +15,7 @@
 //!
 //! [`compress_layer`]: super::compress::compress_layer
 
+mod assemble;
 mod docker;
 mod oci;
 mod path;
@@ -116,6 +118,15 @@ pub fn from_image_path_with(
 ) -> Result<ImageOrIndex> {
     path::from_image_path(base, pattern, scratch, options)
         .with_context(|| format!("image {pattern}"))
+}
+
+/// `images`: each pattern (a path or glob, relative to `base` unless absolute; a glob's
+/// matches sorted) names single-platform images, read as [`from_image_path`] reads one;
+/// the result is an [`ImageOrIndex::Index`], an OCI index listing them in that order, each
+/// with the platform its config names. An input holding several images, a pattern that
+/// matches nothing and two images for one platform are errors.
+pub fn from_images(base: &Path, patterns: &[String], scratch: &Path) -> Result<ImageOrIndex> {
+    assemble::assemble(base, patterns, scratch).context("images")
 }
 
 /// An OCI layout directory. `ref_name` picks the `index.json` entry; `None` takes the one

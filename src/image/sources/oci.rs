@@ -172,7 +172,7 @@ fn is_index(media_type: &str) -> bool {
 /// The platform an image config names (`architecture`, `os`, and `variant`, `os.version`,
 /// `os.features` when given), as an index descriptor's `platform`; `None` when it names
 /// no `os` or `architecture`.
-fn config_platform(config: &[u8]) -> Result<Option<Value>> {
+pub(super) fn config_platform(config: &[u8]) -> Result<Option<Value>> {
     let config: Value = serde_json::from_slice(config).context("parsing the image config")?;
     let text = |key: &str| {
         config
@@ -199,7 +199,7 @@ fn config_platform(config: &[u8]) -> Result<Option<Value>> {
 }
 
 /// `os/architecture[/variant][ (os.version)]` of a descriptor's platform.
-fn platform_name(platform: &Value) -> String {
+pub(super) fn platform_name(platform: &Value) -> String {
     let text = |key: &str| platform.get(key).and_then(Value::as_str).unwrap_or("");
     let mut name = format!("{}/{}", text("os"), text("architecture"));
     if !text("variant").is_empty() {

@@ -28,16 +28,42 @@ pub(super) fn from_image_path(
     scratch: &Path,
     options: &LayerOptions,
 ) -> Result<ImageOrIndex> {
-    let path = resolve(base, pattern)?;
-    match kind(&path)? {
-        Kind::DockerSave => docker::from_archive(&path, None, scratch, options),
-        Kind::OciTarball => oci::from_tarball(&path, scratch, options.encoding),
-        Kind::OciLayout => oci::from_layout(&path, None, scratch, options.encoding),
+    from_path(&resolve(base, pattern)?, scratch, options)
+}
+
+/// What `path` (an OCI layout tarball, a docker-save tarball or an OCI layout directory)
+/// holds, told apart by content.
+pub(super) fn from_path(
+    path: &Path,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    match kind(path)? {
+        Kind::DockerSave => docker::from_archive(path, None, scratch, options),
+        Kind::OciTarball => oci::from_tarball(path, scratch, options.encoding),
+        Kind::OciLayout => oci::from_layout(path, None, scratch, options.encoding),
     }
 }
 
 /// The one path `pattern` matches, relative to `base` unless absolute.
 fn resolve(base: &Path, pattern: &str) -> Result<PathBuf> {
+    let (full, mut matched) = matches(base, pattern)?;
+    match matched.len() {
+        0 => bail!("it matches nothing (looked for {full})"),
+        1 => Ok(matched.remove(0)),
+        n => {
+            let list: Vec<String> = matched.iter().map(|p| p.display().to_string()).collect();
+            bail!(
+                "it matches {n} paths, but must match exactly one: {}",
+                list.join(", ")
+            )
+        }
+    }
+}
+
+/// Every path `pattern` matches (relative to `base` unless absolute), sorted, and the
+/// glob looked for (`base` escaped), for messages.
+pub(super) fn matches(base: &Path, pattern: &str) -> Result<(String, Vec<PathBuf>)> {
     if pattern.is_empty() {
         bail!("the pattern is empty");
     }
@@ -56,17 +82,8 @@ fn resolve(base: &Path, pattern: &str) -> Result<PathBuf> {
     for path in glob::glob(&full).with_context(|| format!("{pattern:?} is not a valid glob"))? {
         matched.push(path.context("listing matches")?);
     }
-    match matched.len() {
-        0 => bail!("it matches nothing (looked for {full})"),
-        1 => Ok(matched.remove(0)),
-        n => {
-            let list: Vec<String> = matched.iter().map(|p| p.display().to_string()).collect();
-            bail!(
-                "it matches {n} paths, but must match exactly one: {}",
-                list.join(", ")
-            )
-        }
-    }
+    matched.sort();
+    Ok((full, matched))
 }
 
 /// Tells an OCI layout directory, an OCI layout tarball and a docker-save tarball apart.

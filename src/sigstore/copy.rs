@@ -1,0 +1,56 @@
+//! `pull_repository` copies keep their signatures: the source's `sha256-<hex>.sig` layers
+//! are appended to the target's signature manifest for the same digest (the copy has the
+//! same manifest bytes, so the same digest), their payload blobs mounted or copied like the
+//! image's. The payloads still name the repository they were signed in: to accept them with
+//! `source.verify`, list that repository in `source.verify.repositories`.
+//!
+//! Only cosign's tag scheme: the OCI referrers API is not read (CNCF distribution 2.8 has
+//! none).
+
+use super::manifest;
+use super::sign::append;
+use super::signature_tag;
+use crate::digest::Digest;
+use crate::image::model::Blob;
+use crate::push::BlobSource;
+use crate::registry::Client;
+use anyhow::Context as _;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Copies the signatures of `digest` from `from` on `source` to `repository` on `target`;
+/// returns how many were added (0 when the source has none).
+pub async fn copy_signatures(
+    source: &Arc<Client>,
+    from: &str,
+    target: &Arc<Client>,
+    repository: &str,
+    digest: &str,
+    scratch: &Path,
+) -> anyhow::Result<usize> {
+    let tag = signature_tag(digest);
+    let Some((_, raw)) = source
+        .get_manifest(from, &tag)
+        .await
+        .with_context(|| format!("reading {}/{from}:{tag}", source.host()))?
+    else {
+        return Ok(0);
+    };
+    let layers =
+        manifest::layers(&raw).with_context(|| format!("{}/{from}:{tag}", source.host()))?;
+    let mut new = Vec::with_capacity(layers.len());
+    for layer in layers {
+        let blob = Blob {
+            digest: Digest::parse(&layer.digest)
+                .with_context(|| format!("a layer of {}/{from}:{tag}", source.host()))?,
+            media_type: layer.media_type.clone(),
+            size: layer.size,
+            source: BlobSource::Remote {
+                client: Some(Arc::clone(source)),
+                repository: from.to_string(),
+            },
+        };
+        new.push((layer, blob));
+    }
+    append(target, repository, digest, new, scratch).await
+}

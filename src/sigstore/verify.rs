@@ -1,0 +1,295 @@
+//! `source.verify`: an image is accepted when its `sha256-<hex>.sig` manifest holds a
+//! signature layer whose payload one of the public keys verifies and that names this
+//! repository (or one of `source.verify.repositories`) and this digest. Signature manifests
+//! are read within the registry client's manifest bound and at most
+//! [`manifest::MAX_SIGNATURES`] layers; payloads above [`manifest::MAX_PAYLOAD_BYTES`] are
+//! not fetched; every blob is digest-checked.
+
+use super::keys::PublicKey;
+use super::manifest::{self, Layer};
+use super::{payload, signature_tag, VerifyOptions};
+use crate::log::Log;
+use crate::reference::Reference;
+use crate::registry::{Client, Error};
+use crate::resource::Version;
+use crate::settings::{first_found, Endpoint};
+use anyhow::{bail, Context as _};
+use base64::Engine as _;
+use futures_util::StreamExt as _;
+
+/// Versions whose signatures `check` reads at once.
+pub const VERIFY_CONCURRENCY: usize = 8;
+
+/// What the signatures of one digest say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A valid signature by the key at this index of `public_keys`.
+    Signed(usize),
+    /// None valid: why, for messages.
+    Unsigned(String),
+}
+
+impl Verdict {
+    /// True for [`Verdict::Signed`].
+    pub fn is_signed(&self) -> bool {
+        matches!(self, Verdict::Signed(_))
+    }
+}
+
+/// The keys and the names a payload may give.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: Vec<PublicKey>,
+    names: Vec<String>,
+}
+
+impl Verifier {
+    /// From `source.verify` for the repository `reference`; `None` when `verify` is unset.
+    /// A key that does not parse, or no key at all, is an error (naming the option).
+    pub fn from_options(
+        options: Option<&VerifyOptions>,
+        reference: &Reference,
+    ) -> anyhow::Result<Option<Verifier>> {
+        let Some(options) = options else {
+            return Ok(None);
+        };
+        if options.public_keys.is_empty() {
+            bail!("source.verify.public_keys is empty: give the PEM public keys (cosign.pub) whose signatures are accepted");
+        }
+        let keys = options
+            .public_keys
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| {
+                PublicKey::from_pem(pem).with_context(|| format!("source.verify.public_keys[{i}]"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut names = vec![payload::normalised_name(&reference.name())?];
+        for (i, other) in options.repositories.iter().enumerate() {
+            names.push(
+                payload::normalised_name(other)
+                    .with_context(|| format!("source.verify.repositories[{i}]"))?,
+            );
+        }
+        Ok(Some(Verifier { keys, names }))
+    }
+
+    /// The verdict on `digest` in `repository` on `client`. Registry failures are errors; a
+    /// missing signature tag, or signatures that do not verify, are [`Verdict::Unsigned`].
+    pub async fn verdict(
+        &self,
+        client: &Client,
+        repository: &str,
+        digest: &str,
+    ) -> anyhow::Result<Verdict> {
+        let tag = signature_tag(digest);
+        let Some((_, raw)) = client
+            .get_manifest(repository, &tag)
+            .await
+            .with_context(|| format!("reading the signatures {repository}:{tag}"))?
+        else {
+            return Ok(Verdict::Unsigned(format!("no signature tag {tag}")));
+        };
+        let layers = match manifest::layers(&raw) {
+            Ok(layers) => layers,
+            Err(e) => return Ok(Verdict::Unsigned(format!("{tag}: {e:#}"))),
+        };
+        let mut reasons: Vec<String> = Vec::new();
+        for layer in layers.iter().filter(|l| l.is_signature()) {
+            match self.check_layer(client, repository, digest, layer).await? {
+                Ok(key) => return Ok(Verdict::Signed(key)),
+                Err(reason) => reasons.push(format!("{}: {reason}", short(&layer.digest))),
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push(format!("{tag} holds no cosign signature layer"));
+        }
+        Ok(Verdict::Unsigned(reasons.join("; ")))
+    }
+
+    /// One signature layer: `Ok(Ok(key index))` when valid, `Ok(Err(why not))` otherwise.
+    async fn check_layer(
+        &self,
+        client: &Client,
+        repository: &str,
+        digest: &str,
+        layer: &Layer,
+    ) -> anyhow::Result<Result<usize, String>> {
+        if layer.size > manifest::MAX_PAYLOAD_BYTES {
+            return Ok(Err(format!(
+                "a payload of {} bytes (more than {} are not read)",
+                layer.size,
+                manifest::MAX_PAYLOAD_BYTES
+            )));
+        }
+        let Some(signature) = layer.signature.as_deref() else {
+            return Ok(Err("no signature annotation".into()));
+        };
+        let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature.trim())
+        else {
+            return Ok(Err("the signature is not base64".into()));
+        };
+        // A payload that is missing or not what its digest says is a bad signature (another
+        // may still be good); a failure to reach the registry is an error.
+        let payload_digest = match crate::digest::Digest::parse(&layer.digest) {
+            Ok(digest) => digest,
+            Err(e) => return Ok(Err(format!("the payload blob: {e}"))),
+        };
+        let payload = match client
+            .fetch_small_blob(repository, &payload_digest, layer.size)
+            .await
+        {
+            Ok(payload) => payload,
+            Err(e @ (Error::NotFound { .. } | Error::DigestMismatch { .. })) => {
+                return Ok(Err(format!("the payload blob: {e}")))
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("fetching the signature payload {}", layer.digest))
+            }
+        };
+        let Some(key) = self
+            .keys
+            .iter()
+            .position(|k| k.verifies(&payload, &signature))
+        else {
+            return Ok(Err("not signed by any of source.verify.public_keys".into()));
+        };
+        Ok(match payload::check(&payload, digest, &self.names) {
+            Ok(()) => Ok(key),
+            Err(e) => Err(format!("{e:#}")),
+        })
+    }
+
+    /// The verdict from the first endpoint (mirror, then origin) that finds a valid
+    /// signature; else the last endpoint's.
+    pub async fn verdict_on(
+        &self,
+        endpoints: &[Endpoint],
+        digest: &str,
+    ) -> anyhow::Result<Verdict> {
+        let (_, verdict) = first_found(
+            endpoints,
+            async |endpoint| {
+                self.verdict(&endpoint.client, &endpoint.repository, digest)
+                    .await
+                    .with_context(|| endpoint.label.clone())
+            },
+            Verdict::is_signed,
+        )
+        .await?;
+        Ok(verdict)
+    }
+
+    /// `check`: the versions with a valid signature, in their order, and a note for each one
+    /// left out. At most [`VERIFY_CONCURRENCY`] versions are looked at at once.
+    pub async fn signed_versions(
+        &self,
+        endpoints: &[Endpoint],
+        versions: Vec<Version>,
+    ) -> anyhow::Result<(Vec<Version>, Vec<String>)> {
+        let verdicts: Vec<anyhow::Result<Verdict>> = futures_util::stream::iter(&versions)
+            .map(|version| self.verdict_on(endpoints, &version.digest))
+            .buffered(VERIFY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut kept = Vec::new();
+        let mut notes = Vec::new();
+        for (version, verdict) in versions.into_iter().zip(verdicts) {
+            match verdict? {
+                Verdict::Signed(_) => kept.push(version),
+                Verdict::Unsigned(why) => notes.push(format!(
+                    "note: skipping {}{} (source.verify): {why}",
+                    version.digest,
+                    version
+                        .tag
+                        .as_deref()
+                        .map(|t| format!(" (tag {t})"))
+                        .unwrap_or_default()
+                )),
+            }
+        }
+        Ok((kept, notes))
+    }
+
+    /// `in`: an error naming the digest unless it has a valid signature.
+    pub async fn require(
+        &self,
+        endpoints: &[Endpoint],
+        name: &str,
+        digest: &str,
+        log: &Log,
+    ) -> anyhow::Result<()> {
+        match self.verdict_on(endpoints, digest).await? {
+            Verdict::Signed(key) => {
+                log.line(format_args!(
+                    "{name}@{digest}: signature verified (source.verify.public_keys[{key}])"
+                ));
+                Ok(())
+            }
+            Verdict::Unsigned(why) => bail!(
+                "{name}@{digest} has no valid signature from source.verify.public_keys: {why}"
+            ),
+        }
+    }
+}
+
+/// `sha256:0123456789ab` for messages.
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_before_any_request() {
+        let reference = Reference::parse("127.0.0.1:5000/app").unwrap();
+        assert!(Verifier::from_options(None, &reference).unwrap().is_none());
+        let empty = VerifyOptions::default();
+        let err = Verifier::from_options(Some(&empty), &reference).unwrap_err();
+        assert!(format!("{err:#}").contains("source.verify.public_keys is empty"));
+        let bad = VerifyOptions {
+            public_keys: vec!["not a key".into()],
+            repositories: vec![],
+        };
+        let err = Verifier::from_options(Some(&bad), &reference).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("source.verify.public_keys[0]"),
+            "{err:#}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn check_and_in_refuse_a_bad_key_before_any_request() -> anyhow::Result<()> {
+        use crate::registry::test_server::{Reply, Request, TestServer};
+        let server = TestServer::start(|_: &Request, _: &str| Reply::status(200)).await?;
+        let (log, _) = crate::log::Captured::log();
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let input = serde_json::json!({
+            "source": {
+                "repository": format!("{}/app", server.host()),
+                "tag": "1.0",
+                "verify": {"public_keys": ["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----"]},
+            },
+            "version": {"digest": digest},
+        })
+        .to_string()
+        .into_bytes();
+        let dest = tempfile::tempdir()?;
+        let args = [dest.path().display().to_string()];
+        let checked = crate::commands::check::run(&input, &log).await;
+        let got = crate::commands::get::run(&input, &args, &log).await;
+        for result in [checked.map(|_| ()), got.map(|_| ())] {
+            let e = result.map_err(|e| format!("{e:#}"));
+            assert!(
+                e.as_ref()
+                    .is_err_and(|e| e.contains("source.verify.public_keys[0]")),
+                "{e:?}"
+            );
+        }
+        assert_eq!(server.requests(), Vec::new());
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Signatures across tools: what trixie's skopeo (containers/image 5.x, sigstore enabled)
+//! signs, `check` and `in` verify; our signature is appended next to skopeo's (both kept,
+//! both verify, skopeo accepts ours); and a `pull_repository` copy to another registry keeps
+//! the signatures: verifiable where the policy accepts the repository they were signed in
+//! (`source.verify.repositories`, containers/image's `remapIdentity`), refused where not.
+
+use serde_json::{json, Value};
+
+use crate::get::{get, source_for};
+use crate::put::{pushed, put, work_dir};
+use crate::util::sigstore::*;
+use crate::util::*;
+
+fn check_digests(source: &Value) -> (Vec<String>, String) {
+    let out = run("check", &[], &json!({ "source": source }));
+    let versions = out.expect_success().as_array().expect("an array").clone();
+    let digests = versions
+        .iter()
+        .map(|v| v["digest"].as_str().expect("digest").to_string())
+        .collect();
+    (digests, out.stderr)
+}
+
+fn verifying(registry: &Registry, repository: &str, tag: &str, keys: &[&KeyPair]) -> Value {
+    let mut source = source_for(registry, repository);
+    source["tag"] = json!(tag);
+    let pems: Vec<&str> = keys.iter().map(|k| k.public_pem.as_str()).collect();
+    source["verify"] = json!({ "public_keys": pems });
+    source
+}
+
+#[test]
+fn skopeo_signs_we_verify_and_our_signature_is_appended() {
+    let registry = Registry::start(RegistryConfig::new());
+    let image = random_image(1, 2048);
+    let work = work_dir();
+    let theirs = skopeo_key(work.path(), "skopeo", "their password");
+    skopeo_push_signed(&registry, &image, "app:v1", &theirs, work.path());
+    let digest = image.digest.clone();
+    let before = signature_manifest(&registry, "app", &digest);
+    assert_eq!(
+        before["layers"].as_array().map(Vec::len),
+        Some(1),
+        "{before}"
+    );
+
+    let (digests, stderr) = check_digests(&verifying(&registry, "app", "v1", &[&theirs]));
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    get(
+        &verifying(&registry, "app", "v1", &[&theirs]),
+        &digest,
+        json!({"skip_download": true}),
+    )
+    .response();
+
+    // Our signature goes next to skopeo's.
+    let ours = openssl_key(work.path(), "ours");
+    std::fs::copy(&ours.private, work.path().join("ours-signing.key")).expect("copy");
+    let mut source = source_for(&registry, "app");
+    source["tag"] = json!("v1");
+    let out = put(
+        work.path(),
+        &source,
+        json!({
+            "pull_repository": format!("{}/app", registry.host()),
+            "pull_tag": "v1",
+            "sign": {"key": "ours-signing.key"},
+        }),
+    );
+    assert_eq!(pushed(&out).digest, digest);
+    let after = signature_manifest(&registry, "app", &digest);
+    let layers = after["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2, "{after}");
+    assert_eq!(
+        layers[0], before["layers"][0],
+        "skopeo's signature was changed"
+    );
+    for key in [&theirs, &ours] {
+        let (digests, stderr) = check_digests(&verifying(&registry, "app", "v1", &[key]));
+        assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    }
+    // containers/image accepts ours among them.
+    skopeo_verifies(
+        &registry,
+        &format!("app@{digest}"),
+        &ours.public,
+        json!({"type": "matchRepository"}),
+        work.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn a_pull_repository_copy_keeps_the_signatures() {
+    let origin = Registry::start(RegistryConfig::new());
+    let copy = Registry::start(RegistryConfig::new());
+    let image = random_image(2, 2048);
+    let work = work_dir();
+    let key = skopeo_key(work.path(), "cosign", "pw");
+    skopeo_push_signed(&origin, &image, "src:v1", &key, work.path());
+    let digest = image.digest.clone();
+
+    let mut source = source_for(&copy, "dst");
+    source["tag"] = json!("v1");
+    let out = put(
+        work.path(),
+        &source,
+        json!({"pull_repository": format!("{}/src", origin.host()), "pull_tag": "v1"}),
+    );
+    assert_eq!(pushed(&out).digest, digest);
+    assert!(out.stderr.contains("copied 1 signature"), "{}", out.stderr);
+    let copied = signature_manifest(&copy, "dst", &digest);
+    let original = signature_manifest(&origin, "src", &digest);
+    assert_eq!(copied["layers"], original["layers"]);
+
+    // The payload names the origin repository: refused as it is, accepted when the source
+    // says that repository's signatures count.
+    let strict = verifying(&copy, "dst", "v1", &[&key]);
+    let (digests, stderr) = check_digests(&strict);
+    assert!(digests.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("names {}/src", origin.host())),
+        "{stderr}"
+    );
+    let mut remapped = strict.clone();
+    remapped["verify"]["repositories"] = json!([format!("{}/src", origin.host())]);
+    let (digests, stderr) = check_digests(&remapped);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    get(&remapped, &digest, json!({"skip_download": true})).response();
+
+    // containers/image agrees: with remapIdentity the copy verifies.
+    let identity = json!({
+        "type": "remapIdentity",
+        "prefix": format!("{}/dst", copy.host()),
+        "signedPrefix": format!("{}/src", origin.host()),
+    });
+    skopeo_verifies(
+        &copy,
+        &format!("dst@{digest}"),
+        &key.public,
+        identity,
+        work.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn cosign_verifies_ours_and_we_verify_cosigns() {
+    let registry = Registry::start(RegistryConfig::new());
+    let image = random_image(1, 2048);
+    let digest = push(&registry, &image, "theirs:v1");
+    push(&registry, &image, "base:v1");
+    let work = work_dir();
+    let key = cosign_key(work.path(), "cosign", "cosign password");
+
+    // cosign signs; check and in verify.
+    cosign_sign(&registry, "theirs", &digest, &key);
+    let source = verifying(&registry, "theirs", "v1", &[&key]);
+    let (digests, stderr) = check_digests(&source);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    get(&source, &digest, json!({"skip_download": true})).response();
+
+    // We sign with cosign's own key file; cosign verifies it (and refuses another key).
+    std::fs::copy(&key.private, work.path().join("cosign-signing.key")).expect("copy");
+    let mut source = source_for(&registry, "ours");
+    source["tag"] = json!("v1");
+    let out = put(
+        work.path(),
+        &source,
+        json!({
+            "pull_repository": format!("{}/base", registry.host()),
+            "pull_tag": "v1",
+            "sign": {"key": "cosign-signing.key", "password": key.password},
+        }),
+    );
+    assert_eq!(pushed(&out).digest, digest);
+    let verified =
+        cosign_verify(&registry, "ours", &digest, &key.public).unwrap_or_else(|e| panic!("{e}"));
+    assert!(verified.contains(&digest), "{verified}");
+    let other = openssl_key(work.path(), "other");
+    assert!(cosign_verify(&registry, "ours", &digest, &other.public).is_err());
+    assert!(cosign_verify(&registry, "base", &digest, &key.public).is_err());
+}
