@@ -5,9 +5,13 @@
 #   saved:  what our `in` writes with `save: true` (layers kept gzip-compressed)
 #   docker: what `docker save` writes (layers uncompressed; made with skopeo): both tools
 #           must compress ~1.4 GB here.
-# Prints medians (of --runs, default 3), ratios ours/skopeo and the re-push time.
+# Prints medians (of --runs, default 3), ratios ours/skopeo and the re-push time, with the
+# CPU seconds (user + sys) of each, which mean more than wall time on a busy machine. With
+# --params JSON, those params are added to ours (e.g. '{"compression":"zstd"}'); --only
+# saved|docker runs one of the two tarballs; ours' stderr summary lines are kept.
 #
-# Usage: bench/push.sh [--runs N] [--quick] [--no-build] [--out FILE]
+# Usage: bench/push.sh [--runs N] [--quick] [--no-build] [--out FILE] [--params JSON]
+#                      [--only saved|docker]
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -18,13 +22,17 @@ random_mb=300
 quick=0
 build=1
 out=""
+extra='{}'
+only=""
 while (($#)); do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --quick) quick=1; runs=1; random_mb=20; shift ;;
     --no-build) build=0; shift ;;
     --out) out="$2"; shift 2 ;;
-    *) printf 'usage: bench/push.sh [--runs N] [--quick] [--no-build] [--out FILE]\n' >&2; exit 2 ;;
+    --params) extra="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    *) printf 'usage: bench/push.sh [--runs N] [--quick] [--no-build] [--out FILE] [--params JSON] [--only saved|docker]\n' >&2; exit 2 ;;
   esac
 done
 
@@ -52,49 +60,64 @@ ir_stop_registry
 ir_log "tarballs: saved $(($(stat -c %s "$IR_TMP/saved.tar") / 1000000)) MB, docker $(($(stat -c %s "$IR_TMP/docker.tar") / 1000000)) MB"
 
 ours() { # ours TARBALL
-  jq -cn --arg r "$IR_REGISTRY/bench/pushed" --arg f "$1" \
-    '{source: {repository: $r, tag: "1"}, params: {load_file: $f}}' |
+  jq -cn --arg r "$IR_REGISTRY/bench/pushed" --arg f "$1" --argjson extra "$extra" \
+    '{source: {repository: $r, tag: "1"}, params: ({load_file: $f} + $extra)}' |
     "$bin/out" "$IR_TMP" >/dev/null 2>"$IR_TMP/out.log"
+  grep -E '^(blobs|pushed|compress|re-push)' "$IR_TMP/out.log" >&2 || true
 }
 theirs() { # theirs TARBALL
   skopeo --policy "$policy" copy --quiet --dest-tls-verify=false "docker-archive:$IR_TMP/$1" \
     "docker://$IR_REGISTRY/bench/pushed:1"
 }
-seconds() { # seconds COMMAND...: runs it, prints the wall time
-  local start
+child_cpu() { # the CPU seconds (user + sys) of this shell's finished children so far
+  times >"$IR_TMP/times" # not in $(...): a subshell has no children of its own yet
+  awk 'NR == 2 {
+    n = split($1 " " $2, t, " "); s = 0
+    for (i = 1; i <= n; i++) { split(t[i], p, "m"); s += p[1] * 60 + p[2] }
+    printf "%.2f\n", s }' "$IR_TMP/times" >"$IR_TMP/cpu"
+}
+seconds() { # seconds COMMAND...: runs it, prints the wall time; logs its CPU time
+  local start cpu
   start=$(date +%s.%N)
+  child_cpu
+  cpu=$(<"$IR_TMP/cpu")
   "$@"
+  child_cpu
+  printf '    cpu %s s: %s\n' "$(echo "$(<"$IR_TMP/cpu") - $cpu" | bc)" "$*" >&2
   echo "$(date +%s.%N) - $start" | bc
+}
+layers_mb() { # the compressed size of the pushed image's layers, in MB
+  skopeo inspect --raw --tls-verify=false "docker://$IR_REGISTRY/bench/pushed:1" |
+    jq '[.layers[].size] | add / 1000000 | floor'
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-declare -A result
-for tarball in saved.tar docker.tar; do
+ratio() { echo "scale=3; $1 / $2" | bc; }
+summary='{"seconds": {}, "ratios": {}}'
+declare -a tarballs=(saved.tar docker.tar)
+[[ -n "$only" ]] && tarballs=("$only.tar")
+for tarball in "${tarballs[@]}"; do
   declare -a t_ours=() t_theirs=() t_repush=()
   for ((i = 0; i < runs; i++)); do
     ir_start_registry
     t_ours+=("$(seconds ours "$tarball")")
+    ir_log "ours: layers $(layers_mb) MB"
     t_repush+=("$(seconds ours "$tarball")")
     ir_stop_registry
     ir_start_registry
     t_theirs+=("$(seconds theirs "$tarball")")
+    ir_log "skopeo: layers $(layers_mb) MB"
     ir_stop_registry
   done
   name="${tarball%.tar}"
-  result[${name}_ours]=$(median "${t_ours[@]}")
-  result[${name}_skopeo]=$(median "${t_theirs[@]}")
-  result[${name}_repush]=$(median "${t_repush[@]}")
+  o=$(median "${t_ours[@]}") t=$(median "${t_theirs[@]}") r=$(median "${t_repush[@]}")
   ir_log "$name: ours ${t_ours[*]} s; skopeo ${t_theirs[*]} s; re-push ${t_repush[*]} s"
+  summary=$(jq --arg n "$name" --argjson o "$o" --argjson t "$t" --argjson r "$r" \
+    --argjson q "$(ratio "$o" "$t")" \
+    '.seconds[$n] = {ours: $o, skopeo: $t, ours_repush: $r} | .ratios[$n + "_push_vs_skopeo"] = $q' \
+    <<<"$summary")
   unset t_ours t_theirs t_repush
 done
 
-ratio() { echo "scale=3; $1 / $2" | bc; }
-summary=$(jq -n \
-  --argjson so "${result[saved_ours]}" --argjson ss "${result[saved_skopeo]}" --argjson sr "${result[saved_repush]}" \
-  --argjson dk "${result[docker_ours]}" --argjson ds "${result[docker_skopeo]}" --argjson dr "${result[docker_repush]}" \
-  --argjson rs "$(ratio "${result[saved_ours]}" "${result[saved_skopeo]}")" \
-  --argjson rd "$(ratio "${result[docker_ours]}" "${result[docker_skopeo]}")" \
-  '{seconds: {saved: {ours: $so, skopeo: $ss, ours_repush: $sr}, docker: {ours: $dk, skopeo: $ds, ours_repush: $dr}},
-    ratios: {saved_push_vs_skopeo: $rs, docker_push_vs_skopeo: $rd}}')
 printf '%s\n' "$summary"
 if [[ -n "$out" ]]; then printf '%s\n' "$summary" >"$out"; fi

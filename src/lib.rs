@@ -39,12 +39,14 @@ pub mod progress;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod repush;
 pub mod resource;
 pub mod secret;
 pub mod settings;
 pub mod sigstore;
 pub mod tags;
 pub mod time;
+pub mod upload_ahead;
 
 #[cfg(test)]
 mod proptests;

@@ -4,7 +4,7 @@
 //! registry), then child manifests by digest, then the top manifest once per tag.
 
 use crate::image::archive::ArchiveLayer;
-use crate::image::model::{Blob, ImageOrIndex, Manifest};
+use crate::image::model::{Blob, Digest, ImageOrIndex, Manifest};
 use crate::progress::{self, Progress};
 use crate::registry::upload::Mount;
 use crate::registry::Client;
@@ -115,6 +115,20 @@ pub async fn push(
     concurrency: usize,
     scratch: &Path,
 ) -> anyhow::Result<Arc<PushReport>> {
+    push_after(target, repository, plan, tags, concurrency, scratch, &[]).await
+}
+
+/// [`push`] where the blobs `uploaded` were uploaded already, in this run (see
+/// [`crate::upload_ahead`]): they are counted as uploaded and not asked for again.
+pub async fn push_after(
+    target: Arc<Client>,
+    repository: &str,
+    plan: &PushPlan,
+    tags: &[String],
+    concurrency: usize,
+    scratch: &Path,
+    uploaded: &[Digest],
+) -> anyhow::Result<Arc<PushReport>> {
     let started = Instant::now();
     let report = Arc::new(PushReport::default());
     let sizes: Vec<(String, u64)> = plan
@@ -136,8 +150,17 @@ pub async fn push(
             Arc::clone(&semaphore),
             scratch.to_path_buf(),
         );
+        let ahead = uploaded.contains(&blob.digest);
         tasks.spawn(async move {
             let _permit = semaphore.acquire_owned().await;
+            if ahead {
+                report.uploaded.fetch_add(1, Ordering::Relaxed);
+                mark_done(&progress, i, blob.size);
+                if let Some(item) = progress.item(i) {
+                    item.finished.store(true, Ordering::Relaxed);
+                }
+                return Ok(());
+            }
             let result = push_blob(&target, &repository, &blob, &report, &progress, i, &scratch)
                 .await
                 .with_context(|| format!("pushing blob {}", blob.digest));

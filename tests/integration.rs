@@ -31,6 +31,7 @@ mod load;
 mod oci_layouts;
 mod put;
 mod put_bad_inputs;
+mod put_compression;
 mod put_images;
 mod put_load_and_pull;
 mod put_protocol;

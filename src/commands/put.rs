@@ -4,15 +4,18 @@
 
 use crate::builder;
 use crate::fetch;
+use crate::image::compress::{Encoding, LayerOptions};
 use crate::image::model::{Blob, ImageOrIndex};
 use crate::image::sources;
 use crate::log::Log;
 use crate::push::{self, BlobSource, PushPlan};
 use crate::reference::Reference;
 use crate::registry::Client;
+use crate::repush;
 use crate::resource::{parse_request, Command, PutParams, PutRequest};
 use crate::settings::Settings;
 use crate::tags::{self, TagRequest};
+use crate::upload_ahead;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -99,6 +102,7 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         bail!("source.repository names a digest; `out` pushes tags: give the repository (and `tag`) without @digest");
     }
     let params = &request.params;
+    let encoding = Encoding::from_params(params.compression.as_deref(), params.compression_level)?;
     let source = choose_source(params, &dir)?;
     // The signing key is read (and decrypted) before anything is pushed.
     let pulled = matches!(source, Source::Pull { .. });
@@ -135,33 +139,72 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
         .prefix("image-resource-out.")
         .tempdir()
         .context("creating a scratch directory")?;
+    // Blobs uploaded while the image was still being made (see upload_ahead).
+    let mut uploaded = Vec::new();
     let plan = match source {
         Source::Pull { repository, tag } => {
             pull_plan(&settings, &repository, &tag, &target.client).await?
         }
         local => {
-            let scratch_path = scratch.path().to_path_buf();
-            let mut build =
-                builder::Target::new(&source_with_credentials, &settings, &first_tag, log);
-            if let Source::Build(params) = &local {
-                build.find_logins(params, &dir, &settings).await?;
+            // A docker-save tarball the registry may hold already (see repush).
+            let options = match docker_archive(&local)? {
+                Some((path, want)) => {
+                    let candidates: Vec<String> = std::iter::once(first_tag.clone())
+                        .chain(settings.reference.tag().map(str::to_string))
+                        .collect();
+                    let client = &target.client;
+                    repush::prepare(client, &repository, &candidates, path, want, encoding, log)
+                        .await?
+                }
+                None => repush::Outcome::Push(LayerOptions {
+                    encoding,
+                    ..LayerOptions::default()
+                }),
+            };
+            match options {
+                repush::Outcome::Unchanged(plan) => plan,
+                repush::Outcome::Push(mut options) => {
+                    let (ready, ready_rx) = tokio::sync::mpsc::unbounded_channel();
+                    options.ready = Some(ready);
+                    let ahead = tokio::spawn(upload_ahead::upload(
+                        Arc::clone(&target.client),
+                        repository.clone(),
+                        ready_rx,
+                    ));
+                    let scratch_path = scratch.path().to_path_buf();
+                    let mut build =
+                        builder::Target::new(&source_with_credentials, &settings, &first_tag, log);
+                    if let Source::Build(params) = &local {
+                        build.find_logins(params, &dir, &settings).await?;
+                    }
+                    let image = tokio::task::spawn_blocking(move || {
+                        local_image(local, &dir, &scratch_path, &build, &options)
+                    })
+                    .await
+                    .context("preparing the image panicked");
+                    // The options (and so the channel's sender) are gone: the uploads
+                    // ahead end with the last ready blob.
+                    uploaded = ahead.await.context("uploading ahead panicked")?;
+                    if !uploaded.is_empty() {
+                        log.line(format_args!(
+                            "{} layers uploaded while the image was being made",
+                            uploaded.len()
+                        ));
+                    }
+                    PushPlan::from_image(&image??)
+                }
             }
-            let image = tokio::task::spawn_blocking(move || {
-                local_image(local, &dir, &scratch_path, &build)
-            })
-            .await
-            .context("preparing the image panicked")??;
-            PushPlan::from_image(&image)
         }
     };
     let concurrency = request.source.max_concurrent_uploads.unwrap_or(4);
-    push::push(
+    push::push_after(
         Arc::clone(&target.client),
         &repository,
         &plan,
         &tags,
         concurrency,
         scratch.path(),
+        &uploaded,
     )
     .await
     .with_context(|| format!("pushing to {}", settings.reference.name()))?;
@@ -197,21 +240,33 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
     }))
 }
 
+/// The docker-save tarball and image name of `load_file` and `load`.
+fn docker_archive(source: &Source) -> anyhow::Result<Option<(PathBuf, Option<String>)>> {
+    Ok(match source {
+        Source::LoadFile { path, want } => Some((path.clone(), want.clone())),
+        Source::Load(dir) => Some(sources::load_dir_archive(dir)?),
+        _ => None,
+    })
+}
+
 fn local_image(
     source: Source,
     dir: &Path,
     scratch: &Path,
     build: &builder::Target,
+    options: &LayerOptions,
 ) -> anyhow::Result<ImageOrIndex> {
     match source {
         // The sources name the param and the file in their errors.
-        Source::Load(path) => sources::from_load_dir(&path, scratch),
+        Source::Load(path) => sources::from_load_dir_with(&path, scratch, options),
         Source::Build(params) => builder::image(&params, dir, build, scratch),
         Source::LoadFile { path, want } => {
-            sources::from_docker_archive(&path, want.as_deref(), scratch)
+            sources::from_docker_archive_with(&path, want.as_deref(), scratch, options)
         }
-        Source::ImportFile(path) => sources::from_rootfs_tarball(&path, scratch),
-        Source::Image(pattern) => sources::from_image_path(dir, &pattern, scratch),
+        Source::ImportFile(path) => {
+            sources::from_rootfs_tarball_with(&path, scratch, options.encoding)
+        }
+        Source::Image(pattern) => sources::from_image_path_with(dir, &pattern, scratch, options),
         Source::Images(patterns) => sources::from_images(dir, &patterns, scratch),
         Source::Pull { .. } => bail!("internal: pull_repository is not a local source"),
     }

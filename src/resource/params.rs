@@ -129,6 +129,10 @@ pub struct PutParams {
     /// R: with `version`, also move the `major` and `major.minor` aliases.
     #[serde(default, deserialize_with = "nullable")]
     pub bump_aliases: bool,
+    /// How uncompressed layers are compressed: `gzip` (the default) or `zstd`.
+    pub compression: Option<String>,
+    /// The level of `compression` (gzip 1 to 9, default 3; zstd 1 to 19, default 3).
+    pub compression_level: Option<u32>,
     /// D: `DOCKER_BUILDKIT` for `docker build`. Builds always use buildah: accepted, noted.
     pub docker_buildkit: Option<serde_json::Value>,
     /// R: overrides `source.username` for this step (short-lived credentials).

@@ -81,7 +81,7 @@ fn expand(base: &Path, patterns: &[String]) -> Result<Vec<PathBuf>> {
 
 /// The one image at `path`, with its platform.
 fn load(path: &Path, scratch: &Path) -> Result<Entry> {
-    let image = match path::from_path(path, scratch)? {
+    let image = match path::from_path(path, scratch, &Default::default())? {
         ImageOrIndex::Image(image) => image,
         ImageOrIndex::Index { images, index } => bail!(
             "it holds an index of {} images ({digest}), but each input of `images` must be \

@@ -9,21 +9,27 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::{compress_layer, scratch_path, settle};
+use super::{encode_layer, scratch_path, settle};
 use crate::image::archive::{
     open_member, read_docker_archive, write_bytes_blob, ArchiveLayer, DockerArchive,
 };
+use crate::image::compress::{Encoding, LayerOptions};
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::{HashingReader, TeeReader};
 use crate::image::json::{self, DockerManifest};
-use crate::image::manifest::DOCKER_MANIFEST;
+use crate::image::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
 use crate::image::model::{Blob, Digest, Image, ImageOrIndex, Manifest};
+use crate::image::reuse;
 use crate::push::BlobSource;
 
 /// Docker's image config media type.
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Docker's gzip layer media type.
 const DOCKER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// OCI's image config media type.
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI's gzip layer media type.
+const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker has no zstd layer type of its own; it pushes OCI's.
 const OCI_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
@@ -44,6 +50,7 @@ pub(super) fn from_archive(
     path: &Path,
     want: Option<&str>,
     scratch: &Path,
+    options: &LayerOptions,
 ) -> Result<ImageOrIndex> {
     let archive = read_docker_archive(path, want)?;
     let config_bytes = archive.config_bytes()?;
@@ -71,18 +78,39 @@ pub(super) fn from_archive(
     for (i, want_diff_id) in diff_ids.iter().enumerate() {
         let blob = match defer_layer(&archive, i, want_diff_id)? {
             Some(deferred) => deferred,
-            None => {
-                let (blob, diff_id) = load_layer(&archive, i, scratch)?;
-                let what = layer_name(i, &archive.layers()[i].name, path);
-                check_diff_id(blob.path()?, &what, &diff_id, want_diff_id)?;
-                blob
-            }
+            None => match reuse::known_layer(&archive, i, want_diff_id, options)? {
+                Some(known) => known,
+                None => {
+                    let (blob, diff_id) = load_layer(&archive, i, scratch, options.encoding)?;
+                    let what = layer_name(i, &archive.layers()[i].name, path);
+                    check_diff_id(blob.path()?, &what, &diff_id, want_diff_id)?;
+                    if let Some(ready) = &options.ready {
+                        // Nobody listening only means no upload ahead.
+                        let _ = ready.send(blob.clone());
+                    }
+                    blob
+                }
+            },
         };
         layers.push(blob);
     }
+    // Docker's schema 2 has no zstd layer type (skopeo refuses OCI's there): with zstd
+    // layers the manifest is OCI's, as `docker push` makes it then.
+    let mut config = config;
+    let media_type = if layers.iter().any(|l| l.media_type == OCI_ZSTD) {
+        config.media_type = OCI_CONFIG.to_string();
+        for layer in &mut layers {
+            if layer.media_type == DOCKER_GZIP {
+                layer.media_type = OCI_GZIP.to_string();
+            }
+        }
+        OCI_MANIFEST
+    } else {
+        DOCKER_MANIFEST
+    };
     let (raw, digest) = json::to_bytes(&DockerManifest {
         schema_version: 2,
-        media_type: DOCKER_MANIFEST,
+        media_type,
         config: (&config).into(),
         layers: layers.iter().map(Into::into).collect(),
     })?;
@@ -90,7 +118,7 @@ pub(super) fn from_archive(
         manifest: Manifest {
             raw,
             digest,
-            media_type: DOCKER_MANIFEST.to_string(),
+            media_type: media_type.to_string(),
         },
         config,
         layers,
@@ -98,7 +126,17 @@ pub(super) fn from_archive(
 }
 
 /// See [`super::from_load_dir`].
-pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_load_dir(
+    dir: &Path,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    let (image, want) = load_dir_archive(dir)?;
+    from_archive(&image, want.as_deref(), scratch, options)
+}
+
+/// See [`super::load_dir_archive`].
+pub(super) fn load_dir_archive(dir: &Path) -> Result<(PathBuf, Option<String>)> {
     let image = dir.join("image");
     if !image.is_file() {
         bail!(
@@ -114,7 +152,7 @@ pub(super) fn from_load_dir(dir: &Path, scratch: &Path) -> Result<ImageOrIndex> 
         (Some(repository), None) => Some(repository),
         (None, _) => None,
     };
-    from_archive(&image, want.as_deref(), scratch)
+    Ok((image, want))
 }
 
 /// The trimmed content of a small name file (`repository`, `tag`); `None` when it is
@@ -226,14 +264,20 @@ pub(super) fn materialise(blob: &Blob, scratch: &Path) -> Result<PathBuf> {
 }
 
 /// Layer `i` as a blob in scratch, and the digest of its uncompressed content.
-fn load_layer(archive: &DockerArchive, i: usize, scratch: &Path) -> Result<(Blob, String)> {
+fn load_layer(
+    archive: &DockerArchive,
+    i: usize,
+    scratch: &Path,
+    encoding: Encoding,
+) -> Result<(Blob, String)> {
     let member = &archive.layers()[i].name;
     let what = || format!("layer {i} ({member}) of {}", archive.path().display());
     let mut reader = BufReader::with_capacity(1 << 20, archive.open_layer(i)?);
     let head = reader.fill_buf().with_context(what)?;
     match compression::sniff(head) {
         Compression::None => {
-            let gzip = compress_layer(reader, scratch, DOCKER_GZIP).with_context(what)?;
+            let gzip = encode_layer(reader, scratch, encoding, encoding.docker_media_type())
+                .with_context(what)?;
             Ok((gzip.blob, gzip.diff_id))
         }
         compression => {
@@ -306,15 +350,21 @@ mod tests {
     /// Checks what every image from a docker archive must be: Docker manifest over these
     /// config bytes, every layer a valid blob whose content has the given diff ID.
     fn check_image(image: &Image, config: &[u8], diff_ids: &[String]) -> Result<()> {
-        assert_eq!(image.manifest.media_type, DOCKER_MANIFEST);
+        // With zstd layers, OCI's manifest (Docker's has no zstd type).
+        let oci = image.layers.iter().any(|l| l.media_type == OCI_ZSTD);
+        let (manifest_type, config_type) = if oci {
+            (OCI_MANIFEST, OCI_CONFIG)
+        } else {
+            (DOCKER_MANIFEST, DOCKER_CONFIG)
+        };
+        assert_eq!(image.manifest.media_type, manifest_type);
         assert_eq!(image.manifest.digest, sha256_digest(&image.manifest.raw));
-        let Parsed::Manifest(parsed) = manifest::parse(DOCKER_MANIFEST, &image.manifest.raw)?
-        else {
+        let Parsed::Manifest(parsed) = manifest::parse(manifest_type, &image.manifest.raw)? else {
             bail!("not a manifest");
         };
         assert_eq!(parsed.layers().len(), diff_ids.len());
         assert_eq!(fs::read(image.config.path()?)?, config);
-        assert_eq!(image.config.media_type, DOCKER_CONFIG);
+        assert_eq!(image.config.media_type, config_type);
         assert_eq!(parsed.config().digest().to_string(), image.config.digest);
         let copies = tempfile::tempdir()?;
         for (i, layer) in image.layers.iter().enumerate() {
@@ -326,7 +376,7 @@ mod tests {
                 parsed.layers()[i].media_type().to_string(),
                 layer.media_type
             );
-            if layer.media_type == DOCKER_GZIP {
+            if layer.media_type == DOCKER_GZIP || layer.media_type == OCI_GZIP {
                 assert_eq!(gunzip_digest(&path)?, diff_ids[i]);
             }
         }
@@ -382,9 +432,10 @@ mod tests {
         let image = image(from_docker_archive(&archive, Some("x:1"), scratch.path())?)?;
         check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)?;
         assert_eq!(image.layers[0].digest, source.layers[0].digest);
-        assert_eq!(image.layers[0].media_type, DOCKER_GZIP);
+        assert_eq!(image.layers[0].media_type, OCI_GZIP);
         assert_eq!(image.layers[1].digest, source.layers[1].digest);
         assert_eq!(image.layers[1].media_type, OCI_ZSTD);
+        assert_eq!(image.manifest.media_type, OCI_MANIFEST);
         // Named by their digests, they are not read until they must be sent.
         assert!(image
             .layers

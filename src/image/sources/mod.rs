@@ -5,14 +5,15 @@
 //!
 //! Every layer is verified on the way: against the config's `diff_ids` for docker-save
 //! archives, against its descriptor's digest and size for OCI layouts. Uncompressed layers
-//! are compressed with [`gzip_layer`] (and the manifest rebuilt with gzip media types);
+//! are compressed with [`compress_layer`] as `params.compression` says (gzip by default;
+//! the manifest is rebuilt with the compressed media types);
 //! compressed ones are used as they are, referenced where they lie when that is a plain
 //! file, else copied into `scratch`. Nothing holds a layer in memory.
 //!
 //! Manifests built here are serialised from structs in the spec's field order, so the same
 //! input always gives the same digest; manifests that need no change keep their bytes.
 //!
-//! [`gzip_layer`]: super::compress::gzip_layer
+//! [`compress_layer`]: super::compress::compress_layer
 
 mod assemble;
 mod docker;
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::image::hashing::{HashingReader, TeeReader};
 use anyhow::{bail, Context, Result};
 
-use super::compress::gzip_layer;
+use super::compress::{self as codec, Encoding, LayerOptions};
 use super::json;
 use super::model::{Blob, Digest, Image, ImageOrIndex};
 
@@ -41,28 +42,82 @@ pub fn from_docker_archive(
     want: Option<&str>,
     scratch: &Path,
 ) -> Result<ImageOrIndex> {
-    docker::from_archive(path, want, scratch)
+    from_docker_archive_with(path, want, scratch, &LayerOptions::default())
+}
+
+/// [`from_docker_archive`] compressing as `options` say, and using the layers it lists as
+/// known instead of compressing them.
+pub fn from_docker_archive_with(
+    path: &Path,
+    want: Option<&str>,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    docker::from_archive(path, want, scratch, options)
         .with_context(|| format!("load_file {}", path.display()))
+}
+
+/// The config bytes of the image `want` picks in a docker-save tarball (as
+/// [`from_docker_archive`] picks it), without reading any layer.
+pub fn docker_archive_config(path: &Path, want: Option<&str>) -> Result<Vec<u8>> {
+    super::archive::read_docker_archive(path, want)?
+        .config_bytes()
+        .with_context(|| format!("load_file {}", path.display()))
+}
+
+/// The docker-save tarball of D's `load` directory and the image name it picks.
+pub fn load_dir_archive(dir: &Path) -> Result<(PathBuf, Option<String>)> {
+    docker::load_dir_archive(dir).with_context(|| format!("load {}", dir.display()))
 }
 
 /// D's `load`: the directory `in` wrote with `save: true`. Reads `<dir>/image`, picking
 /// the image named by `<dir>/repository` and `<dir>/tag` when they are there.
 pub fn from_load_dir(dir: &Path, scratch: &Path) -> Result<ImageOrIndex> {
-    docker::from_load_dir(dir, scratch).with_context(|| format!("load {}", dir.display()))
+    from_load_dir_with(dir, scratch, &LayerOptions::default())
+}
+
+/// [`from_load_dir`] with `options` (see [`from_docker_archive_with`]).
+pub fn from_load_dir_with(
+    dir: &Path,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    docker::from_load_dir(dir, scratch, options).with_context(|| format!("load {}", dir.display()))
 }
 
 /// `import_file`: a rootfs tarball (plain tar, gzip or zstd, told by its first bytes)
 /// becomes a one-layer OCI image for `linux` and the host's architecture, created now,
 /// with the default `PATH`. A gzip tarball is the layer as it is; others are compressed.
 pub fn from_rootfs_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
-    rootfs::from_tarball(path, scratch).with_context(|| format!("import_file {}", path.display()))
+    from_rootfs_tarball_with(path, scratch, Encoding::default())
+}
+
+/// [`from_rootfs_tarball`] compressing the layer as `encoding` says.
+pub fn from_rootfs_tarball_with(
+    path: &Path,
+    scratch: &Path,
+    encoding: Encoding,
+) -> Result<ImageOrIndex> {
+    rootfs::from_tarball(path, scratch, encoding)
+        .with_context(|| format!("import_file {}", path.display()))
 }
 
 /// R's `image`: `pattern`, a path or glob (relative to `base` unless absolute), must
 /// match exactly one path: an OCI layout tarball, a docker-save tarball or an OCI layout
 /// directory, told apart by content.
 pub fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
-    path::from_image_path(base, pattern, scratch).with_context(|| format!("image {pattern}"))
+    from_image_path_with(base, pattern, scratch, &LayerOptions::default())
+}
+
+/// [`from_image_path`] with `options` (see [`from_docker_archive_with`]).
+pub fn from_image_path_with(
+    base: &Path,
+    pattern: &str,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    path::from_image_path(base, pattern, scratch, options)
+        .with_context(|| format!("image {pattern}"))
 }
 
 /// `images`: each pattern (a path or glob, relative to `base` unless absolute; a glob's
@@ -82,7 +137,7 @@ pub fn from_images(base: &Path, patterns: &[String], scratch: &Path) -> Result<I
 /// [`ImageOrIndex::Image`]. Manifests and indexes that need no change keep their bytes and
 /// digests.
 pub fn from_oci_layout(dir: &Path, ref_name: Option<&str>, scratch: &Path) -> Result<ImageOrIndex> {
-    oci::from_layout(dir, ref_name, scratch)
+    oci::from_layout(dir, ref_name, scratch, Encoding::default())
 }
 
 /// The verified file of `blob`: its own file, or, for a layer still inside its archive
@@ -136,10 +191,16 @@ struct GzipLayer {
     diff_id: String,
 }
 
-/// Compresses an uncompressed layer stream into `scratch` as a `media_type` blob.
-fn compress_layer(input: impl Read, scratch: &Path, media_type: &str) -> Result<GzipLayer> {
+/// Compresses an uncompressed layer stream into `scratch` as a `media_type` blob, as
+/// `encoding` says.
+fn encode_layer(
+    input: impl Read,
+    scratch: &Path,
+    encoding: Encoding,
+    media_type: &str,
+) -> Result<GzipLayer> {
     let tmp = scratch_path(scratch, "layer");
-    let compressed = gzip_layer(input, &tmp)?;
+    let compressed = codec::compress_layer(input, &tmp, encoding)?;
     let digest = Digest::parse(&compressed.digest)?;
     let path = settle(&tmp, scratch, &digest)?;
     Ok(GzipLayer {

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use super::{compress_layer, scan, scratch_path};
+use super::{encode_layer, scan, scratch_path};
 use crate::image::archive::{read_oci_layout, OciLayout};
-use crate::image::compression::{self, gzip_media_type, Compression};
+use crate::image::compress::Encoding;
+use crate::image::compression::{self, Compression};
 use crate::image::hashing::CountingReader;
 use crate::image::json::{self, DescriptorJson};
 use crate::image::manifest::{self, Parsed};
@@ -38,21 +39,26 @@ pub(super) fn from_layout(
     dir: &Path,
     ref_name: Option<&str>,
     scratch: &Path,
+    encoding: Encoding,
 ) -> Result<ImageOrIndex> {
     let layout = read_oci_layout(dir)?;
-    load(&layout, ref_name, scratch, &Verified::new())
+    load(&layout, ref_name, scratch, &Verified::new(), encoding)
 }
 
 /// An OCI layout tarball: its layout is extracted into scratch (blobs hashed on the way),
 /// then loaded like a directory without a ref name (see [`choose`]).
-pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_tarball(
+    path: &Path,
+    scratch: &Path,
+    encoding: Encoding,
+) -> Result<ImageOrIndex> {
     let dir = scratch_path(scratch, "oci-tarball");
     fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let verified = extract(path, &dir)
         .with_context(|| format!("extracting the OCI layout tarball {}", path.display()))?;
     let layout = read_oci_layout(&dir)
         .with_context(|| format!("{} is not a complete OCI layout tarball", path.display()))?;
-    load(&layout, None, scratch, &verified)
+    load(&layout, None, scratch, &verified, encoding)
 }
 
 /// What `ref_name` names, with every image it covers; without a name, what [`choose`]
@@ -62,11 +68,13 @@ fn load(
     ref_name: Option<&str>,
     scratch: &Path,
     verified: &Verified,
+    encoding: Encoding,
 ) -> Result<ImageOrIndex> {
     let mut loader = Loader {
         layout,
         scratch,
         verified,
+        encoding,
         layers: HashMap::new(),
     };
     let top = match ref_name {
@@ -242,6 +250,8 @@ struct Loader<'a> {
     layout: &'a OciLayout,
     scratch: &'a Path,
     verified: &'a Verified,
+    /// How uncompressed layers are compressed.
+    encoding: Encoding,
     /// Layers done so far, by their descriptor's digest.
     layers: HashMap<String, Blob>,
 }
@@ -460,11 +470,8 @@ impl Loader<'_> {
         compression::detect(&descriptor.media_type, head)
             .with_context(|| format!("layer {} in {}", descriptor.digest, self.where_()))?;
         let mut counted = CountingReader::new(reader);
-        let gzip = compress_layer(
-            &mut counted,
-            self.scratch,
-            &gzip_media_type(&descriptor.media_type),
-        )?;
+        let (encoding, media_type) = self.encoding.for_media_type(&descriptor.media_type);
+        let gzip = encode_layer(&mut counted, self.scratch, encoding, &media_type)?;
         let actual = if digest.algorithm() == crate::digest::Algorithm::Sha256 {
             gzip.diff_id.clone()
         } else {

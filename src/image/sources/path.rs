@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{docker, oci};
+use crate::image::compress::LayerOptions;
 use crate::image::compression;
 use crate::image::model::ImageOrIndex;
 
@@ -21,17 +22,26 @@ enum Kind {
 }
 
 /// See [`super::from_image_path`].
-pub(super) fn from_image_path(base: &Path, pattern: &str, scratch: &Path) -> Result<ImageOrIndex> {
-    from_path(&resolve(base, pattern)?, scratch)
+pub(super) fn from_image_path(
+    base: &Path,
+    pattern: &str,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
+    from_path(&resolve(base, pattern)?, scratch, options)
 }
 
 /// What `path` (an OCI layout tarball, a docker-save tarball or an OCI layout directory)
 /// holds, told apart by content.
-pub(super) fn from_path(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_path(
+    path: &Path,
+    scratch: &Path,
+    options: &LayerOptions,
+) -> Result<ImageOrIndex> {
     match kind(path)? {
-        Kind::DockerSave => docker::from_archive(path, None, scratch),
-        Kind::OciTarball => oci::from_tarball(path, scratch),
-        Kind::OciLayout => oci::from_layout(path, None, scratch),
+        Kind::DockerSave => docker::from_archive(path, None, scratch, options),
+        Kind::OciTarball => oci::from_tarball(path, scratch, options.encoding),
+        Kind::OciLayout => oci::from_layout(path, None, scratch, options.encoding),
     }
 }
 

@@ -11,8 +11,9 @@ use anyhow::{bail, Context, Result};
 use flate2::bufread::MultiGzDecoder;
 use serde::Serialize;
 
-use super::compress_layer;
+use super::encode_layer;
 use crate::image::archive::write_bytes_blob;
+use crate::image::compress::Encoding;
 use crate::image::compression::{self, Compression};
 use crate::image::hashing::HashingReader;
 use crate::image::json::{self, DescriptorJson, ManifestJson};
@@ -61,18 +62,22 @@ struct History<'a> {
 }
 
 /// See [`super::from_rootfs_tarball`].
-pub(super) fn from_tarball(path: &Path, scratch: &Path) -> Result<ImageOrIndex> {
+pub(super) fn from_tarball(
+    path: &Path,
+    scratch: &Path,
+    encoding: Encoding,
+) -> Result<ImageOrIndex> {
     let compression = probe(path)?;
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let (layer, diff_id) = match compression {
         Compression::Gzip => keep_gzip(path)?,
         Compression::None => {
-            let gzip = compress_layer(open()?, scratch, OCI_GZIP)?;
+            let gzip = encode_layer(open()?, scratch, encoding, encoding.oci_media_type())?;
             (gzip.blob, gzip.diff_id)
         }
         Compression::Zstd => {
             let plain = compression::decompress(BufReader::new(open()?), Compression::Zstd)?;
-            let gzip = compress_layer(plain, scratch, OCI_GZIP)?;
+            let gzip = encode_layer(plain, scratch, encoding, encoding.oci_media_type())?;
             (gzip.blob, gzip.diff_id)
         }
     };

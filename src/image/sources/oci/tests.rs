@@ -384,7 +384,7 @@ fn missing_platforms_and_media_type_are_filled_in() -> Result<()> {
     let mut tar = tar::Builder::new(File::create(&tarball)?);
     tar.append_dir_all(".", &layout)?;
     tar.into_inner()?;
-    let from_tar = super::from_tarball(&tarball, scratch.path())?;
+    let from_tar = super::from_tarball(&tarball, scratch.path(), Default::default())?;
     assert_eq!(from_tar.digest(), &digest);
     Ok(())
 }
@@ -433,7 +433,7 @@ fn single_image_digest_marker_picks_the_image() -> Result<()> {
     tar.append_dir_all(".", &layout)?;
     tar.into_inner()?;
     assert_eq!(
-        super::from_tarball(&tarball, scratch.path())?.digest(),
+        super::from_tarball(&tarball, scratch.path(), Default::default())?.digest(),
         &arm.manifest.digest
     );
 
