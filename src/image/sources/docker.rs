@@ -453,6 +453,52 @@ mod tests {
     }
 
     #[test]
+    fn layers_are_made_largest_expected_output_first() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let text = |len: usize| -> Vec<u8> {
+            (0..)
+                .flat_map(|n: u32| format!("line {}\n", n % 977).into_bytes())
+                .take(len)
+                .collect()
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let random: Vec<u8> = (0..400 * 1024)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect();
+        // Expected outputs: a third of 300 KB, all of 400 KB, a third of 900 KB.
+        let (small, big) = (text(300 * 1024), text(900 * 1024));
+        let layers = [
+            make_layer(dir.path(), &[("small", &small[..])], Fixture::None)?,
+            make_layer(dir.path(), &[("random", &random[..])], Fixture::None)?,
+            make_layer(dir.path(), &[("big", &big[..])], Fixture::None)?,
+        ];
+        let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let source = make_image(dir.path(), "amd64", &layers)?;
+        let oci = layout_of(dir.path(), &source)?;
+        let path = dir.path().join("saved.tar");
+        run(
+            "skopeo",
+            &[
+                "copy".to_string(),
+                format!("oci:{}:latest", oci.display()),
+                format!("docker-archive:{}:example.com/app:1", path.display()),
+            ],
+        )?;
+        let archive = read_docker_archive(&path, None)?;
+        assert_eq!(making_order(&archive, vec![0, 1, 2])?, [1, 2, 0]);
+        assert_eq!(making_order(&archive, vec![0, 2])?, [2, 0]);
+        // The manifest keeps the archive's order.
+        let scratch = tempfile::tempdir()?;
+        let image = image(from_docker_archive(&path, None, scratch.path())?)?;
+        check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)
+    }
+
+    #[test]
     fn compressed_members_are_kept_byte_for_byte() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let layers = [
