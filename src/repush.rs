@@ -56,17 +56,6 @@ struct RemoteDescriptor {
     size: u64,
 }
 
-#[derive(Deserialize)]
-struct ConfigRootfs {
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
-}
-
 /// An image manifest a tag holds.
 struct Tagged {
     manifest: Manifest,
@@ -211,10 +200,9 @@ async fn known_layers(
             return Vec::new();
         }
     };
-    let Ok(rootfs) = serde_json::from_slice::<ConfigRootfs>(&bytes) else {
+    let Ok(diff_ids) = crate::image::json::config_diff_ids(&bytes) else {
         return Vec::new();
     };
-    let diff_ids = rootfs.rootfs.diff_ids;
     if diff_ids.len() != manifest.layers.len() {
         return Vec::new();
     }

@@ -159,6 +159,23 @@ pub(crate) fn to_bytes(value: &impl Serialize) -> Result<(Vec<u8>, Digest)> {
     Ok((bytes, digest))
 }
 
+/// The part of an image config that lists its layers' `rootfs.diff_ids`.
+#[derive(Deserialize)]
+struct ConfigRootfs {
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+/// An image config's `rootfs.diff_ids` (empty when it lists none).
+pub(crate) fn config_diff_ids(config: &[u8]) -> serde_json::Result<Vec<String>> {
+    serde_json::from_slice::<ConfigRootfs>(config).map(|c| c.rootfs.diff_ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

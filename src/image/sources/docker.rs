@@ -7,7 +7,6 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
 
 use super::{encode_layer, scratch_path, settle};
 use crate::image::archive::{
@@ -33,18 +32,6 @@ const OCI_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker has no zstd layer type of its own; it pushes OCI's.
 const OCI_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-/// The part of an image config read here.
-#[derive(Deserialize)]
-struct ConfigRootfs {
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
-}
-
 /// See [`super::from_docker_archive`].
 pub(super) fn from_archive(
     path: &Path,
@@ -54,16 +41,13 @@ pub(super) fn from_archive(
 ) -> Result<ImageOrIndex> {
     let archive = read_docker_archive(path, want)?;
     let config_bytes = archive.config_bytes()?;
-    let diff_ids = serde_json::from_slice::<ConfigRootfs>(&config_bytes)
-        .with_context(|| {
-            format!(
-                "{}: its config {} has no valid rootfs.diff_ids",
-                path.display(),
-                archive.config().name
-            )
-        })?
-        .rootfs
-        .diff_ids;
+    let diff_ids = json::config_diff_ids(&config_bytes).with_context(|| {
+        format!(
+            "{}: its config {} has no valid rootfs.diff_ids",
+            path.display(),
+            archive.config().name
+        )
+    })?;
     if diff_ids.len() != archive.layers().len() {
         bail!(
             "{} lists {} layers, but its config {} has {} rootfs.diff_ids",
