@@ -12,6 +12,7 @@ use crate::put::{blob_counts, pushed, put, work_dir, BlobCounts};
 use crate::put_sources::{
     assert_content_of, content_builder, docker_archive, pushed_manifest, tagged_source,
 };
+use crate::util::front::{Action, Front};
 use crate::util::oracle::umoci_unpack;
 use crate::util::tree::{assert_same_tree, Compare};
 use crate::util::*;
@@ -259,4 +260,58 @@ fn layers_another_tag_has_are_not_compressed_again() {
     pushed(&fresh);
     assert_eq!(blob_counts(&fresh), BlobCounts::new(3, 0, 0));
     assert_ne!(layer_digests(&registry, "put/fresh:latest"), level_1);
+}
+
+#[test]
+fn layers_upload_ahead_at_the_same_time() {
+    // A front holds the final PUT of the first layer upload until a second upload has
+    // started (or 20 s have passed): uploading ahead one layer after the other never
+    // starts the second while the first is open.
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let registry = Registry::start(RegistryConfig::new());
+    let started = Arc::new(AtomicUsize::new(0));
+    let overlapped = Arc::new(AtomicBool::new(false));
+    let held = Arc::new(AtomicBool::new(false));
+    let (s, o, h) = (
+        Arc::clone(&started),
+        Arc::clone(&overlapped),
+        Arc::clone(&held),
+    );
+    let front = Front::start(registry.host(), move |seen| {
+        if seen.method == "POST" && seen.target.contains("/blobs/uploads/") {
+            s.fetch_add(1, Ordering::SeqCst);
+        } else if seen.method == "PUT"
+            && seen.target.contains("digest=")
+            && !h.swap(true, Ordering::SeqCst)
+        {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if s.load(Ordering::SeqCst) >= 2 {
+                    o.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Action::Forward
+    });
+    let image = content_builder(Compression::None).build();
+    let work = work_dir();
+    docker_archive(&image, &work.path().join("image.tar"), "team/app:1");
+    let target = json!({ "repository": format!("{}/put/ahead", front.host()), "tag": "1" });
+    let out = put(work.path(), &target, json!({"load_file": "image.tar"}));
+    pushed(&out);
+    assert_eq!(blob_counts(&out), BlobCounts::new(3, 0, 0));
+    assert!(
+        out.stderr
+            .contains("2 layers uploaded while the image was being made"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        overlapped.load(Ordering::SeqCst),
+        "the second layer's upload waited for the first's"
+    );
 }

@@ -170,6 +170,7 @@ pub async fn run(input: &[u8], args: &[String], log: &Log) -> anyhow::Result<Val
                         Arc::clone(&target.client),
                         repository.clone(),
                         ready_rx,
+                        request.source.max_concurrent_uploads.unwrap_or(4),
                     ));
                     let scratch_path = scratch.path().to_path_buf();
                     let mut build =

@@ -429,8 +429,8 @@ fn deflate_block(job: &Job, level: u32) -> Result<Vec<u8>> {
 }
 
 /// Whether `data`'s order-0 entropy is at least [`STORED_ENTROPY`] bits per byte (empty and
-/// short data: no).
-fn looks_random(data: &[u8]) -> bool {
+/// short data: no): then its blocks are stored, not deflated.
+pub fn looks_random(data: &[u8]) -> bool {
     if data.len() < 4096 {
         return false;
     }

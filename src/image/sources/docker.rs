@@ -58,25 +58,30 @@ pub(super) fn from_archive(
         );
     }
     let config = write_bytes_blob(scratch, &config_bytes, DOCKER_CONFIG)?;
-    let mut layers = Vec::with_capacity(diff_ids.len());
+    let mut slots: Vec<Option<Blob>> = vec![None; diff_ids.len()];
+    let mut to_make = Vec::new();
     for (i, want_diff_id) in diff_ids.iter().enumerate() {
-        let blob = match defer_layer(&archive, i, want_diff_id)? {
-            Some(deferred) => deferred,
-            None => match reuse::known_layer(&archive, i, want_diff_id, options)? {
-                Some(known) => known,
-                None => {
-                    let (blob, diff_id) = load_layer(&archive, i, scratch, options.encoding)?;
-                    let what = layer_name(i, &archive.layers()[i].name, path);
-                    check_diff_id(blob.path()?, &what, &diff_id, want_diff_id)?;
-                    if let Some(ready) = &options.ready {
-                        // Nobody listening only means no upload ahead.
-                        let _ = ready.send(blob.clone());
-                    }
-                    blob
-                }
-            },
+        slots[i] = match defer_layer(&archive, i, want_diff_id)? {
+            Some(deferred) => Some(deferred),
+            None => reuse::known_layer(&archive, i, want_diff_id, options)?,
         };
-        layers.push(blob);
+        if slots[i].is_none() {
+            to_make.push(i);
+        }
+    }
+    for i in making_order(&archive, to_make)? {
+        let (blob, diff_id) = load_layer(&archive, i, scratch, options.encoding)?;
+        let what = layer_name(i, &archive.layers()[i].name, path);
+        check_diff_id(blob.path()?, &what, &diff_id, &diff_ids[i])?;
+        if let Some(ready) = &options.ready {
+            // Nobody listening only means no upload ahead.
+            let _ = ready.send(blob.clone());
+        }
+        slots[i] = Some(blob);
+    }
+    let mut layers = Vec::with_capacity(slots.len());
+    for (i, slot) in slots.into_iter().enumerate() {
+        layers.push(slot.with_context(|| format!("layer {i} of {} was not made", path.display()))?);
     }
     // Docker's schema 2 has no zstd layer type (skopeo refuses OCI's there): with zstd
     // layers the manifest is OCI's, as `docker push` makes it then.
@@ -107,6 +112,36 @@ pub(super) fn from_archive(
         config,
         layers,
     }))
+}
+
+/// The order to make layers `to_make` in: largest expected output first, so that the last
+/// one made (whose upload nothing overlaps) is the smallest to upload. The expected output
+/// is the member's size, a third of it unless its first block looks random (compressed
+/// members are copied as they are). Only the work is reordered: the manifest keeps the
+/// archive's order, and each layer's bytes do not depend on it.
+fn making_order(archive: &DockerArchive, to_make: Vec<usize>) -> Result<Vec<usize>> {
+    let mut expected = Vec::with_capacity(to_make.len());
+    for i in to_make {
+        let member = &archive.layers()[i];
+        let mut head = Vec::new();
+        archive
+            .open_layer(i)?
+            .take(512 * 1024)
+            .read_to_end(&mut head)
+            .with_context(|| {
+                format!(
+                    "reading layer {i} ({}) of {}",
+                    member.name,
+                    archive.path().display()
+                )
+            })?;
+        let kept = compression::sniff(&head) != Compression::None
+            || crate::image::compress::looks_random(&head);
+        expected.push((if kept { member.size } else { member.size / 3 }, i));
+    }
+    // Stable: equal sizes keep the archive's order.
+    expected.sort_by_key(|e| std::cmp::Reverse(e.0));
+    Ok(expected.into_iter().map(|(_, i)| i).collect())
 }
 
 /// See [`super::from_load_dir`].
@@ -399,6 +434,52 @@ mod tests {
         let source = format!("docker-archive:{}", back.display());
         assert_eq!(skopeo_diff_ids(&source, "amd64")?, diff_ids);
         Ok(())
+    }
+
+    #[test]
+    fn layers_are_made_largest_expected_output_first() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let text = |len: usize| -> Vec<u8> {
+            (0..)
+                .flat_map(|n: u32| format!("line {}\n", n % 977).into_bytes())
+                .take(len)
+                .collect()
+        };
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let random: Vec<u8> = (0..400 * 1024)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                (seed >> 24) as u8
+            })
+            .collect();
+        // Expected outputs: a third of 300 KB, all of 400 KB, a third of 900 KB.
+        let (small, big) = (text(300 * 1024), text(900 * 1024));
+        let layers = [
+            make_layer(dir.path(), &[("small", &small[..])], Fixture::None)?,
+            make_layer(dir.path(), &[("random", &random[..])], Fixture::None)?,
+            make_layer(dir.path(), &[("big", &big[..])], Fixture::None)?,
+        ];
+        let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let source = make_image(dir.path(), "amd64", &layers)?;
+        let oci = layout_of(dir.path(), &source)?;
+        let path = dir.path().join("saved.tar");
+        run(
+            "skopeo",
+            &[
+                "copy".to_string(),
+                format!("oci:{}:latest", oci.display()),
+                format!("docker-archive:{}:example.com/app:1", path.display()),
+            ],
+        )?;
+        let archive = read_docker_archive(&path, None)?;
+        assert_eq!(making_order(&archive, vec![0, 1, 2])?, [1, 2, 0]);
+        assert_eq!(making_order(&archive, vec![0, 2])?, [2, 0]);
+        // The manifest keeps the archive's order.
+        let scratch = tempfile::tempdir()?;
+        let image = image(from_docker_archive(&path, None, scratch.path())?)?;
+        check_image(&image, &fs::read(source.config.path()?)?, &diff_ids)
     }
 
     #[test]
