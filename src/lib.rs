@@ -19,6 +19,11 @@
 //! - [`fetch`]: `in`'s manifest walk and parallel blob downloads.
 //! - [`push`]: `out`'s one pusher (blobs, mounts, manifests, tags) and where each blob's bytes
 //!   are ([`push::BlobSource`]).
+//! - [`repush`]: `out`'s re-push short-cut (same config digest under the tag) and the layers
+//!   the repository already has, found by diff_id.
+//! - [`upload_ahead`]: uploads each layer `out` compresses while the next one is made.
+//! - [`sigstore`]: cosign signatures: keys, payloads, signing on `out`, verifying on `check`
+//!   and `in`, copying them with an image.
 //! - [`tags`]: the tags an `out` pushes.
 //! - [`builder`]: `out`'s Dockerfile builds through buildah.
 //! - [`log`]: where a command's messages go (stderr, or a buffer in tests).
