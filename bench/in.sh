@@ -68,7 +68,9 @@ skopeo_save() {
     "docker-archive:$work/image.tar:bench/big:1"
 }
 floor() {
-  mkdir -p "$work/floor"
+  # The layers' tars name `usr/...` without a `usr/` entry of their own: made here, so that
+  # parallel extractions do not race to create it (tar: "Cannot mkdir").
+  mkdir -p "$work/floor/usr"
   local d pid
   local -a pids=()
   for d in $(jq -r '.layers[].digest' <<<"$manifest"); do
