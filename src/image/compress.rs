@@ -428,7 +428,7 @@ fn deflate_block(job: &Job, level: u32) -> Result<Vec<u8>> {
     }
 }
 
-/// Whether `data`'s order-0 entropy is at least [`STORED_ENTROPY`] bits per byte (empty and
+/// Whether `data`'s order-0 entropy is at least `STORED_ENTROPY` bits per byte (empty and
 /// short data: no): then its blocks are stored, not deflated.
 pub fn looks_random(data: &[u8]) -> bool {
     if data.len() < 4096 {
