@@ -16,7 +16,7 @@ use crate::util::*;
 const PASSWORD: &str = "correct horse battery staple";
 
 /// `check` of `source`: the digests emitted and stderr.
-fn check_digests(source: &Value) -> (Vec<String>, String) {
+pub(crate) fn check_digests(source: &Value) -> (Vec<String>, String) {
     let out = run("check", &[], &json!({ "source": source }));
     let versions = out
         .expect_success()
@@ -31,7 +31,12 @@ fn check_digests(source: &Value) -> (Vec<String>, String) {
 }
 
 /// `source` for `repository:tag` on `registry`, verifying with `keys`.
-fn verifying(registry: &Registry, repository: &str, tag: &str, keys: &[&KeyPair]) -> Value {
+pub(crate) fn verifying(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+    keys: &[&KeyPair],
+) -> Value {
     let mut source = source_for(registry, repository);
     source["tag"] = json!(tag);
     let pems: Vec<&str> = keys.iter().map(|k| k.public_pem.as_str()).collect();

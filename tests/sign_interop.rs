@@ -4,30 +4,13 @@
 //! the signatures: verifiable where the policy accepts the repository they were signed in
 //! (`source.verify.repositories`, containers/image's `remapIdentity`), refused where not.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::get::{get, source_for};
 use crate::put::{pushed, put, work_dir};
+use crate::sign::{check_digests, verifying};
 use crate::util::sigstore::*;
 use crate::util::*;
-
-fn check_digests(source: &Value) -> (Vec<String>, String) {
-    let out = run("check", &[], &json!({ "source": source }));
-    let versions = out.expect_success().as_array().expect("an array").clone();
-    let digests = versions
-        .iter()
-        .map(|v| v["digest"].as_str().expect("digest").to_string())
-        .collect();
-    (digests, out.stderr)
-}
-
-fn verifying(registry: &Registry, repository: &str, tag: &str, keys: &[&KeyPair]) -> Value {
-    let mut source = source_for(registry, repository);
-    source["tag"] = json!(tag);
-    let pems: Vec<&str> = keys.iter().map(|k| k.public_pem.as_str()).collect();
-    source["verify"] = json!({ "public_keys": pems });
-    source
-}
 
 #[test]
 fn skopeo_signs_we_verify_and_our_signature_is_appended() {
