@@ -1,12 +1,15 @@
-//! Parallel gzip for layers, in one streaming pass: the input is cut into fixed blocks
-//! that every core deflates at once, each primed with the last 32 KiB of the block before
-//! it (as `pigz` does), so the result is one ordinary gzip member that compresses as well as
-//! `gzip -6`. Each block but the last ends with a sync flush, so the raw deflate pieces
-//! simply concatenate; their CRC-32s are combined for the trailer.
+//! Parallel gzip for layers, in one streaming pass: the input is cut into fixed 1 MiB
+//! blocks that every core compresses at once with libdeflate, each into a gzip member of
+//! its own; the layer is those members one after another. RFC 1952 allows a gzip file to
+//! be several members, and every layer reader we know reads them all (Go's
+//! `compress/gzip` and so Docker, containerd, skopeo, umoci and buildah; `gzip -d`, `pigz`,
+//! zlib's `gzread`; eStargz layers are built the same way). libdeflate needs no history
+//! across blocks (deflate's window is 32 KiB; 1 MiB blocks lose no measurable size) and is
+//! about 1.5x as fast as zlib-rs for a smaller output (see the README's table of levels).
 //!
-//! The output depends only on the input and the level, never on the number of cores: the
-//! same layer always gets the same digest. It reads with `gzip -d`, Go's `compress/gzip`
-//! and [`super::compression::open`].
+//! The output depends only on the input and the level, never on the number of cores or on
+//! what a worker compressed before: the same layer always gets the same digest. It reads
+//! with `gzip -d`, Go's `compress/gzip` and [`super::compression::open`].
 //!
 //! A block whose bytes look random (already compressed files, random data: an order-0
 //! entropy of at least 7.9 bits per byte) is written as stored deflate blocks
@@ -33,7 +36,6 @@ use std::thread;
 use crate::digest::Hasher;
 use crate::image::hashing::HashingWriter;
 use anyhow::{anyhow, bail, Context, Result};
-use flate2::{Compress, Crc, FlushCompress, Status};
 
 /// The gzip level used by [`gzip_layer`] (see the README's table of levels: 3 is within
 /// 3% of level 6's size for about 2/3 of its time).
@@ -44,10 +46,8 @@ const STORED_ENTROPY: f64 = 7.9;
 /// The largest stored deflate block.
 const STORED_MAX: usize = 65_535;
 
-/// Bytes of input per block.
-const BLOCK_SIZE: usize = 512 * 1024;
-/// Deflate's window: how much of the previous block primes the next.
-const WINDOW: usize = 32 * 1024;
+/// Bytes of input per block (and gzip member).
+const BLOCK_SIZE: usize = 1024 * 1024;
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown (as Go writes).
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
@@ -243,20 +243,17 @@ pub fn compress_layer(input: impl Read, out: &Path, encoding: Encoding) -> Resul
     }
 }
 
-/// One block to deflate.
+/// One block to compress.
 struct Job {
     index: u64,
-    /// Up to [`WINDOW`] bytes of input before this block.
-    dictionary: Vec<u8>,
     data: Vec<u8>,
     last: bool,
 }
 
-/// One deflated block, with its input buffer (recycled by the reader).
+/// One block made into a gzip member, with its input buffer (recycled by the reader).
 struct Done {
     index: u64,
-    deflated: Result<Vec<u8>>,
-    crc: Crc,
+    member: Result<Vec<u8>>,
     data: Vec<u8>,
     last: bool,
 }
@@ -267,9 +264,9 @@ struct Written {
     size: u64,
 }
 
-/// The pipeline: this thread reads and hashes the input, workers deflate, and a writer
-/// thread puts blocks in order, hashes and writes them. Buffers circulate as tokens, which
-/// bounds memory.
+/// The pipeline: this thread reads and hashes the input, workers compress blocks, and a
+/// writer thread puts them in order, hashes and writes them. Buffers circulate as tokens,
+/// which bounds memory.
 fn compress_stream<R: Read, W: Write + Send>(
     mut input: R,
     output: W,
@@ -289,13 +286,13 @@ fn compress_stream<R: Read, W: Write + Send>(
         for _ in 0..workers {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
-            scope.spawn(move || deflate_worker(&job_rx, &done_tx, level));
+            scope.spawn(move || member_worker(&job_rx, &done_tx, level));
         }
         // Only the workers hold the job receiver and the done senders now, so each
         // channel closes when its users are gone.
         drop(job_rx);
         drop(done_tx);
-        let writer = scope.spawn(move || write_blocks(output, &done_rx, &free_tx));
+        let writer = scope.spawn(move || write_members(output, &done_rx, &free_tx));
 
         let read = read_blocks(&mut input, &job_tx, &free_rx);
         drop(job_tx);
@@ -320,7 +317,6 @@ fn read_blocks(
     free: &Receiver<Vec<u8>>,
 ) -> Result<String> {
     let mut hasher = Hasher::sha256();
-    let mut dictionary = Vec::new();
     for index in 0.. {
         let Ok(mut data) = free.recv() else {
             break; // the writer failed
@@ -330,14 +326,7 @@ fn read_blocks(
         let n = fill(input, &mut data).context("reading the layer")?;
         hasher.update(&data);
         let last = n < BLOCK_SIZE;
-        let next_dictionary = data[data.len().saturating_sub(WINDOW)..].to_vec();
-        let job = Job {
-            index,
-            dictionary: std::mem::replace(&mut dictionary, next_dictionary),
-            data,
-            last,
-        };
-        if jobs.send(job).is_err() || last {
+        if jobs.send(Job { index, data, last }).is_err() || last {
             break;
         }
     }
@@ -358,8 +347,11 @@ fn fill(input: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
     Ok(buf.len())
 }
 
-/// Deflates jobs until there are none.
-fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) {
+/// Makes jobs into gzip members until there are none. Each worker keeps one compressor:
+/// libdeflate starts every call afresh, so what a worker compressed before does not
+/// change the next member.
+fn member_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) {
+    let mut compressor = None;
     loop {
         let job = match jobs.lock() {
             Ok(jobs) => jobs.recv(),
@@ -368,15 +360,14 @@ fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) 
         let Ok(job) = job else {
             return;
         };
-        let mut crc = Crc::new();
-        crc.update(&job.data);
         // A panic here would leave the writer waiting for this block forever.
-        let deflated = panic::catch_unwind(AssertUnwindSafe(|| deflate_block(&job, level)))
-            .unwrap_or_else(|_| Err(anyhow!("deflate panicked")));
+        let member = panic::catch_unwind(AssertUnwindSafe(|| {
+            gzip_member(&mut compressor, &job.data, level)
+        }))
+        .unwrap_or_else(|_| Err(anyhow!("deflate panicked")));
         let result = Done {
             index: job.index,
-            deflated,
-            crc,
+            member,
             data: job.data,
             last: job.last,
         };
@@ -386,46 +377,38 @@ fn deflate_worker(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>, level: u32) 
     }
 }
 
-/// Raw deflate of one block, primed with its dictionary, ending in a sync flush (byte
-/// aligned, not final) or, for the last block, the final block.
-///
-/// Each block gets a new compressor: zlib-rs (0.6) lets a reset compressor's old window
-/// bytes change which of two equal matches it picks, so a reused one would make the output
-/// depend on which worker compressed what before (zlib-rs issue #459, zlib-ng #2100).
-fn deflate_block(job: &Job, level: u32) -> Result<Vec<u8>> {
-    if level > 0 && looks_random(&job.data) {
-        return Ok(stored(&job.data, job.last));
-    }
-    let mut compress = Compress::new(flate2::Compression::new(level), false);
-    if !job.dictionary.is_empty() {
-        compress
-            .set_dictionary(&job.dictionary)
-            .context("priming deflate")?;
-    }
-    let flush = if job.last {
-        FlushCompress::Finish
+/// `data` as one gzip member: [`GZIP_HEADER`], `data` deflated by libdeflate at `level`
+/// (or as stored blocks when it [`looks_random`] or `level` is 0), its CRC-32 and length.
+/// `compressor` is made on first use.
+fn gzip_member(
+    compressor: &mut Option<libdeflater::Compressor>,
+    data: &[u8],
+    level: u32,
+) -> Result<Vec<u8>> {
+    let mut member = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
+    member.extend_from_slice(&GZIP_HEADER);
+    if level == 0 || looks_random(data) {
+        stored(data, &mut member);
     } else {
-        FlushCompress::Sync
-    };
-    let data = &job.data;
-    let mut out = Vec::with_capacity(data.len() + data.len() / 8 + 1024);
-    let start = compress.total_in();
-    loop {
-        let consumed = usize::try_from(compress.total_in() - start)?;
-        let status = compress
-            .compress_vec(&data[consumed..], &mut out, flush)
-            .context("deflating")?;
-        let consumed = usize::try_from(compress.total_in() - start)?;
-        let finished = if job.last {
-            status == Status::StreamEnd
-        } else {
-            consumed == data.len() && out.len() < out.capacity()
+        let compressor = match compressor {
+            Some(compressor) => compressor,
+            None => {
+                let level = libdeflater::CompressionLvl::new(i32::try_from(level)?)
+                    .map_err(|_| anyhow!("gzip level {level} is out of range"))?;
+                compressor.insert(libdeflater::Compressor::new(level))
+            }
         };
-        if finished {
-            return Ok(out);
-        }
-        out.reserve(out.capacity().max(4096));
+        let start = member.len();
+        member.resize(start + compressor.deflate_compress_bound(data.len()), 0);
+        let n = compressor
+            .deflate_compress(data, &mut member[start..])
+            .map_err(|e| anyhow!("deflating a block: {e:?}"))?;
+        member.truncate(start + n);
     }
+    member.extend_from_slice(&libdeflater::crc32(data).to_le_bytes());
+    // ISIZE is the input length modulo 2^32.
+    member.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    Ok(member)
 }
 
 /// Whether `data`'s order-0 entropy is at least `STORED_ENTROPY` bits per byte (empty and
@@ -458,10 +441,8 @@ pub fn looks_random(data: &[u8]) -> bool {
     entropy >= STORED_ENTROPY
 }
 
-/// `data` as stored deflate blocks (RFC 1951 3.2.4), starting byte aligned, as the pieces
-/// before it end; the last one is final when `last`.
-fn stored(data: &[u8], last: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 5 * (data.len() / STORED_MAX + 1));
+/// `data` as stored deflate blocks (RFC 1951 3.2.4), the last one final, appended to `out`.
+fn stored(data: &[u8], out: &mut Vec<u8>) {
     let mut chunks: Vec<&[u8]> = data.chunks(STORED_MAX).collect();
     if chunks.is_empty() {
         chunks.push(&[]);
@@ -469,26 +450,22 @@ fn stored(data: &[u8], last: bool) -> Vec<u8> {
     let n = chunks.len();
     for (i, chunk) in chunks.into_iter().enumerate() {
         // BFINAL in bit 0, BTYPE 00, then padding to the byte boundary.
-        out.push(u8::from(last && i + 1 == n));
+        out.push(u8::from(i + 1 == n));
         // Cannot truncate: chunks are at most STORED_MAX (u16::MAX) long.
         let len = chunk.len() as u16;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(chunk);
     }
-    out
 }
 
-/// Writes the header, the blocks in order, and the trailer, hashing what it writes.
-fn write_blocks<W: Write>(
+/// Writes the members in order, hashing what it writes.
+fn write_members<W: Write>(
     mut output: W,
     done: &Receiver<Done>,
     free: &SyncSender<Vec<u8>>,
 ) -> Result<Written> {
     let mut hashed = HashingWriter::new(&mut output);
-    hashed.write_all(&GZIP_HEADER)?;
-    let mut crc = Crc::new();
-    let mut input_len: u64 = 0;
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     'blocks: loop {
@@ -497,10 +474,7 @@ fn write_blocks<W: Write>(
         };
         pending.insert(block.index, block);
         while let Some(block) = pending.remove(&next) {
-            let deflated = block.deflated?;
-            hashed.write_all(&deflated).context("writing")?;
-            crc.combine(&block.crc);
-            input_len += block.data.len() as u64;
+            hashed.write_all(&block.member?).context("writing")?;
             next += 1;
             if block.last {
                 break 'blocks;
@@ -509,11 +483,6 @@ fn write_blocks<W: Write>(
             let _ = free.send(block.data);
         }
     }
-    let mut trailer = [0u8; 8];
-    trailer[..4].copy_from_slice(&crc.sum().to_le_bytes());
-    // ISIZE is the input length modulo 2^32.
-    trailer[4..].copy_from_slice(&(input_len as u32).to_le_bytes());
-    hashed.write_all(&trailer).context("writing")?;
     hashed.flush().context("writing")?;
     let (digest, size) = hashed.finish();
     Ok(Written { digest, size })
