@@ -26,8 +26,8 @@ use std::sync::Arc;
 pub struct Copied {
     /// Referrers copied.
     pub copied: usize,
-    /// Of those, how many were added to the target's referrers tag (the rest its registry
-    /// indexed itself).
+    /// How many were added to the target's referrers tag (not those its registry indexed
+    /// itself, answering with `OCI-Subject`, nor those the tag listed already).
     pub tagged: usize,
     /// Referrers skipped, with why.
     pub skipped: Vec<String>,
@@ -81,8 +81,7 @@ pub async fn copy_referrers(
         }
     }
     if !untagged.is_empty() {
-        done.tagged = untagged.len();
-        target
+        done.tagged = target
             .add_to_referrers_tag(repository, digest, &untagged)
             .await
             .with_context(|| {
