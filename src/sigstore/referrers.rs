@@ -54,7 +54,7 @@ pub async fn copy_referrers(
         let Some(referrer) = listed.get("digest").and_then(Value::as_str) else {
             continue;
         };
-        let copy = Copy {
+        let copy = Copier {
             source,
             from,
             target,
@@ -105,7 +105,7 @@ enum Outcome {
 }
 
 /// One copy's where from and where to.
-struct Copy<'a> {
+struct Copier<'a> {
     source: &'a Arc<Client>,
     from: &'a str,
     target: &'a Arc<Client>,
@@ -114,7 +114,7 @@ struct Copy<'a> {
     scratch: &'a Path,
 }
 
-impl Copy<'_> {
+impl Copier<'_> {
     async fn one(&self, referrer: &str) -> anyhow::Result<Outcome> {
         let Some((found, raw)) = self.read(referrer).await? else {
             return Ok(Outcome::Skipped("listed, but not found".into()));
