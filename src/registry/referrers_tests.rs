@@ -374,3 +374,96 @@ async fn without_oci_subject_the_copy_adds_to_the_tag_once() -> anyhow::Result<(
     assert_eq!(digests(&tagged), vec![their_digest, digest]);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_index_referrer_is_copied_with_its_manifests_a_nested_one_is_skipped(
+) -> anyhow::Result<()> {
+    let source_store = store();
+    // An index referring to the image, listing a manifest (whose own subject is not needed).
+    let (child, child_digest) = signature(&format!("sha256:{}", "7".repeat(64)), 1);
+    put(
+        &source_store,
+        &format!("src@{child_digest}"),
+        OCI_MANIFEST,
+        &child,
+    );
+    let index = |manifests: Value| {
+        let raw = json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX_MEDIA_TYPE,
+            "artifactType": "application/example",
+            "manifests": manifests,
+            "subject": {"mediaType": OCI_MANIFEST, "size": 418, "digest": subject()},
+        })
+        .to_string()
+        .into_bytes();
+        let digest = crate::digest::sha256(&raw);
+        (raw, digest)
+    };
+    let entry = |raw: &[u8], digest: &str, media_type: &str| json!({"mediaType": media_type, "digest": digest, "size": raw.len()});
+    let (flat, flat_digest) = index(json!([entry(&child, &child_digest, OCI_MANIFEST)]));
+    put(
+        &source_store,
+        &format!("src@{flat_digest}"),
+        INDEX_MEDIA_TYPE,
+        &flat,
+    );
+    // An index whose manifest is an index again.
+    let (inner, inner_digest) = index(json!([]));
+    put(
+        &source_store,
+        &format!("src@{inner_digest}"),
+        INDEX_MEDIA_TYPE,
+        &inner,
+    );
+    let (nested, nested_digest) = index(json!([entry(&inner, &inner_digest, INDEX_MEDIA_TYPE)]));
+    put(
+        &source_store,
+        &format!("src@{nested_digest}"),
+        INDEX_MEDIA_TYPE,
+        &nested,
+    );
+    let source = TestServer::start(registry(source_store, true)).await?;
+    let target_store = store();
+    let target = TestServer::start(registry(Arc::clone(&target_store), false)).await?;
+    let scratch = tempfile::tempdir()?;
+    let copied = copy_referrers(
+        &client(&source).await?,
+        "src",
+        &client(&target).await?,
+        "dst",
+        &subject(),
+        scratch.path(),
+    )
+    .await?;
+    // The source's API lists the three indexes (`inner` refers to the image too).
+    assert_eq!(copied.copied, 2, "{copied:?}");
+    assert_eq!(copied.skipped.len(), 1, "{copied:?}");
+    assert!(copied.skipped[0].contains(&nested_digest), "{copied:?}");
+    assert!(copied.skipped[0].contains("an index again"), "{copied:?}");
+    let lines = target.lines();
+    let child_put = lines
+        .iter()
+        .position(|l| *l == format!("PUT /v2/dst/manifests/{child_digest}"));
+    let index_put = lines
+        .iter()
+        .position(|l| *l == format!("PUT /v2/dst/manifests/{flat_digest}"));
+    assert!(child_put.is_some() && child_put < index_put, "{lines:?}");
+    assert_eq!(
+        get(&target_store, &format!("dst@{flat_digest}")),
+        Some(flat)
+    );
+    let tagged =
+        get(&target_store, &format!("dst@{}", fallback_tag(&subject()))).unwrap_or_default();
+    let mut listed = digests(&tagged);
+    listed.sort();
+    let mut expected = vec![flat_digest, inner_digest];
+    expected.sort();
+    assert_eq!(listed, expected);
+    let listed: Value = serde_json::from_slice(&tagged)?;
+    assert_eq!(
+        listed["manifests"][0]["artifactType"],
+        "application/example"
+    );
+    Ok(())
+}
