@@ -2,7 +2,9 @@
 //! signs, `check` and `in` verify; our signature is appended next to skopeo's (both kept,
 //! both verify, skopeo accepts ours); and a `pull_repository` copy to another registry keeps
 //! the signatures: verifiable where the policy accepts the repository they were signed in
-//! (`source.verify.repositories`, containers/image's `remapIdentity`), refused where not.
+//! (`source.verify.repositories`, containers/image's `remapIdentity`), refused where not;
+//! and one of an image cosign signed as an OCI 1.1 referrer keeps the referrer (cosign
+//! verifies the copy through the referrers tag distribution 2.8 needs).
 
 use serde_json::json;
 
@@ -163,4 +165,62 @@ fn cosign_verifies_ours_and_we_verify_cosigns() {
     let other = openssl_key(work.path(), "other");
     assert!(cosign_verify(&registry, "ours", &digest, &other.public).is_err());
     assert!(cosign_verify(&registry, "base", &digest, &key.public).is_err());
+}
+
+#[test]
+fn a_pull_repository_copy_keeps_cosigns_oci_referrers() {
+    let origin = Registry::start(RegistryConfig::new());
+    let copy = Registry::start(RegistryConfig::new());
+    let image = random_image(2, 2048);
+    let digest = push(&origin, &image, "src:v1");
+    let work = work_dir();
+    let key = cosign_key(work.path(), "cosign", "pw");
+    cosign_sign_referrer(&origin, "src", &digest, &key);
+    // What cosign wrote: no .sig tag, a referrer listed in the referrers tag (distribution
+    // 2.8 has no referrers API), and it verifies that way only.
+    assert!(manifest(&origin, "src", &signature_tag(&digest)).is_none());
+    let listed = referrers_tag_index(&origin, "src", &digest).expect("cosign's referrers tag");
+    let referrers = listed["manifests"].as_array().cloned().unwrap_or_default();
+    assert_eq!(referrers.len(), 1, "{listed}");
+    let referrer = referrers[0]["digest"].as_str().expect("digest").to_string();
+    cosign_verify_referrer(&origin, "src", &digest, &key.public).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cosign_verify(&origin, "src", &digest, &key.public).is_err());
+
+    // Copied to another registry, and to another repository of the same one (mounted).
+    for (registry, repository) in [(&copy, "dst"), (&origin, "mounted")] {
+        let mut source = source_for(registry, repository);
+        source["tag"] = json!("v1");
+        let out = put(
+            work.path(),
+            &source,
+            json!({"pull_repository": format!("{}/src", origin.host()), "pull_tag": "v1"}),
+        );
+        assert_eq!(pushed(&out).digest, digest);
+        assert!(
+            out.stderr.contains(&format!(
+                "copied 1 referrer(s) of {}/src@{digest}",
+                origin.host()
+            )),
+            "{}",
+            out.stderr
+        );
+        if repository == "mounted" {
+            // The image's blobs and the referrer's (config and payload), each linked.
+            assert!(out.stderr.contains("3 mounted"), "{}", out.stderr);
+            assert!(out.stderr.contains("2 mounted"), "{}", out.stderr);
+        }
+        let copied = referrers_tag_index(registry, repository, &digest)
+            .unwrap_or_else(|| panic!("no referrers tag in {repository}:\n{}", out.stderr));
+        assert_eq!(copied["manifests"], listed["manifests"], "{}", out.stderr);
+        assert_eq!(
+            manifest(registry, repository, &referrer),
+            manifest(&origin, "src", &referrer),
+            "the referrer's bytes"
+        );
+        let verified = cosign_verify_referrer(registry, repository, &digest, &key.public)
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.stderr));
+        assert!(verified.contains(&digest), "{verified}");
+        let other = openssl_key(work.path(), "other");
+        assert!(cosign_verify_referrer(registry, repository, &digest, &other.public).is_err());
+    }
 }

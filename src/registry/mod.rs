@@ -11,6 +11,7 @@ pub mod challenge;
 mod classify;
 pub mod client;
 pub mod error;
+pub mod referrers;
 pub mod retry;
 pub mod tags;
 pub mod tls;
@@ -20,6 +21,8 @@ pub mod upload;
 pub use client::{Client, Descriptor};
 pub use error::Error;
 
+#[cfg(test)]
+mod referrers_tests;
 #[cfg(test)]
 pub(crate) mod test_server;
 #[cfg(test)]

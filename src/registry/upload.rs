@@ -314,6 +314,22 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<(), Error> {
+        self.put_manifest_reporting_subject(repository, reference, media_type, bytes)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Client::put_manifest`], returning the `OCI-Subject` header of the answer: a
+    /// registry with the referrers API sends it (the subject's digest) when the manifest has
+    /// a `subject` it indexed; without it, the client keeps the referrers tag up to date
+    /// ([distribution spec, pushing manifests with subject](https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pushing-manifests-with-subject)).
+    pub async fn put_manifest_reporting_subject(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Option<String>, Error> {
         let url = format!(
             "{}/v2/{repository}/manifests/{reference}",
             self.base_url().await?
@@ -353,7 +369,11 @@ impl Client {
                 });
             }
         }
-        Ok(())
+        Ok(response
+            .headers()
+            .get("oci-subject")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string))
     }
 
     /// The absolute URL of a response's `Location`.

@@ -4,8 +4,9 @@
 //! image's. The payloads still name the repository they were signed in: to accept them with
 //! `source.verify`, list that repository in `source.verify.repositories`.
 //!
-//! Only cosign's tag scheme: the OCI referrers API is not read (CNCF distribution 2.8 has
-//! none).
+//! This is cosign's tag scheme; the image's OCI referrers (cosign's
+//! `--registry-referrers-mode=oci-1-1` signatures among them) are copied by
+//! [`super::referrers`].
 
 use super::manifest;
 use super::sign::append;

@@ -15,11 +15,16 @@
 //!   signed image's repository, one layer per signature (the payload, media type
 //!   [`SIMPLE_SIGNING_MEDIA_TYPE`], the signature in the [`SIGNATURE_ANNOTATION`]
 //!   annotation); a new signature is appended to the layers already there.
+//! - copies ([`copy`], [`referrers`]): a `pull_repository` copy gets the source's `.sig`
+//!   signatures and its OCI referrers (manifests whose `subject` is the image: cosign's
+//!   `--registry-referrers-mode=oci-1-1` signatures, SBOMs, attestations), listed by the
+//!   referrers API or, without one (CNCF distribution 2.8), the `sha256-<hex>` referrers tag.
 //!
 //! Not done: keyless (Fulcio certificates, Rekor bundles; such signatures are skipped as
-//! unverifiable without a key), RSA and Ed25519 keys, and Sigstore bundles stored as OCI
-//! referrers (cosign 3's default; cosign 2 and `--new-bundle-format=false` use the tag
-//! scheme; the registry we test against, CNCF distribution 2.8, has no referrers API).
+//! unverifiable without a key), RSA and Ed25519 keys, and verifying signatures stored as OCI
+//! referrers (cosign's `oci-1-1` mode; Sigstore bundles, cosign 3's default; cosign 2 and
+//! `--new-bundle-format=false` use the tag scheme): `check` and `in` read only the tag
+//! scheme, though copies keep referrers.
 
 pub mod copy;
 pub mod encrypted;
@@ -28,6 +33,7 @@ pub mod manifest;
 pub mod options;
 pub mod out;
 pub mod payload;
+pub mod referrers;
 pub mod sign;
 pub mod verify;
 

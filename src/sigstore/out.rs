@@ -1,10 +1,12 @@
-//! `out`'s part: after the image is pushed, copy the signatures of a `pull_repository`
-//! source, then sign with `params.sign`.
+//! `out`'s part: after the image is pushed, copy the signatures and OCI referrers of a
+//! `pull_repository` source, then sign with `params.sign`.
 
 use super::copy::copy_signatures;
+use super::referrers::copy_referrers;
 use super::sign::Signer;
 use super::signature_tag;
 use crate::reference::Reference;
+use crate::registry::referrers::fallback_tag;
 use crate::registry::Client;
 use crate::resource::PutParams;
 use crate::settings::Settings;
@@ -37,7 +39,7 @@ impl Signing {
     }
 
     /// After `digest` was pushed to `repository` on `target`: copies the pulled image's
-    /// signatures, then signs; returns lines for stderr.
+    /// signatures and referrers, then signs; returns lines for stderr.
     pub async fn after_push(
         &self,
         settings: &Settings,
@@ -59,8 +61,9 @@ impl Signing {
     }
 }
 
-/// Copies the signatures of `digest` from `pulled_from` (`params.pull_repository`, when it
-/// was the source) and signs `digest` with `signer`; returns lines for stderr.
+/// Copies the signatures and referrers of `digest` from `pulled_from`
+/// (`params.pull_repository`, when it was the source) and signs `digest` with `signer`;
+/// returns lines for stderr.
 async fn after_push(
     settings: &Settings,
     target: &Arc<Client>,
@@ -97,6 +100,28 @@ async fn after_push(
                 reference.name()
             ));
         }
+        let referrers = copy_referrers(
+            &client,
+            reference.repository(),
+            target,
+            repository,
+            digest,
+            scratch,
+        )
+        .await
+        .with_context(|| format!("copying the referrers of {}@{digest}", reference.name()))?;
+        if referrers.copied > 0 {
+            let tagged = match referrers.tagged {
+                0 => String::new(),
+                n => format!(" ({n} added to {name}:{})", fallback_tag(digest)),
+            };
+            lines.push(format!(
+                "copied {} referrer(s) of {}@{digest} to {name}{tagged}",
+                referrers.copied,
+                reference.name()
+            ));
+        }
+        lines.extend(referrers.skipped);
     }
     if let Some(signer) = signer {
         signer

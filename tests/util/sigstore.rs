@@ -103,6 +103,73 @@ pub fn cosign_sign(registry: &Registry, repository: &str, digest: &str, key: &Ke
     .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", registry.log()));
 }
 
+/// `cosign sign` as [`cosign_sign`], but storing the signature as an OCI 1.1 referrer
+/// (`--registry-referrers-mode=oci-1-1`, experimental): a manifest whose `subject` is the
+/// image, listed (on a registry without the referrers API, as distribution 2.8) in the
+/// referrers tag `sha256-<hex>`.
+pub fn cosign_sign_referrer(registry: &Registry, repository: &str, digest: &str, key: &KeyPair) {
+    cosign(
+        &[
+            "sign".into(),
+            "--key".into(),
+            key.private.display().to_string(),
+            "--tlog-upload=false".into(),
+            "--allow-http-registry".into(),
+            "--yes".into(),
+            "--registry-referrers-mode=oci-1-1".into(),
+            format!("{}/{repository}@{digest}", registry.host()),
+        ],
+        &[
+            ("COSIGN_PASSWORD", key.password.as_str()),
+            ("COSIGN_EXPERIMENTAL", "1"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", registry.log()));
+}
+
+/// `cosign verify --experimental-oci11 --key` of `repository@digest`: the signatures
+/// stored as OCI 1.1 referrers (found through the referrers API or tag). Its stdout, or
+/// `Err`.
+pub fn cosign_verify_referrer(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    public: &Path,
+) -> Result<String, String> {
+    cosign(
+        &[
+            "verify".into(),
+            "--key".into(),
+            public.display().to_string(),
+            "--insecure-ignore-tlog=true".into(),
+            "--allow-http-registry".into(),
+            "--experimental-oci11".into(),
+            format!("{}/{repository}@{digest}", registry.host()),
+        ],
+        &[("COSIGN_EXPERIMENTAL", "1")],
+    )
+}
+
+/// The referrers tag of `digest` (`sha256-<hex>`, the distribution spec's referrers tag
+/// schema) in `repository`, parsed; `None` when there is none.
+pub fn referrers_tag_index(registry: &Registry, repository: &str, digest: &str) -> Option<Value> {
+    let tag = digest.replacen(':', "-", 1);
+    let response = registry
+        .get_with_headers(
+            &format!("/v2/{repository}/manifests/{tag}"),
+            &[("Accept", "application/vnd.oci.image.index.v1+json")],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    match response.status {
+        404 => None,
+        200 => Some(serde_json::from_slice(&response.body).expect("referrers index JSON")),
+        other => panic!(
+            "GET {repository}:{tag}: {other} {}",
+            String::from_utf8_lossy(&response.body)
+        ),
+    }
+}
+
 /// `cosign verify --key` of `repository@digest` (no transparency log): its stdout (the
 /// verified payloads), or `Err`.
 pub fn cosign_verify(
