@@ -13,6 +13,7 @@ use crate::put_sources::{
     assert_content_of, content_builder, docker_archive, pushed_manifest, tagged_source,
 };
 use crate::util::front::{Action, Front};
+use crate::util::image::{random_bytes, sha256_digest};
 use crate::util::oracle::umoci_unpack;
 use crate::util::tree::{assert_same_tree, Compare};
 use crate::util::*;
@@ -313,5 +314,87 @@ fn layers_upload_ahead_at_the_same_time() {
     assert!(
         overlapped.load(Ordering::SeqCst),
         "the second layer's upload waited for the first's"
+    );
+}
+
+/// How many gzip members `bytes` holds, each read to its end by a single-member decoder.
+fn gzip_members(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        let mut decoder = flate2::bufread::GzDecoder::new(bytes);
+        std::io::copy(&mut decoder, &mut std::io::sink()).expect("a gzip member");
+        bytes = decoder.into_inner();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn gzip_layers_of_many_members_are_read_by_gzip_umoci_and_in() {
+    // A layer of 3 MB of text and 2 MB of random bytes: 1 MiB blocks, each its own member,
+    // some deflated and some stored.
+    let big_text: Vec<u8> = (0..150).flat_map(text).take(3_000_000).collect();
+    let image = ImageBuilder::new()
+        .layer_tar(
+            LayerBuilder::new()
+                .dir("data", 0o755)
+                .file("data/text", &big_text)
+                .file("data/random", &random_bytes(2_000_000))
+                .into_tar(),
+            Compression::None,
+        )
+        .build();
+    let registry = Registry::start(RegistryConfig::new());
+    let work = work_dir();
+    docker_archive(&image, &work.path().join("image.tar"), "team/app:1");
+    let target = tagged_source(&registry, "put/members", "1");
+    let out = put(work.path(), &target, json!({"load_file": "image.tar"}));
+    let digest = pushed(&out).digest;
+
+    // skopeo copies it (checking the digests); the layer is several gzip members, which
+    // `gzip -d` reads as one stream equal to the diff_id in the config.
+    let copy = TempDir::new().expect("temp dir");
+    let dir = copy.path().join("dir");
+    let mut args: Vec<String> = vec!["copy".into(), "--insecure-policy".into()];
+    args.extend(registry.skopeo_flags("src-"));
+    args.push(format!("docker://{}/put/members:1", registry.host()));
+    args.push(format!("dir:{}", dir.display()));
+    skopeo(&args).unwrap_or_else(|e| panic!("{e}"));
+    let layers = layer_digests(&registry, "put/members:1");
+    let hex = layers[0]
+        .as_str()
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .expect("digest");
+    let blob = dir.join(hex);
+    let members = gzip_members(&std::fs::read(&blob).expect("skopeo's copy of the layer"));
+    assert!(members >= 5, "{members} gzip member(s)");
+    let unzipped = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&blob)
+        .output()
+        .expect("running gzip -dc");
+    assert!(unzipped.status.success(), "gzip -dc failed");
+    let config = pushed_manifest(&registry, "put/members:1")["config"]["digest"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .map(|hex| std::fs::read(dir.join(hex)).expect("the config"))
+        .expect("config digest");
+    let config: Value = serde_json::from_slice(&config).expect("config JSON");
+    assert_eq!(
+        config["rootfs"]["diff_ids"][0].as_str(),
+        Some(sha256_digest(&unzipped.stdout).as_str())
+    );
+
+    // umoci (Go's compress/gzip) and our `in` unpack it to the input's tree.
+    assert_content_of(&registry, "put/members:1", &image, "many gzip members");
+    let fetch = get(&target, &digest, json!({}));
+    fetch.response();
+    let expected = umoci_unpack(image.path(), &image.tag, copy.path(), "input");
+    assert_same_tree(
+        "in's rootfs of the push",
+        &fetch.rootfs(),
+        "umoci's unpack of the input",
+        &expected,
+        &Compare::unpacked(),
     );
 }
