@@ -90,6 +90,14 @@ layers_mb() { # the compressed size of the pushed image's layers, in MB
   skopeo inspect --raw --tls-verify=false "docker://$IR_REGISTRY/bench/pushed:1" |
     jq '[.layers[].size] | add / 1000000 | floor'
 }
+# Each timed push starts with no registry data of an earlier run left in the page cache or
+# waiting to be written back (`sync` before it, the last registry's storage removed): else
+# the writeback and reclaim of gigabytes of earlier pushes land in whichever tool runs next.
+fresh_registry() {
+  ir_stop_registry
+  rm -rf "$IR_REGISTRY_DIR"
+  ir_start_registry
+}
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 ratio() { echo "scale=3; $1 / $2" | bc; }
@@ -100,14 +108,16 @@ for tarball in "${tarballs[@]}"; do
   declare -a t_ours=() t_theirs=() t_repush=()
   for ((i = 0; i < runs; i++)); do
     ir_start_registry
+    sync
     t_ours+=("$(seconds ours "$tarball")")
     ir_log "ours: layers $(layers_mb) MB"
     t_repush+=("$(seconds ours "$tarball")")
-    ir_stop_registry
-    ir_start_registry
+    fresh_registry
+    sync
     t_theirs+=("$(seconds theirs "$tarball")")
     ir_log "skopeo: layers $(layers_mb) MB"
     ir_stop_registry
+    rm -rf "$IR_REGISTRY_DIR"
   done
   name="${tarball%.tar}"
   o=$(median "${t_ours[@]}") t=$(median "${t_theirs[@]}") r=$(median "${t_repush[@]}")
