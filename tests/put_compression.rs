@@ -1,8 +1,8 @@
 //! `out`'s compression of uncompressed (docker-save) layers, against real registries:
 //! `params.compression: zstd` read back by skopeo and by our `in`; the re-push short-cut
 //! (the tag already holds the image: no blob request at all, counted in the registry's
-//! log); and layers another tag has, found through its diff_ids instead of compressed
-//! again.
+//! log); layers another tag has, found through its diff_ids instead of compressed
+//! again; and gzip layers of many members (one per MiB) read by `gzip -d`, umoci and `in`.
 
 use serde_json::{json, Value};
 use tempfile::TempDir;
