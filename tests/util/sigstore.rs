@@ -136,18 +136,7 @@ pub fn cosign_verify_referrer(
     digest: &str,
     public: &Path,
 ) -> Result<String, String> {
-    cosign(
-        &[
-            "verify".into(),
-            "--key".into(),
-            public.display().to_string(),
-            "--insecure-ignore-tlog=true".into(),
-            "--allow-http-registry".into(),
-            "--experimental-oci11".into(),
-            format!("{}/{repository}@{digest}", registry.host()),
-        ],
-        &[("COSIGN_EXPERIMENTAL", "1")],
-    )
+    cosign_verify_with(registry, repository, digest, public, true)
 }
 
 /// The referrers tag of `digest` (`sha256-<hex>`, the distribution spec's referrers tag
@@ -178,17 +167,32 @@ pub fn cosign_verify(
     digest: &str,
     public: &Path,
 ) -> Result<String, String> {
-    cosign(
-        &[
-            "verify".into(),
-            "--key".into(),
-            public.display().to_string(),
-            "--insecure-ignore-tlog=true".into(),
-            "--allow-http-registry".into(),
-            format!("{}/{repository}@{digest}", registry.host()),
-        ],
-        &[],
-    )
+    cosign_verify_with(registry, repository, digest, public, false)
+}
+
+/// `cosign verify --key` (no transparency log), of the `.sig` signatures or, with `oci11`,
+/// of the OCI 1.1 referrers.
+fn cosign_verify_with(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    public: &Path,
+    oci11: bool,
+) -> Result<String, String> {
+    let mut args: Vec<String> = vec![
+        "verify".into(),
+        "--key".into(),
+        public.display().to_string(),
+        "--insecure-ignore-tlog=true".into(),
+        "--allow-http-registry".into(),
+    ];
+    let mut env: &[(&str, &str)] = &[];
+    if oci11 {
+        args.push("--experimental-oci11".into());
+        env = &[("COSIGN_EXPERIMENTAL", "1")];
+    }
+    args.push(format!("{}/{repository}@{digest}", registry.host()));
+    cosign(&args, env)
 }
 
 /// A key pair on disk.
