@@ -190,6 +190,164 @@ impl Failure {
     }
 }
 
+/// Whether a credential service must be there, for [`send_small`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The service is configured and its answer is needed: every temporary failure
+    /// (connection refused, reset or stalled, 408, 429, 5xx) is tried again.
+    Service,
+    /// The service may well not exist here (an instance metadata service off its cloud):
+    /// a connection that cannot be made, or one that stays silent, fails at once, so a run
+    /// without it spends no time on backoff; answers (408, 429, 5xx) and connections broken
+    /// mid-answer are tried again, as something is there.
+    Probe,
+}
+
+/// True when a failed try of a [`send_small`] request is worth another.
+pub fn worth_retrying(error: &super::Error, expect: Expect) -> bool {
+    match (expect, error) {
+        (Expect::Probe, super::Error::Connect { .. } | super::Error::Stalled { .. }) => false,
+        _ => error.is_temporary(),
+    }
+}
+
+/// A small answer read whole (a credential service's).
+#[derive(Debug)]
+pub struct SmallAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The answer's headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl SmallAnswer {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// The most a [`send_small`] answer may hold (credential answers are a few kilobytes).
+pub const SMALL_ANSWER_LIMIT: u64 = 1 << 20;
+
+/// Sends one request that is safe to repeat (a credential service's: a `GET`, an IMDS token
+/// `PUT`, a token `POST`) through the policy, and reads its answer whole. `build` makes the
+/// request anew for each try (fresh dates and signatures). `service` (e.g. `AWS STS`) and
+/// the transport's host name the request in the retry notes; the notes carry no header, body
+/// or URL. When the tries run out on a 408, 429 or 5xx, that answer is returned like any
+/// other, so callers keep their own wording; a failure to connect or read is returned as it
+/// is. See [`Expect`] for which failures are retried.
+pub async fn send_small(
+    transport: &super::transport::Transport,
+    service: &str,
+    expect: Expect,
+    mut build: impl FnMut(&reqwest::Client) -> Result<reqwest::Request, super::Error>,
+) -> Result<SmallAnswer, super::Error> {
+    let what = format!("the {service} request to {}", transport.host());
+    let mut retry = transport.retrying();
+    loop {
+        let request = build(transport.http())?;
+        let error = match read_small(transport, request).await {
+            Ok(answer) if !is_retryable_status(answer.status) => return Ok(answer),
+            Ok(answer) => {
+                let asked = retry_after(&answer.headers).map(Duration::from_secs);
+                let note = Note(format!(
+                    "{service} at {} answered HTTP {}",
+                    transport.host(),
+                    answer.status
+                ));
+                if retry.again(&what, &note, asked).await {
+                    continue;
+                }
+                return Ok(answer);
+            }
+            Err(error) => error,
+        };
+        if !worth_retrying(&error, expect) {
+            return Err(error);
+        }
+        let note = Note(without_urls(&super::transport::error_chain(&error)));
+        if !retry.again(&what, &note, None).await {
+            return Err(error);
+        }
+    }
+}
+
+/// One try of [`send_small`]: the request, then its body (at most [`SMALL_ANSWER_LIMIT`]).
+async fn read_small(
+    transport: &super::transport::Transport,
+    request: reqwest::Request,
+) -> Result<SmallAnswer, super::Error> {
+    let mut response = transport.send(request).await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport.body_error(e, "reading the answer"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > SMALL_ANSWER_LIMIT {
+            return Err(super::Error::TooLarge {
+                registry: transport.host().to_string(),
+                what: "an answer".into(),
+                limit: SMALL_ANSWER_LIMIT,
+            });
+        }
+    }
+    Ok(SmallAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A retry note's cause, already worded.
+#[derive(Debug)]
+struct Note(String);
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Note {}
+
+/// `text` without the ` for url (...)` the HTTP client adds to its errors (a credential
+/// endpoint's URL may carry user info or a query the note has no need of).
+pub fn without_urls(text: &str) -> String {
+    const MARK: &str = " for url (";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(MARK) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + MARK.len()..];
+        // The URL ends at the parenthesis that closes the one opened (URLs may hold some).
+        let mut depth = 1usize;
+        let mut end = after.len();
+        for (i, c) in after.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is not used by registries and is ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     headers
@@ -279,5 +437,51 @@ mod tests {
         assert_eq!(retry.next_delay(None), None);
         retry.progressed();
         assert!(retry.next_delay(None).is_some());
+    }
+    #[test]
+    fn urls_leave_notes() {
+        assert_eq!(
+            without_urls(
+                "cannot connect: error sending request for url (http://u:p@h:1/x?a=(b)): refused"
+            ),
+            "cannot connect: error sending request: refused"
+        );
+        assert_eq!(without_urls("a for url (x) b for url (y)"), "a b");
+        assert_eq!(without_urls("nothing to cut"), "nothing to cut");
+        assert_eq!(without_urls("cut for url (unclosed"), "cut");
+    }
+
+    #[test]
+    fn probes_give_up_on_absent_services_at_once() {
+        let refused = crate::registry::Error::Connect {
+            host: "169.254.169.254".into(),
+            detail: "connection refused".into(),
+            temporary: true,
+            source: None,
+        };
+        let stalled = crate::registry::Error::Stalled {
+            host: "169.254.169.254".into(),
+            what: "waiting".into(),
+            after: Duration::from_secs(1),
+        };
+        let broken = crate::registry::Error::Transport {
+            host: "169.254.169.254".into(),
+            detail: String::new(),
+            source: None,
+        };
+        let unresolved = crate::registry::Error::Connect {
+            host: "nowhere.invalid".into(),
+            detail: "the host name does not resolve".into(),
+            temporary: false,
+            source: None,
+        };
+        assert!(worth_retrying(&refused, Expect::Service));
+        assert!(worth_retrying(&stalled, Expect::Service));
+        assert!(worth_retrying(&broken, Expect::Service));
+        assert!(!worth_retrying(&unresolved, Expect::Service));
+        assert!(!worth_retrying(&refused, Expect::Probe));
+        assert!(!worth_retrying(&stalled, Expect::Probe));
+        assert!(worth_retrying(&broken, Expect::Probe));
+        assert!(!worth_retrying(&unresolved, Expect::Probe));
     }
 }
