@@ -7,14 +7,13 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::put::work_dir;
-use crate::util::front::{Action, Front, Seen};
 use crate::util::bin::{bin_path, run_command};
+use crate::util::front::{Action, Front, Seen};
 use crate::util::moto::{ecr_password, Moto, DEFAULT_ACCOUNT};
 use crate::util::*;
 
@@ -395,7 +394,10 @@ fn any_request(_: &Seen) -> bool {
 
 fn retry_notes(out: &Output, service: &str, front: &Front) -> usize {
     out.stderr
-        .matches(&format!("retrying the {service} request to {}", front.host()))
+        .matches(&format!(
+            "retrying the {service} request to {}",
+            front.host()
+        ))
         .count()
 }
 
@@ -419,11 +421,7 @@ fn sts_and_ecr_requests_are_retried_on_busy_or_broken_answers() {
     let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
     assert_eq!(digest_of(&out), digest, "{}", out.stderr);
     assert_eq!(retry_notes(&out, "AWS STS", &sts), 2, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("answered HTTP 503"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("answered HTTP 503"), "{}", out.stderr);
     assert_eq!(retry_notes(&out, "Amazon ECR", &ecr), 1, "{}", out.stderr);
     assert_eq!((sts.seen().len(), ecr.seen().len()), (3, 2));
     assert_no_secret(&out, ROLE_ACCOUNT);

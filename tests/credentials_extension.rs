@@ -225,6 +225,9 @@ fn an_answer_that_is_not_json_is_a_clear_error() {
     assert!(failing.received().len() > 1, "{}", out.stderr);
 }
 
+/// How many requests fail, how, and what the retry note then says.
+type Flaky = (usize, fn() -> Action, &'static str);
+
 /// A front before `peer` whose first `failures` requests get `fault`; the rest go through.
 fn flaky_front(peer: &ExtensionPeer, failures: usize, fault: fn() -> Action) -> Front {
     let upstream = peer
@@ -248,7 +251,7 @@ fn busy_or_broken_answers_are_retried_and_a_refusal_is_not() {
     push(&registry, &random_image(1, 512), "ext/app:latest");
     let digest = skopeo_raw_digest(&registry, "ext/app:latest");
     let repository = format!("{}/ext/app", registry.host());
-    let faults: [(usize, fn() -> Action, &str); 2] = [
+    let faults: [Flaky; 2] = [
         (
             2,
             || Action::Respond("503 Service Unavailable".into()),
@@ -289,7 +292,8 @@ fn busy_or_broken_answers_are_retried_and_a_refusal_is_not() {
     let out = check(&source, &[]);
     let err = out.expect_failure().to_string();
     assert!(
-        err.contains("source.registry_extension") && err.contains("HTTP 403: not for this pipeline"),
+        err.contains("source.registry_extension")
+            && err.contains("HTTP 403: not for this pipeline"),
         "{err}"
     );
     assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
