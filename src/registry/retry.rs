@@ -268,7 +268,11 @@ pub async fn send_small(
         if !worth_retrying(&error, expect) {
             return Err(error);
         }
-        let note = Note(without_urls(&super::transport::error_chain(&error)));
+        let note = Note(format!(
+            "{service} at {}: {}",
+            transport.host(),
+            failure_note(&error)
+        ));
         if !retry.again(&what, &note, None).await {
             return Err(error);
         }
@@ -303,6 +307,28 @@ async fn read_small(
         headers,
         body,
     })
+}
+
+/// What went wrong with a try, for a retry note: the failure without the registry wording
+/// of [`super::Error`]'s messages and without URLs.
+fn failure_note(error: &super::Error) -> String {
+    use super::Error;
+    let chain = |source: &Option<reqwest::Error>| {
+        source.as_ref().map_or_else(String::new, |e| {
+            format!(": {}", without_urls(&super::transport::error_chain(e)))
+        })
+    };
+    match error {
+        Error::Connect { detail, source, .. } => {
+            format!("cannot connect: {detail}{}", chain(source))
+        }
+        Error::Transport { source, .. } => format!("the connection broke{}", chain(source)),
+        Error::Stalled { after, .. } => format!(
+            "nothing came for {} s ({STALL_TIMEOUT_ENV} sets the limit)",
+            after.as_secs_f64()
+        ),
+        other => without_urls(&super::transport::error_chain(other)),
+    }
 }
 
 /// A retry note's cause, already worded.
@@ -483,5 +509,92 @@ mod tests {
         assert!(!worth_retrying(&stalled, Expect::Probe));
         assert!(worth_retrying(&broken, Expect::Probe));
         assert!(!worth_retrying(&unresolved, Expect::Probe));
+    }
+
+    fn fast(log: crate::log::Log) -> super::super::transport::TransportOptions {
+        super::super::transport::TransportOptions {
+            retry: RetryPolicy {
+                base: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            },
+            log,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn small_requests_retry_busy_answers_and_return_the_rest() -> anyhow::Result<()> {
+        use crate::registry::test_server::{Reply, TestServer};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = AtomicUsize::new(0);
+        let server = TestServer::start(move |_, _| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(503),
+            1 => Reply::status(429).header("retry-after", "0"),
+            _ => Reply::status(403).body("denied"),
+        })
+        .await?;
+        let (log, captured) = crate::log::Captured::log();
+        let transport = super::super::transport::Transport::new(&server.host(), &fast(log)).await?;
+        let url = format!("http://{}/token?secret=s3cr3t", server.host());
+        let answer = send_small(&transport, "Test STS", Expect::Service, |http| {
+            http.post(&url)
+                .header("authorization", "Bearer sensitive")
+                .body("password=hunter2")
+                .build()
+                .map_err(|e| super::super::Error::Config(e.to_string()))
+        })
+        .await?;
+        assert_eq!((answer.status, answer.text().as_str()), (403, "denied"));
+        assert_eq!(server.requests().len(), 3);
+        let text = captured.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let host = server.host();
+        assert!(
+            lines[0].starts_with(&format!("retrying the Test STS request to {host} in "))
+                && lines[0].ends_with(&format!(
+                    "(try 2 of 6) after: Test STS at {host} answered HTTP 503"
+                )),
+            "{text}"
+        );
+        assert!(lines[1].contains("answered HTTP 429"), "{text}");
+        for secret in ["s3cr3t", "sensitive", "hunter2"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn small_probes_of_nothing_fail_without_a_note() -> anyhow::Result<()> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        for (expect, notes) in [(Expect::Probe, 0), (Expect::Service, 5)] {
+            let (log, captured) = crate::log::Captured::log();
+            let transport = super::super::transport::Transport::new(&host, &fast(log)).await?;
+            let result = send_small(&transport, "Test IMDS", expect, |http| {
+                http.put(format!("http://{host}/latest/api/token"))
+                    .build()
+                    .map_err(|e| super::super::Error::Config(e.to_string()))
+            })
+            .await;
+            assert!(
+                matches!(result, Err(super::super::Error::Connect { .. })),
+                "{result:?}"
+            );
+            let text = captured.text();
+            assert_eq!(text.lines().count(), notes, "{text}");
+            assert!(
+                notes == 0
+                    || text.contains(&format!(
+                        "after: Test IMDS at {host}: cannot connect: connection refused"
+                    )),
+                "{text}"
+            );
+            assert!(!text.contains("/latest/api/token"), "{text}");
+        }
+        Ok(())
     }
 }
