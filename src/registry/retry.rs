@@ -7,6 +7,11 @@
 //! longer (at most a minute), for at most 6 tries and within a total budget per request
 //! (3 minutes by default). Steps that cannot be repeated as they are (an upload session)
 //! are restarted from their beginning by their caller instead.
+//!
+//! Requests to credential services (AWS STS and ECR, the EC2 and Azure instance metadata
+//! services, container credentials, Entra ID, ACR's token exchange, a registry extension)
+//! take the same policy through [`send_small`]; a service that may not exist where the
+//! command runs (instance metadata) is probed without backoff ([`Expect::Probe`]).
 
 use std::time::{Duration, Instant};
 
