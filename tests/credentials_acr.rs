@@ -14,6 +14,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
@@ -54,44 +55,57 @@ fn json_answer(status: &str, body: Value) -> Action {
 /// The Entra ID peer: a client secret or federated token for [`CLIENT`] in [`TENANT`], or any
 /// managed identity, gets [`AAD_TOKEN`] for the management scope.
 fn entra_id() -> Front {
-    Front::start("127.0.0.1:9".to_string(), |seen| {
-        let scope_ok =
-            field(seen, "scope").as_deref() == Some("https://management.azure.com/.default");
-        if seen.method == "POST" && seen.target == format!("/{TENANT}/oauth2/v2.0/token") {
-            let client_ok = field(seen, "client_id").as_deref() == Some(CLIENT);
-            let proof_ok = field(seen, "client_secret").as_deref() == Some(CLIENT_SECRET)
-                || (field(seen, "client_assertion").as_deref() == Some(FEDERATED)
-                    && field(seen, "client_assertion_type")
-                        .is_some_and(|t| t.ends_with("jwt-bearer")));
-            if client_ok && proof_ok && scope_ok {
-                return json_answer(
-                    "200 OK",
-                    json!({"access_token": AAD_TOKEN, "token_type": "Bearer", "expires_in": 3599}),
-                );
-            }
+    Front::start("127.0.0.1:9".to_string(), entra_rule)
+}
+
+/// [`entra_id`], but the requests matching `fails` get `fault` the first `failures` times.
+fn flaky_entra_id(failures: usize, fails: fn(&Seen) -> bool, fault: fn() -> Action) -> Front {
+    let count = AtomicUsize::new(0);
+    Front::start("127.0.0.1:9".to_string(), move |seen| {
+        if fails(seen) && count.fetch_add(1, Ordering::SeqCst) < failures {
+            fault()
+        } else {
+            entra_rule(seen)
+        }
+    })
+}
+
+/// How the Entra ID peer answers `seen`.
+fn entra_rule(seen: &Seen) -> Action {
+    let scope_ok = field(seen, "scope").as_deref() == Some("https://management.azure.com/.default");
+    if seen.method == "POST" && seen.target == format!("/{TENANT}/oauth2/v2.0/token") {
+        let client_ok = field(seen, "client_id").as_deref() == Some(CLIENT);
+        let proof_ok = field(seen, "client_secret").as_deref() == Some(CLIENT_SECRET)
+            || (field(seen, "client_assertion").as_deref() == Some(FEDERATED)
+                && field(seen, "client_assertion_type").is_some_and(|t| t.ends_with("jwt-bearer")));
+        if client_ok && proof_ok && scope_ok {
             return json_answer(
-                "401 Unauthorized",
-                json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+                "200 OK",
+                json!({"access_token": AAD_TOKEN, "token_type": "Bearer", "expires_in": 3599}),
             );
         }
-        if seen.method == "GET" && seen.target.starts_with("/metadata/identity/oauth2/token?") {
-            let metadata = seen
-                .headers
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case("metadata: true"));
-            let resource = seen
-                .target
-                .contains("resource=https%3A%2F%2Fmanagement.azure.com%2F");
-            if metadata && resource {
-                return json_answer(
-                    "200 OK",
-                    json!({"access_token": AAD_TOKEN, "resource": "https://management.azure.com/"}),
-                );
-            }
-            return json_answer("400 Bad Request", json!({"error": "invalid_request"}));
+        return json_answer(
+            "401 Unauthorized",
+            json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+        );
+    }
+    if seen.method == "GET" && seen.target.starts_with("/metadata/identity/oauth2/token?") {
+        let metadata = seen
+            .headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("metadata: true"));
+        let resource = seen
+            .target
+            .contains("resource=https%3A%2F%2Fmanagement.azure.com%2F");
+        if metadata && resource {
+            return json_answer(
+                "200 OK",
+                json!({"access_token": AAD_TOKEN, "resource": "https://management.azure.com/"}),
+            );
         }
-        json_answer("404 Not Found", json!({"error": "not_found"}))
-    })
+        return json_answer("400 Bad Request", json!({"error": "invalid_request"}));
+    }
+    json_answer("404 Not Found", json!({"error": "not_found"}))
 }
 
 /// A registry with token auth, an image in it, and the ACR front before it.
@@ -103,6 +117,12 @@ struct Acr {
 }
 
 fn acr(repository: &str) -> Acr {
+    flaky_acr(repository, 0, unavailable)
+}
+
+/// [`acr`], but the first `failures` exchanges get `fault`.
+fn flaky_acr(repository: &str, failures: usize, fault: fn() -> Action) -> Acr {
+    let count = AtomicUsize::new(0);
     let tokens = TokenServer::start(TokenConfig::new().user(ZERO_USER, REFRESH));
     let registry = Registry::start(RegistryConfig::new().token(&tokens));
     let digest = push(
@@ -110,9 +130,12 @@ fn acr(repository: &str) -> Acr {
         &random_image(1, 1024),
         &format!("{repository}:latest"),
     );
-    let front = Front::start(registry.host(), |seen| {
+    let front = Front::start(registry.host(), move |seen| {
         if seen.target != "/oauth2/exchange" {
             return Action::Forward;
+        }
+        if count.fetch_add(1, Ordering::SeqCst) < failures {
+            return fault();
         }
         let ok = seen.method == "POST"
             && field(seen, "grant_type").as_deref() == Some("access_token")
@@ -362,4 +385,120 @@ fn errors_name_the_option_and_the_registry() {
         err.contains("azure_client_id") && err.contains("AZURE_CLIENT_ID"),
         "{err}"
     );
+}
+
+fn unavailable() -> Action {
+    Action::Respond("503 Service Unavailable".into())
+}
+
+fn retry_notes(out: &Output, service: &str, front: &Front) -> usize {
+    out.stderr
+        .matches(&format!(
+            "retrying the {service} request to {}",
+            front.host()
+        ))
+        .count()
+}
+
+fn is_token_post(seen: &Seen) -> bool {
+    seen.method == "POST"
+}
+
+fn is_metadata(seen: &Seen) -> bool {
+    seen.target.starts_with("/metadata/")
+}
+
+#[test]
+fn entra_id_and_the_exchange_are_retried_on_busy_or_broken_answers() {
+    // Entra ID's token POST answers 503 twice, the exchange has its connection reset once.
+    let entra = flaky_entra_id(2, is_token_post, unavailable);
+    let acr = flaky_acr("acr/retry", 1, || Action::Reset);
+    let source = acr.source("acr/retry");
+    let out = run_azure(
+        "check",
+        &[],
+        &json!({ "source": source }),
+        &entra,
+        &SECRET_ENV,
+    );
+    assert_eq!(digest_of(&out), acr.digest, "{}", out.stderr);
+    assert_eq!(retry_notes(&out, "Entra ID", &entra), 2, "{}", out.stderr);
+    assert!(out.stderr.contains("answered HTTP 503"), "{}", out.stderr);
+    assert_eq!(
+        retry_notes(&out, "ACR token exchange", &acr.front),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(entra.seen().len(), 3);
+    assert_eq!(acr.exchanges().len(), 2);
+    assert_no_secret(&out);
+
+    // The exchange answers 503 once; the managed identity's metadata service too (it is
+    // probed, but it answered: worth another try).
+    let entra = flaky_entra_id(1, is_metadata, unavailable);
+    let acr = flaky_acr("acr/retry-mi", 1, unavailable);
+    let mut managed = acr.source("acr/retry-mi");
+    managed["azure_client_id"] = json!(CLIENT);
+    let out = run_azure("check", &[], &json!({ "source": managed }), &entra, &[]);
+    assert_eq!(digest_of(&out), acr.digest, "{}", out.stderr);
+    assert_eq!(
+        retry_notes(&out, "Azure instance metadata", &entra),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        retry_notes(&out, "ACR token exchange", &acr.front),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert_no_secret(&out);
+}
+
+#[test]
+fn refusals_are_not_retried_and_an_absent_metadata_service_fails_fast() {
+    // A refusal from Entra ID (403) is an answer: one request, its own error, no retry.
+    let entra = flaky_entra_id(usize::MAX, is_token_post, || {
+        json_answer(
+            "403 Forbidden",
+            json!({"error": "unauthorized_client", "error_description": "AADSTS700016: not allowed"}),
+        )
+    });
+    let acr = acr("acr/denied");
+    let source = acr.source("acr/denied");
+    let out = run_azure(
+        "check",
+        &[],
+        &json!({ "source": source }),
+        &entra,
+        &SECRET_ENV,
+    );
+    let err = out.expect_failure();
+    assert!(
+        err.contains("answered HTTP 403: unauthorized_client: AADSTS700016"),
+        "{err}"
+    );
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert_eq!(entra.seen().len(), 1);
+    assert!(acr.exchanges().is_empty());
+
+    // No metadata service (a refused connection, as off Azure): fails at once, no backoff.
+    let mut managed = source.clone();
+    managed["azure_client_id"] = json!(CLIENT);
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let out = run_azure(
+        "check",
+        &[],
+        &json!({ "source": managed }),
+        &entra,
+        &[("IMAGE_RESOURCE_AZURE_IMDS_ENDPOINT", closed.as_str())],
+    );
+    let elapsed = started.elapsed();
+    let err = out.expect_failure();
+    assert!(err.contains("managed identity"), "{err}");
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}: {}", out.stderr);
 }

@@ -7,11 +7,13 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{json, Value};
 
 use crate::put::work_dir;
 use crate::util::bin::{bin_path, run_command};
+use crate::util::front::{Action, Front, Seen};
 use crate::util::moto::{ecr_password, Moto, DEFAULT_ACCOUNT};
 use crate::util::*;
 
@@ -361,6 +363,164 @@ fn r_deprecated_registry_id_is_the_account_id_with_a_note() {
         .expect_failure()
         .to_string();
     assert!(err.contains("disagree"), "{err}");
+}
+
+/// A front before moto whose requests matching `fails` get `fault` the first `failures`
+/// times; everything else goes through.
+fn flaky_moto(
+    moto: &Moto,
+    failures: usize,
+    fails: fn(&Seen) -> bool,
+    fault: fn() -> Action,
+) -> Front {
+    let upstream = moto.url().trim_start_matches("http://").to_string();
+    let count = AtomicUsize::new(0);
+    Front::start(upstream, move |seen| {
+        if fails(seen) && count.fetch_add(1, Ordering::SeqCst) < failures {
+            fault()
+        } else {
+            Action::Forward
+        }
+    })
+}
+
+fn unavailable() -> Action {
+    Action::Respond("503 Service Unavailable".into())
+}
+
+fn any_request(_: &Seen) -> bool {
+    true
+}
+
+fn retry_notes(out: &Output, service: &str, front: &Front) -> usize {
+    out.stderr
+        .matches(&format!(
+            "retrying the {service} request to {}",
+            front.host()
+        ))
+        .count()
+}
+
+#[test]
+fn sts_and_ecr_requests_are_retried_on_busy_or_broken_answers() {
+    let moto = Moto::start();
+    let (registry, digest) = ecr_like_registry(ROLE_ACCOUNT, "ecr/retry");
+    let mut source = keyed_source(&registry, "ecr/retry");
+    source["aws_role_arn"] = json!(format!("arn:aws:iam::{ROLE_ACCOUNT}:role/x"));
+
+    // STS AssumeRole answers 503 twice, ECR's GetAuthorizationToken has its connection
+    // reset once: the check still succeeds, saying what it retried (and nothing secret).
+    let sts = flaky_moto(&moto, 2, any_request, unavailable);
+    let ecr = flaky_moto(&moto, 1, any_request, || Action::Reset);
+    let sts_url = format!("http://{}", sts.host());
+    let ecr_url = format!("http://{}", ecr.host());
+    let env = [
+        ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
+        ("AWS_ENDPOINT_URL_ECR", ecr_url.as_str()),
+    ];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
+    assert_eq!(digest_of(&out), digest, "{}", out.stderr);
+    assert_eq!(retry_notes(&out, "AWS STS", &sts), 2, "{}", out.stderr);
+    assert!(out.stderr.contains("answered HTTP 503"), "{}", out.stderr);
+    assert_eq!(retry_notes(&out, "Amazon ECR", &ecr), 1, "{}", out.stderr);
+    assert_eq!((sts.seen().len(), ecr.seen().len()), (3, 2));
+    assert_no_secret(&out, ROLE_ACCOUNT);
+    assert!(!out.stderr.contains("AWS4-HMAC-SHA256"), "{}", out.stderr);
+
+    // A refusal (403) is an answer: one request, STS's own error, no retry.
+    let denied = Front::start("127.0.0.1:9".to_string(), |_| {
+        Action::RespondWithBody(
+            "403 Forbidden".into(),
+            vec!["Content-Type: text/xml".into()],
+            b"<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>\
+              <Message>not authorized to perform sts:AssumeRole</Message></Error>\
+              </ErrorResponse>"
+                .to_vec(),
+        )
+    });
+    let denied_url = format!("http://{}", denied.host());
+    let env = [("AWS_ENDPOINT_URL_STS", denied_url.as_str())];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
+    let err = out.expect_failure();
+    assert!(
+        err.contains("AWS STS AssumeRole")
+            && err.contains("answered HTTP 403: AccessDenied: not authorized"),
+        "{err}"
+    );
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert_eq!(denied.seen().len(), 1);
+}
+
+#[test]
+fn instance_metadata_is_retried_once_it_answers_and_skipped_fast_when_absent() {
+    let moto = Moto::start();
+    let (registry, digest) = ecr_like_registry(DEFAULT_ACCOUNT, "ecr/imds");
+    let source = json!({
+        "repository": format!("{}/ecr/imds", registry.host()),
+        "tag": "latest",
+        "aws_region": "us-east-1",
+    });
+
+    // The token PUT (the probe) answers 503 twice: something is there, so it is retried;
+    // then the role GET has its connection reset once: retried too.
+    let imds = flaky_moto(&moto, 2, |seen| seen.method == "PUT", unavailable);
+    let endpoint = format!("http://{}", imds.host());
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.as_str())];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
+    assert_eq!(digest_of(&out), digest, "{}", out.stderr);
+    assert_eq!(
+        retry_notes(&out, "EC2 instance metadata", &imds),
+        2,
+        "{}",
+        out.stderr
+    );
+    for secret in ["test-secret-key", "test-session-token", "fake-imdsv2-token"] {
+        assert!(!out.stderr.contains(secret), "{secret}: {}", out.stderr);
+    }
+    let reset = flaky_moto(
+        &moto,
+        1,
+        |seen| seen.target.ends_with("/security-credentials/"),
+        || Action::Reset,
+    );
+    let endpoint = format!("http://{}", reset.host());
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint.as_str())];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
+    assert_eq!(digest_of(&out), digest, "{}", out.stderr);
+    assert_eq!(
+        retry_notes(&out, "EC2 instance metadata", &reset),
+        1,
+        "{}",
+        out.stderr
+    );
+
+    // Container credentials (configured on purpose) are retried too.
+    let container = flaky_moto(&moto, 1, any_request, unavailable);
+    let full_uri = format!(
+        "http://{}/latest/meta-data/iam/security-credentials/default-role",
+        container.host()
+    );
+    let env = [("AWS_CONTAINER_CREDENTIALS_FULL_URI", full_uri.as_str())];
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
+    assert_eq!(digest_of(&out), digest, "{}", out.stderr);
+    assert_eq!(
+        retry_notes(&out, "AWS container credentials", &container),
+        1,
+        "{}",
+        out.stderr
+    );
+
+    // No instance metadata service at all (a refused connection, as off EC2): the probe
+    // fails at once, with no backoff, and says where credentials can come from.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", closed.as_str())];
+    let started = std::time::Instant::now();
+    let out = run_aws("check", &[], &json!({ "source": source }), &moto, &env);
+    let elapsed = started.elapsed();
+    let err = out.expect_failure();
+    assert!(err.contains("EC2 instance metadata"), "{err}");
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert!(elapsed.as_secs_f64() < 2.0, "{elapsed:?}: {}", out.stderr);
 }
 
 fn path(p: &Path) -> &str {

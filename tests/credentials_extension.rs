@@ -5,7 +5,10 @@
 
 use serde_json::{json, Value};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::util::extension::{Answer, ExtensionPeer};
+use crate::util::front::{Action, Front};
 use crate::util::*;
 
 const USER: &str = "ext-user";
@@ -214,8 +217,87 @@ fn an_answer_that_is_not_json_is_a_clear_error() {
         failing.url(),
         TOKEN,
     );
-    let err = check(&source, &[]).expect_failure().to_string();
+    // Retried like a registry's 5xx (a short budget keeps the test short), then reported.
+    let budget = [("IMAGE_RESOURCE_RETRY_BUDGET", "2")];
+    let out = check(&source, &budget);
+    let err = out.expect_failure().to_string();
     assert!(err.contains("HTTP 500: vault sealed"), "{err}");
+    assert!(failing.received().len() > 1, "{}", out.stderr);
+}
+
+/// How many requests fail, how, and what the retry note then says.
+type Flaky = (usize, fn() -> Action, &'static str);
+
+/// A front before `peer` whose first `failures` requests get `fault`; the rest go through.
+fn flaky_front(peer: &ExtensionPeer, failures: usize, fault: fn() -> Action) -> Front {
+    let upstream = peer
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches("/registry")
+        .to_string();
+    let count = AtomicUsize::new(0);
+    Front::start(upstream, move |_| {
+        if count.fetch_add(1, Ordering::SeqCst) < failures {
+            fault()
+        } else {
+            Action::Forward
+        }
+    })
+}
+
+#[test]
+fn busy_or_broken_answers_are_retried_and_a_refusal_is_not() {
+    let registry = Registry::start(RegistryConfig::new().htpasswd(USER, PASSWORD));
+    push(&registry, &random_image(1, 512), "ext/app:latest");
+    let digest = skopeo_raw_digest(&registry, "ext/app:latest");
+    let repository = format!("{}/ext/app", registry.host());
+    let faults: [Flaky; 2] = [
+        (
+            2,
+            || Action::Respond("503 Service Unavailable".into()),
+            "answered HTTP 503",
+        ),
+        (1, || Action::Reset, ""),
+    ];
+    for (failures, fault, cause) in faults {
+        let peer = ExtensionPeer::start(TOKEN, credentials_for(&registry.host()));
+        let front = flaky_front(&peer, failures, fault);
+        let endpoint = format!("http://{}/registry", front.host());
+        let source = extension_source(&repository, &endpoint, TOKEN);
+        let out = check(&source, &[]);
+        assert_eq!(digest_of(&out), digest, "{}", out.stderr);
+        let note = format!(
+            "retrying the registry_extension request to {}",
+            front.host()
+        );
+        assert_eq!(
+            out.stderr.matches(&note).count(),
+            failures,
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(cause), "{}", out.stderr);
+        assert_eq!(front.seen().len(), failures + 1);
+        // Each try is signed anew, and every one the peer saw verified.
+        assert_eq!(peer.received().len(), 1);
+        assert!(peer.received().iter().all(|r| r.rejected.is_none()));
+    }
+
+    // A 403 is an answer: one request, the status and body in the error, no retry note.
+    let peer = ExtensionPeer::start(
+        TOKEN,
+        Answer::Raw(403, "text/plain", "not for this pipeline".into()),
+    );
+    let source = extension_source(&repository, peer.url(), TOKEN);
+    let out = check(&source, &[]);
+    let err = out.expect_failure().to_string();
+    assert!(
+        err.contains("source.registry_extension")
+            && err.contains("HTTP 403: not for this pipeline"),
+        "{err}"
+    );
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    assert_eq!(peer.received().len(), 1);
 }
 
 #[test]

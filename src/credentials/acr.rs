@@ -16,6 +16,8 @@ pub mod aad;
 
 use super::Found;
 use crate::registry::auth::Credentials;
+use crate::registry::error::Error as RegistryError;
+use crate::registry::retry::{is_retryable_status, send_small, Expect};
 use crate::registry::transport::{InsecureRule, Transport, TransportOptions};
 use crate::resource::Source;
 use crate::secret::Secret;
@@ -172,28 +174,25 @@ impl Acr {
             .append_pair("tenant", &tenant)
             .append_pair("access_token", aad.expose())
             .finish();
-        let request = transport
-            .http()
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .build()
-            .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
-        let response = transport.send(request).await?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| anyhow!("reading the answer of {url}: {e}"))?;
-        if !status.is_success() {
+        // The exchange only hands out a token: safe to repeat, so retried like any request.
+        let answer = send_small(&transport, "ACR token exchange", Expect::Service, |http| {
+            http.post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .build()
+                .map_err(|e| RegistryError::Config(format!("building the request to {url}: {e}")))
+        })
+        .await?;
+        let status = answer.status;
+        let body = answer.text();
+        if !(200..300).contains(&status) {
             let hint = if self.tenant.is_some() {
                 " (source.azure_tenant_id must be the registry's tenant, not the identity's)"
             } else {
                 ""
             };
             bail!(
-                "POST {url} (tenant {tenant}) answered HTTP {}: {}{hint}",
-                status.as_u16(),
+                "POST {url} (tenant {tenant}) answered HTTP {status}: {}{hint}",
                 crate::registry::error::diagnostics(body.as_bytes())
             );
         }
@@ -208,43 +207,79 @@ impl Acr {
 
     /// The registry's base URL (`https://host`, or `http://host` where plain HTTP is allowed
     /// and only it answers) and the tenant its `/v2/` challenge names. Without a tenant to
-    /// find and with only HTTPS to try, no request is made (R skips it too).
+    /// find and with only HTTPS to try, no request is made (R skips it too). A round over the
+    /// schemes is tried again, through the retry policy, when the registry answered 408, 429
+    /// or 5xx or could not be reached for a temporary reason (as the registry's own probe).
     async fn probe(
         &self,
         transport: &Transport,
         host: &str,
     ) -> anyhow::Result<(String, Option<String>)> {
-        let schemes = transport.schemes();
-        if self.tenant.is_some() && schemes.len() == 1 {
+        if self.tenant.is_some() && transport.schemes().len() == 1 {
             return Ok((format!("https://{host}"), None));
         }
-        let mut first_error = None;
-        for scheme in schemes {
-            let url = format!("{scheme}://{host}/v2/");
-            let request = transport
-                .http()
-                .get(&url)
-                .build()
-                .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
-            match transport.send(request).await {
-                Ok(response) => {
-                    let tenant = response
-                        .headers()
-                        .get(reqwest::header::WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(challenge_tenant);
-                    return Ok((format!("{scheme}://{host}"), tenant));
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        let what = format!("the ACR /v2/ probe of registry {host}");
+        let mut retry = transport.retrying();
+        loop {
+            match probe_once(transport, host).await {
+                Ok(found) => return Ok(found),
+                Err(e) if e.is_temporary() && retry.again(&what, &e, e.retry_after()).await => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        match first_error {
-            Some(e) => Err(e.into()),
-            None => bail!("registry {host}: no scheme to reach it"),
+    }
+}
+
+/// One round of [`Acr::probe`] over the schemes: the first that answers (but for 408, 429
+/// or 5xx), else the error to report: a busy answer first, then a lasting failure, then a
+/// temporary one.
+async fn probe_once(
+    transport: &Transport,
+    host: &str,
+) -> Result<(String, Option<String>), RegistryError> {
+    let mut busy = None;
+    let mut lasting = None;
+    let mut temporary = None;
+    for scheme in transport.schemes() {
+        let url = format!("{scheme}://{host}/v2/");
+        let request =
+            transport.http().get(&url).build().map_err(|e| {
+                RegistryError::Config(format!("building the request to {url}: {e}"))
+            })?;
+        match transport.send(request).await {
+            Ok(response) if is_retryable_status(response.status().as_u16()) => {
+                busy.get_or_insert(RegistryError::Status {
+                    registry: host.to_string(),
+                    method: "GET".into(),
+                    url,
+                    status: response.status().as_u16(),
+                    diagnostics: String::new(),
+                    retry_after: crate::registry::retry::retry_after(response.headers()),
+                });
+            }
+            Ok(response) => {
+                let tenant = response
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(challenge_tenant);
+                return Ok((format!("{scheme}://{host}"), tenant));
+            }
+            Err(e) if e.is_temporary() => {
+                temporary.get_or_insert(e);
+            }
+            Err(e) => {
+                lasting.get_or_insert(e);
+            }
         }
     }
+    Err(busy
+        .or(lasting)
+        .or(temporary)
+        .unwrap_or_else(|| RegistryError::Protocol {
+            registry: host.to_string(),
+            detail: "no scheme to reach it".into(),
+        }))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod signature;
 use super::Found;
 use crate::registry::auth::Credentials;
 use crate::registry::error::Error as RegistryError;
+use crate::registry::retry::{send_small, Expect};
 use crate::registry::transport::{InsecureRule, Transport, TransportOptions};
 use crate::resource::Source;
 use crate::secret::Secret;
@@ -167,29 +168,26 @@ impl Extension {
             .await
             .map_err(endpoint_error)
             .with_context(context)?;
-        let unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let request = self
-            .signed_request(transport.http(), &signature::http_date(unix))
-            .with_context(context)?;
-        let response = transport
-            .send(request)
-            .await
-            .map_err(endpoint_error)
-            .with_context(context)?;
-        let status = response.status().as_u16();
-        let encoding = response
-            .headers()
+        // The extension only hands out credentials: safe to repeat, so the request is
+        // retried like any (signed anew, with a fresh `Date`, for each try).
+        let answer = send_small(&transport, "registry_extension", Expect::Service, |http| {
+            let unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            self.signed_request(http, &signature::http_date(unix))
+                .map_err(|e| RegistryError::Config(format!("{e:#}")))
+        })
+        .await
+        .map_err(endpoint_error)
+        .with_context(context)?;
+        let status = answer.status;
+        let encoding = answer
+            .headers
             .get(reqwest::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("reading the answer: {e}"))
-            .with_context(context)?;
+        let body = answer.body;
         let entries = interpret(status, encoding.as_deref(), &body)
             .map_err(|e| anyhow!("the extension {e}"))
             .with_context(context)?;

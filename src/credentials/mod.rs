@@ -6,6 +6,9 @@
 //! registry only) > `docker_config` ([`docker_config`]) > `registry_extension`
 //! ([`extension`]) > Amazon ECR ([`ecr`]) / Azure ACR ([`acr`]) > anonymous. With `debug`,
 //! one line per registry on the command's log says which source supplied credentials (never the secret).
+//!
+//! Every request to a credential service is retried like a registry request
+//! ([`crate::registry::retry::send_small`]), with notes naming the service and its host.
 
 pub mod acr;
 pub mod docker_config;

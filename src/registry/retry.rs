@@ -7,6 +7,11 @@
 //! longer (at most a minute), for at most 6 tries and within a total budget per request
 //! (3 minutes by default). Steps that cannot be repeated as they are (an upload session)
 //! are restarted from their beginning by their caller instead.
+//!
+//! Requests to credential services (AWS STS and ECR, the EC2 and Azure instance metadata
+//! services, container credentials, Entra ID, ACR's token exchange, a registry extension)
+//! take the same policy through [`send_small`]; a service that may not exist where the
+//! command runs (instance metadata) is probed without backoff ([`Expect::Probe`]).
 
 use std::time::{Duration, Instant};
 
@@ -190,6 +195,190 @@ impl Failure {
     }
 }
 
+/// Whether a credential service must be there, for [`send_small`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The service is configured and its answer is needed: every temporary failure
+    /// (connection refused, reset or stalled, 408, 429, 5xx) is tried again.
+    Service,
+    /// The service may well not exist here (an instance metadata service off its cloud):
+    /// a connection that cannot be made, or one that stays silent, fails at once, so a run
+    /// without it spends no time on backoff; answers (408, 429, 5xx) and connections broken
+    /// mid-answer are tried again, as something is there.
+    Probe,
+}
+
+/// True when a failed try of a [`send_small`] request is worth another.
+pub fn worth_retrying(error: &super::Error, expect: Expect) -> bool {
+    match (expect, error) {
+        (Expect::Probe, super::Error::Connect { .. } | super::Error::Stalled { .. }) => false,
+        _ => error.is_temporary(),
+    }
+}
+
+/// A small answer read whole (a credential service's).
+#[derive(Debug)]
+pub struct SmallAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// The answer's headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl SmallAnswer {
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// The most a [`send_small`] answer may hold (credential answers are a few kilobytes).
+pub const SMALL_ANSWER_LIMIT: u64 = 1 << 20;
+
+/// Sends one request that is safe to repeat (a credential service's: a `GET`, an IMDS token
+/// `PUT`, a token `POST`) through the policy, and reads its answer whole. `build` makes the
+/// request anew for each try (fresh dates and signatures). `service` (e.g. `AWS STS`) and
+/// the transport's host name the request in the retry notes; the notes carry no header, body
+/// or URL. When the tries run out on a 408, 429 or 5xx, that answer is returned like any
+/// other, so callers keep their own wording; a failure to connect or read is returned as it
+/// is. See [`Expect`] for which failures are retried.
+pub async fn send_small(
+    transport: &super::transport::Transport,
+    service: &str,
+    expect: Expect,
+    mut build: impl FnMut(&reqwest::Client) -> Result<reqwest::Request, super::Error>,
+) -> Result<SmallAnswer, super::Error> {
+    let what = format!("the {service} request to {}", transport.host());
+    let mut retry = transport.retrying();
+    loop {
+        let request = build(transport.http())?;
+        let error = match read_small(transport, request).await {
+            Ok(answer) if !is_retryable_status(answer.status) => return Ok(answer),
+            Ok(answer) => {
+                let asked = retry_after(&answer.headers).map(Duration::from_secs);
+                let note = Note(format!(
+                    "{service} at {} answered HTTP {}",
+                    transport.host(),
+                    answer.status
+                ));
+                if retry.again(&what, &note, asked).await {
+                    continue;
+                }
+                return Ok(answer);
+            }
+            Err(error) => error,
+        };
+        if !worth_retrying(&error, expect) {
+            return Err(error);
+        }
+        let note = Note(format!(
+            "{service} at {}: {}",
+            transport.host(),
+            failure_note(&error)
+        ));
+        if !retry.again(&what, &note, None).await {
+            return Err(error);
+        }
+    }
+}
+
+/// One try of [`send_small`]: the request, then its body (at most [`SMALL_ANSWER_LIMIT`]).
+async fn read_small(
+    transport: &super::transport::Transport,
+    request: reqwest::Request,
+) -> Result<SmallAnswer, super::Error> {
+    let mut response = transport.send(request).await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport.body_error(e, "reading the answer"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > SMALL_ANSWER_LIMIT {
+            return Err(super::Error::TooLarge {
+                registry: transport.host().to_string(),
+                what: "an answer".into(),
+                limit: SMALL_ANSWER_LIMIT,
+            });
+        }
+    }
+    Ok(SmallAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// What went wrong with a try, for a retry note: the failure without the registry wording
+/// of [`super::Error`]'s messages and without URLs.
+fn failure_note(error: &super::Error) -> String {
+    use super::Error;
+    let chain = |source: &Option<reqwest::Error>| {
+        source.as_ref().map_or_else(String::new, |e| {
+            format!(": {}", without_urls(&super::transport::error_chain(e)))
+        })
+    };
+    match error {
+        Error::Connect { detail, source, .. } => {
+            format!("cannot connect: {detail}{}", chain(source))
+        }
+        Error::Transport { source, .. } => format!("the connection broke{}", chain(source)),
+        Error::Stalled { after, .. } => format!(
+            "nothing came for {} s ({STALL_TIMEOUT_ENV} sets the limit)",
+            after.as_secs_f64()
+        ),
+        other => without_urls(&super::transport::error_chain(other)),
+    }
+}
+
+/// A retry note's cause, already worded.
+#[derive(Debug)]
+struct Note(String);
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Note {}
+
+/// `text` without the ` for url (...)` the HTTP client adds to its errors (a credential
+/// endpoint's URL may carry user info or a query the note has no need of).
+pub fn without_urls(text: &str) -> String {
+    const MARK: &str = " for url (";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(MARK) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + MARK.len()..];
+        // The URL ends at the parenthesis that closes the one opened (URLs may hold some).
+        let mut depth = 1usize;
+        let mut end = after.len();
+        for (i, c) in after.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is not used by registries and is ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     headers
@@ -279,5 +468,138 @@ mod tests {
         assert_eq!(retry.next_delay(None), None);
         retry.progressed();
         assert!(retry.next_delay(None).is_some());
+    }
+    #[test]
+    fn urls_leave_notes() {
+        assert_eq!(
+            without_urls(
+                "cannot connect: error sending request for url (http://u:p@h:1/x?a=(b)): refused"
+            ),
+            "cannot connect: error sending request: refused"
+        );
+        assert_eq!(without_urls("a for url (x) b for url (y)"), "a b");
+        assert_eq!(without_urls("nothing to cut"), "nothing to cut");
+        assert_eq!(without_urls("cut for url (unclosed"), "cut");
+    }
+
+    #[test]
+    fn probes_give_up_on_absent_services_at_once() {
+        let refused = crate::registry::Error::Connect {
+            host: "169.254.169.254".into(),
+            detail: "connection refused".into(),
+            temporary: true,
+            source: None,
+        };
+        let stalled = crate::registry::Error::Stalled {
+            host: "169.254.169.254".into(),
+            what: "waiting".into(),
+            after: Duration::from_secs(1),
+        };
+        let broken = crate::registry::Error::Transport {
+            host: "169.254.169.254".into(),
+            detail: String::new(),
+            source: None,
+        };
+        let unresolved = crate::registry::Error::Connect {
+            host: "nowhere.invalid".into(),
+            detail: "the host name does not resolve".into(),
+            temporary: false,
+            source: None,
+        };
+        assert!(worth_retrying(&refused, Expect::Service));
+        assert!(worth_retrying(&stalled, Expect::Service));
+        assert!(worth_retrying(&broken, Expect::Service));
+        assert!(!worth_retrying(&unresolved, Expect::Service));
+        assert!(!worth_retrying(&refused, Expect::Probe));
+        assert!(!worth_retrying(&stalled, Expect::Probe));
+        assert!(worth_retrying(&broken, Expect::Probe));
+        assert!(!worth_retrying(&unresolved, Expect::Probe));
+    }
+
+    fn fast(log: crate::log::Log) -> super::super::transport::TransportOptions {
+        super::super::transport::TransportOptions {
+            retry: RetryPolicy {
+                base: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(5),
+                ..RetryPolicy::default()
+            },
+            log,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn small_requests_retry_busy_answers_and_return_the_rest() -> anyhow::Result<()> {
+        use crate::registry::test_server::{Reply, TestServer};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = AtomicUsize::new(0);
+        let server = TestServer::start(move |_, _| match calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::status(503),
+            1 => Reply::status(429).header("retry-after", "0"),
+            _ => Reply::status(403).body("denied"),
+        })
+        .await?;
+        let (log, captured) = crate::log::Captured::log();
+        let transport = super::super::transport::Transport::new(&server.host(), &fast(log)).await?;
+        let url = format!("http://{}/token?secret=s3cr3t", server.host());
+        let answer = send_small(&transport, "Test STS", Expect::Service, |http| {
+            http.post(&url)
+                .header("authorization", "Bearer sensitive")
+                .body("password=hunter2")
+                .build()
+                .map_err(|e| super::super::Error::Config(e.to_string()))
+        })
+        .await?;
+        assert_eq!((answer.status, answer.text().as_str()), (403, "denied"));
+        assert_eq!(server.requests().len(), 3);
+        let text = captured.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let host = server.host();
+        assert!(
+            lines[0].starts_with(&format!("retrying the Test STS request to {host} in "))
+                && lines[0].ends_with(&format!(
+                    "(try 2 of 6) after: Test STS at {host} answered HTTP 503"
+                )),
+            "{text}"
+        );
+        assert!(lines[1].contains("answered HTTP 429"), "{text}");
+        for secret in ["s3cr3t", "sensitive", "hunter2"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn small_probes_of_nothing_fail_without_a_note() -> anyhow::Result<()> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        for (expect, notes) in [(Expect::Probe, 0), (Expect::Service, 5)] {
+            let (log, captured) = crate::log::Captured::log();
+            let transport = super::super::transport::Transport::new(&host, &fast(log)).await?;
+            let result = send_small(&transport, "Test IMDS", expect, |http| {
+                http.put(format!("http://{host}/latest/api/token"))
+                    .build()
+                    .map_err(|e| super::super::Error::Config(e.to_string()))
+            })
+            .await;
+            assert!(
+                matches!(result, Err(super::super::Error::Connect { .. })),
+                "{result:?}"
+            );
+            let text = captured.text();
+            assert_eq!(text.lines().count(), notes, "{text}");
+            assert!(
+                notes == 0
+                    || text.contains(&format!(
+                        "after: Test IMDS at {host}: cannot connect: connection refused"
+                    )),
+                "{text}"
+            );
+            assert!(!text.contains("/latest/api/token"), "{text}");
+        }
+        Ok(())
     }
 }

@@ -14,6 +14,8 @@
 //! variable); the metadata service is `http://169.254.169.254`, or
 //! `IMAGE_RESOURCE_AZURE_IMDS_ENDPOINT` when set (tests).
 
+use crate::registry::error::Error as RegistryError;
+use crate::registry::retry::{send_small, Expect, SmallAnswer};
 use crate::registry::transport::{Transport, TransportOptions};
 use crate::secret::Secret;
 use anyhow::{anyhow, bail, Context as _};
@@ -224,14 +226,16 @@ impl Identity {
             .and_then(|base| base.join(&format!("{tenant}/oauth2/v2.0/token")))
             .map_err(|e| anyhow!("authority host {authority:?} gives no token URL: {e}"))?;
         let transport = transport_for(&url, options).await?;
-        let request = transport
-            .http()
-            .post(url.clone())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .build()
-            .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
-        read_token(&transport, request, &url).await
+        // A token request only asks: safe to repeat, so it is retried like any request.
+        let answer = send_small(&transport, "Entra ID", Expect::Service, |http| {
+            http.post(url.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.clone())
+                .build()
+                .map_err(|e| build_error(&url, e))
+        })
+        .await?;
+        read_token(&answer, &url)
     }
 }
 
@@ -258,14 +262,22 @@ async fn managed_identity_token(
     let mut options = options.clone();
     options.timeouts.connect = Duration::from_secs(3);
     let transport = transport_for(&url, &options).await?;
-    let request = transport
-        .http()
-        .get(url.clone())
-        .header("Metadata", "true")
-        .build()
-        .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
-    read_token(&transport, request, &url)
-        .await
+    // A probe as much as a request: off Azure, nothing there fails at once, without backoff.
+    let answer = send_small(
+        &transport,
+        "Azure instance metadata",
+        Expect::Probe,
+        |http| {
+            http.get(url.clone())
+                .header("Metadata", "true")
+                .build()
+                .map_err(|e| build_error(&url, e))
+        },
+    )
+    .await;
+    answer
+        .map_err(anyhow::Error::from)
+        .and_then(|answer| read_token(&answer, &url))
         .context("managed identity (instance metadata service); off Azure, give AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE with a client id and tenant")
 }
 
@@ -282,21 +294,20 @@ pub async fn transport_for(
     Ok(Transport::new(&host, options).await?)
 }
 
-/// Sends `request` and takes `access_token` from the JSON answer.
-async fn read_token(
-    transport: &Transport,
-    request: reqwest::Request,
-    url: &url::Url,
-) -> anyhow::Result<Secret> {
+/// The error for a request that cannot be built (a bad URL).
+fn build_error(url: &url::Url, error: reqwest::Error) -> RegistryError {
+    RegistryError::Config(format!(
+        "building the request to {}: {error}",
+        crate::registry::transport::redact_url(url)
+    ))
+}
+
+/// Takes `access_token` from the JSON answer of the token request to `url`.
+fn read_token(answer: &SmallAnswer, url: &url::Url) -> anyhow::Result<Secret> {
     let shown = crate::registry::transport::redact_url(url);
-    let response = transport.send(request).await?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| anyhow!("reading the answer of {shown}: {e}"))?;
+    let body = answer.text();
     let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    if !status.is_success() {
+    if !(200..300).contains(&answer.status) {
         let error = match (
             parsed["error"].as_str(),
             parsed["error_description"].as_str(),
@@ -305,7 +316,7 @@ async fn read_token(
             (Some(e), None) => e.to_string(),
             _ => body.chars().take(300).collect(),
         };
-        bail!("{shown} answered HTTP {}: {error}", status.as_u16());
+        bail!("{shown} answered HTTP {}: {error}", answer.status);
     }
     parsed["access_token"]
         .as_str()

@@ -4,6 +4,8 @@
 //! protocol, XML answers) and the service endpoints, overridable for tests and private
 //! setups by `AWS_ENDPOINT_URL_<SERVICE>` / `AWS_ENDPOINT_URL`, as the AWS SDKs do.
 
+use crate::registry::error::Error as RegistryError;
+use crate::registry::retry::{send_small, Expect};
 use crate::registry::transport::{Transport, TransportOptions};
 use crate::secret::Secret;
 use anyhow::{anyhow, bail, Context as _};
@@ -35,6 +37,14 @@ impl Service {
         match self {
             Service::Ecr => "ecr",
             Service::Sts => "sts",
+        }
+    }
+
+    /// The service's name in retry notes.
+    fn name(self) -> &'static str {
+        match self {
+            Service::Ecr => "Amazon ECR",
+            Service::Sts => "AWS STS",
         }
     }
 
@@ -91,6 +101,20 @@ pub struct Caller {
     options: TransportOptions,
 }
 
+/// One request for [`Caller::send`] (its headers apart).
+pub struct Call<'a> {
+    /// `GET`, `PUT`, `POST`.
+    pub method: reqwest::Method,
+    /// Where.
+    pub url: &'a url::Url,
+    /// The body (empty for none).
+    pub body: &'a [u8],
+    /// Replaces the connection timeout of the transport options when given.
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Which failures are tried again.
+    pub expect: Expect,
+}
+
 /// An answer: status and body.
 pub struct Answer {
     /// HTTP status.
@@ -113,7 +137,9 @@ impl Caller {
         &self.region
     }
 
-    /// POSTs `body` to `service`, signed with `keys` when given (web identity is unsigned).
+    /// POSTs `body` to `service`, signed with `keys` when given (web identity is unsigned),
+    /// signed anew for each try. Every call we make is safe to repeat (`AssumeRole*`,
+    /// `GetAuthorizationToken` only read), so all go through the retry policy.
     pub async fn post(
         &self,
         service: Service,
@@ -122,56 +148,74 @@ impl Caller {
         keys: Option<&Keys>,
     ) -> anyhow::Result<(url::Url, Answer)> {
         let url = service.endpoint(&self.region)?;
-        let mut all: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        if let Some(keys) = keys {
-            all.extend(self.sign(service, &url, headers, body, keys)?);
-        }
-        let answer = self
-            .send(reqwest::Method::POST, &url, &all, body, None)
-            .await?;
+        let sign = || -> anyhow::Result<Vec<(String, String)>> {
+            let mut all: Vec<(String, String)> = headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            if let Some(keys) = keys {
+                all.extend(self.sign(service, &url, headers, body, keys)?);
+            }
+            Ok(all)
+        };
+        let call = Call {
+            method: reqwest::Method::POST,
+            url: &url,
+            body,
+            connect_timeout: None,
+            expect: Expect::Service,
+        };
+        let answer = self.send_with(service.name(), &call, sign).await?;
         Ok((url, answer))
     }
 
-    /// Sends one request to `url` with the source's transport options (`connect_timeout`
-    /// replaces theirs when given).
+    /// Sends one request to `url` (`service` names it in retry notes) with the source's
+    /// transport options (`connect_timeout` replaces theirs when given), through the retry
+    /// policy as `expect` says.
     pub async fn send(
         &self,
-        method: reqwest::Method,
-        url: &url::Url,
+        service: &str,
+        call: &Call<'_>,
         headers: &[(String, String)],
-        body: &[u8],
-        connect_timeout: Option<std::time::Duration>,
     ) -> anyhow::Result<Answer> {
+        self.send_with(service, call, || Ok(headers.to_vec())).await
+    }
+
+    /// [`Caller::send`] with the headers made anew for each try by `headers`.
+    async fn send_with(
+        &self,
+        service: &str,
+        call: &Call<'_>,
+        headers: impl Fn() -> anyhow::Result<Vec<(String, String)>>,
+    ) -> anyhow::Result<Answer> {
+        let url = call.url;
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_string(),
             (None, _) => bail!("endpoint {url} has no host"),
         };
         let mut options = self.options.clone();
-        if let Some(timeout) = connect_timeout {
+        if let Some(timeout) = call.connect_timeout {
             options.timeouts.connect = timeout;
         }
         let transport = Transport::new(&host, &options).await?;
-        let mut request = transport
-            .http()
-            .request(method, url.clone())
-            .body(body.to_vec());
-        for (name, value) in headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let request = request
-            .build()
-            .map_err(|e| anyhow!("building the request to {url}: {e}"))?;
-        let response = transport.send(request).await?;
-        let status = response.status().as_u16();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| anyhow!("reading the answer of {url}: {e}"))?;
-        Ok(Answer { status, body })
+        let answer = send_small(&transport, service, call.expect, |http| {
+            let headers = headers().map_err(|e| RegistryError::Config(format!("{e:#}")))?;
+            let mut request = http
+                .request(call.method.clone(), url.clone())
+                .body(call.body.to_vec());
+            for (name, value) in &headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            request
+                .build()
+                .map_err(|e| RegistryError::Config(format!("building the request to {url}: {e}")))
+        })
+        .await?;
+        Ok(Answer {
+            status: answer.status,
+            body: answer.text(),
+        })
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`, `x-amz-security-token`) for a request.

@@ -12,7 +12,8 @@
 //!    `AWS_EC2_METADATA_SERVICE_ENDPOINT` or `http://169.254.169.254`, unless
 //!    `AWS_EC2_METADATA_DISABLED=true`.
 
-use super::aws::{Caller, Keys, SESSION_NAME};
+use super::aws::{Call, Caller, Keys, SESSION_NAME};
+use crate::registry::retry::Expect;
 use crate::resource::Source;
 use crate::secret::Secret;
 use anyhow::{anyhow, bail, Context as _};
@@ -210,14 +211,17 @@ impl Base {
                     .iter()
                     .map(|t| ("authorization".to_string(), t.expose().to_string()))
                     .collect();
+                // Configured on purpose: the answer matters, so every temporary failure is
+                // tried again (connections still give up after 3 s each).
+                let call = Call {
+                    method: Method::GET,
+                    url,
+                    body: b"",
+                    connect_timeout: Some(Duration::from_secs(3)),
+                    expect: Expect::Service,
+                };
                 let answer = caller
-                    .send(
-                        Method::GET,
-                        url,
-                        &headers,
-                        b"",
-                        Some(Duration::from_secs(3)),
-                    )
+                    .send("AWS container credentials", &call, &headers)
                     .await
                     .with_context(|| format!("container credentials from {url}"))?;
                 credentials_json(&answer.status, &answer.body, url)
@@ -235,7 +239,10 @@ impl Base {
     }
 }
 
-/// IMDSv2: a session token, the instance profile's role name, its credentials.
+/// IMDSv2: a session token, the instance profile's role name, its credentials. The token
+/// `PUT` is the probe: off EC2 nothing answers it, and a connection that cannot be made (or
+/// stays silent) fails at once, without backoff; once the service has answered, each
+/// request is retried like any other.
 async fn instance_profile(caller: &Caller, endpoint: &url::Url) -> anyhow::Result<Keys> {
     // Off EC2 nothing answers: fail in seconds.
     let timeout = Some(Duration::from_secs(3));
@@ -244,13 +251,20 @@ async fn instance_profile(caller: &Caller, endpoint: &url::Url) -> anyhow::Resul
             .join(path)
             .map_err(|e| anyhow!("instance metadata URL {endpoint}{path}: {e}"))
     };
+    let call = |method: Method, url, expect| Call {
+        method,
+        url,
+        body: b"",
+        connect_timeout: timeout,
+        expect,
+    };
     let token_url = join("/latest/api/token")?;
     let ttl = vec![(
         "x-aws-ec2-metadata-token-ttl-seconds".to_string(),
         "300".to_string(),
     )];
     let answer = caller
-        .send(Method::PUT, &token_url, &ttl, b"", timeout)
+        .send(IMDS, &call(Method::PUT, &token_url, Expect::Probe), &ttl)
         .await?;
     if answer.status != 200 {
         bail!("PUT {token_url} answered HTTP {}", answer.status);
@@ -261,7 +275,11 @@ async fn instance_profile(caller: &Caller, endpoint: &url::Url) -> anyhow::Resul
     )];
     let roles_url = join("/latest/meta-data/iam/security-credentials/")?;
     let roles = caller
-        .send(Method::GET, &roles_url, &session, b"", timeout)
+        .send(
+            IMDS,
+            &call(Method::GET, &roles_url, Expect::Service),
+            &session,
+        )
         .await?;
     let role = roles.body.lines().next().map(str::trim).unwrap_or("");
     if roles.status != 200 || role.is_empty() {
@@ -274,10 +292,17 @@ async fn instance_profile(caller: &Caller, endpoint: &url::Url) -> anyhow::Resul
         "/latest/meta-data/iam/security-credentials/{role}"
     ))?;
     let answer = caller
-        .send(Method::GET, &keys_url, &session, b"", timeout)
+        .send(
+            IMDS,
+            &call(Method::GET, &keys_url, Expect::Service),
+            &session,
+        )
         .await?;
     credentials_json(&answer.status, &answer.body, &keys_url)
 }
+
+/// The instance metadata service's name in retry notes.
+const IMDS: &str = "EC2 instance metadata";
 
 /// `{AccessKeyId, SecretAccessKey, Token}`, the answer of ECS's and EC2's credential services.
 fn credentials_json(status: &u16, body: &str, url: &url::Url) -> anyhow::Result<Keys> {
