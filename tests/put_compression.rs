@@ -4,6 +4,8 @@
 //! log); layers another tag has, found through its diff_ids instead of compressed
 //! again; and gzip layers of many members (one per MiB) read by `gzip -d`, umoci and `in`.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -51,6 +53,24 @@ fn text(seed: usize) -> Vec<u8> {
         .into_bytes()
 }
 
+/// `skopeo copy` (which checks every digest) of `reference` on `registry` to a `dir:`
+/// layout in `dir`; returns a function giving the path of a blob there by its digest.
+fn skopeo_dir_copy(registry: &Registry, reference: &str, dir: &Path) -> impl Fn(&Value) -> PathBuf {
+    let mut args: Vec<String> = vec!["copy".into(), "--insecure-policy".into()];
+    args.extend(registry.skopeo_flags("src-"));
+    args.push(format!("docker://{}/{reference}", registry.host()));
+    args.push(format!("dir:{}", dir.display()));
+    skopeo(&args).unwrap_or_else(|e| panic!("{e}"));
+    let dir = dir.to_path_buf();
+    move |digest: &Value| {
+        let hex = digest
+            .as_str()
+            .and_then(|d| d.strip_prefix("sha256:"))
+            .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+        dir.join(hex)
+    }
+}
+
 /// The requests for blobs (any method) in `log`.
 fn blob_requests(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("/blobs/")).collect()
@@ -84,18 +104,9 @@ fn zstd_layers_are_read_by_skopeo_and_by_in() {
 
     // skopeo copies it (checking every digest) and its layers are zstd frames.
     let copy = TempDir::new().expect("temp dir");
-    let dir = copy.path().join("dir");
-    let mut args: Vec<String> = vec!["copy".into(), "--insecure-policy".into()];
-    args.extend(registry.skopeo_flags("src-"));
-    args.push(format!("docker://{}/put/zstd:1", registry.host()));
-    args.push(format!("dir:{}", dir.display()));
-    skopeo(&args).unwrap_or_else(|e| panic!("{e}"));
+    let blob = skopeo_dir_copy(&registry, "put/zstd:1", &copy.path().join("dir"));
     for digest in layer_digests(&registry, "put/zstd:1") {
-        let hex = digest
-            .as_str()
-            .and_then(|d| d.strip_prefix("sha256:"))
-            .expect("digest");
-        let bytes = std::fs::read(dir.join(hex)).expect("skopeo's copy of the layer");
+        let bytes = std::fs::read(blob(&digest)).expect("skopeo's copy of the layer");
         assert!(
             bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]),
             "not zstd: {digest}"
@@ -354,31 +365,18 @@ fn gzip_layers_of_many_members_are_read_by_gzip_umoci_and_in() {
     // skopeo copies it (checking the digests); the layer is several gzip members, which
     // `gzip -d` reads as one stream equal to the diff_id in the config.
     let copy = TempDir::new().expect("temp dir");
-    let dir = copy.path().join("dir");
-    let mut args: Vec<String> = vec!["copy".into(), "--insecure-policy".into()];
-    args.extend(registry.skopeo_flags("src-"));
-    args.push(format!("docker://{}/put/members:1", registry.host()));
-    args.push(format!("dir:{}", dir.display()));
-    skopeo(&args).unwrap_or_else(|e| panic!("{e}"));
-    let layers = layer_digests(&registry, "put/members:1");
-    let hex = layers[0]
-        .as_str()
-        .and_then(|d| d.strip_prefix("sha256:"))
-        .expect("digest");
-    let blob = dir.join(hex);
-    let members = gzip_members(&std::fs::read(&blob).expect("skopeo's copy of the layer"));
+    let blob = skopeo_dir_copy(&registry, "put/members:1", &copy.path().join("dir"));
+    let manifest = pushed_manifest(&registry, "put/members:1");
+    let layer = blob(&manifest["layers"][0]["digest"]);
+    let members = gzip_members(&std::fs::read(&layer).expect("skopeo's copy of the layer"));
     assert!(members >= 5, "{members} gzip member(s)");
     let unzipped = std::process::Command::new("gzip")
         .arg("-dc")
-        .arg(&blob)
+        .arg(&layer)
         .output()
         .expect("running gzip -dc");
     assert!(unzipped.status.success(), "gzip -dc failed");
-    let config = pushed_manifest(&registry, "put/members:1")["config"]["digest"]
-        .as_str()
-        .and_then(|d| d.strip_prefix("sha256:"))
-        .map(|hex| std::fs::read(dir.join(hex)).expect("the config"))
-        .expect("config digest");
+    let config = std::fs::read(blob(&manifest["config"]["digest"])).expect("the config");
     let config: Value = serde_json::from_slice(&config).expect("config JSON");
     assert_eq!(
         config["rootfs"]["diff_ids"][0].as_str(),
