@@ -8,9 +8,11 @@
 use super::referrers::{fallback_tag, Listed, INDEX_MEDIA_TYPE};
 use super::test_server::{Reply, Request, TestServer};
 use super::Client;
+use crate::sigstore::copy::Copying;
 use crate::sigstore::referrers::{copy_referrers, Copied};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -113,6 +115,23 @@ async fn client(server: &TestServer) -> anyhow::Result<Arc<Client>> {
     Ok(Arc::new(
         Client::new(&server.host(), None, &Default::default()).await?,
     ))
+}
+
+/// The copy of `digest` from `src` on `source` to `dst` on `target`.
+fn copying<'a>(
+    source: &'a Arc<Client>,
+    target: &'a Arc<Client>,
+    digest: &'a str,
+    scratch: &'a Path,
+) -> Copying<'a> {
+    Copying {
+        source,
+        from: "src",
+        target,
+        repository: "dst",
+        digest,
+        scratch,
+    }
 }
 
 /// The image's digest (the subject; the image itself need not be stored).
@@ -290,15 +309,8 @@ async fn a_put_answered_with_oci_subject_leaves_the_tag_alone() -> anyhow::Resul
     let target_store = store();
     let target = TestServer::start(registry(Arc::clone(&target_store), true)).await?;
     let scratch = tempfile::tempdir()?;
-    let copied = copy_referrers(
-        &client(&source).await?,
-        "src",
-        &client(&target).await?,
-        "dst",
-        &subject(),
-        scratch.path(),
-    )
-    .await?;
+    let (from, to) = (client(&source).await?, client(&target).await?);
+    let copied = copy_referrers(&copying(&from, &to, &subject(), scratch.path())).await?;
     assert_eq!(copied.copied, 1);
     assert_eq!(copied.tagged, 0);
     assert_eq!(copied.skipped.len(), 1, "{copied:?}");
@@ -342,16 +354,8 @@ async fn without_oci_subject_the_copy_adds_to_the_tag_once() -> anyhow::Result<(
     let scratch = tempfile::tempdir()?;
     let (source, target_client) = (client(&source).await?, client(&target).await?);
     let image = subject();
-    let copy = || {
-        copy_referrers(
-            &source,
-            "src",
-            &target_client,
-            "dst",
-            &image,
-            scratch.path(),
-        )
-    };
+    let copying = copying(&source, &target_client, &image, scratch.path());
+    let copy = || copy_referrers(&copying);
     let copied = copy().await?;
     assert_eq!((copied.copied, copied.tagged), (1, 1), "{copied:?}");
     let tagged = get(&target_store, &format!("dst@{tag}")).unwrap_or_default();
@@ -427,15 +431,8 @@ async fn an_index_referrer_is_copied_with_its_manifests_a_nested_one_is_skipped(
     let target_store = store();
     let target = TestServer::start(registry(Arc::clone(&target_store), false)).await?;
     let scratch = tempfile::tempdir()?;
-    let copied = copy_referrers(
-        &client(&source).await?,
-        "src",
-        &client(&target).await?,
-        "dst",
-        &subject(),
-        scratch.path(),
-    )
-    .await?;
+    let (from, to) = (client(&source).await?, client(&target).await?);
+    let copied = copy_referrers(&copying(&from, &to, &subject(), scratch.path())).await?;
     // The source's API lists the three indexes (`inner` refers to the image too).
     assert_eq!(copied.copied, 2, "{copied:?}");
     assert_eq!(copied.skipped.len(), 1, "{copied:?}");

@@ -19,16 +19,37 @@ use anyhow::Context as _;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Copies the signatures of `digest` from `from` on `source` to `repository` on `target`;
-/// returns how many were added (0 when the source has none).
-pub async fn copy_signatures(
-    source: &Arc<Client>,
-    from: &str,
-    target: &Arc<Client>,
-    repository: &str,
-    digest: &str,
-    scratch: &Path,
-) -> anyhow::Result<usize> {
+/// One `pull_repository` copy: the image `digest` of `from` on `source`, pushed to
+/// `repository` on `target`, whose signatures ([`copy_signatures`]) and referrers
+/// ([`super::referrers::copy_referrers`]) follow it; `scratch` holds what is written on the
+/// way.
+#[derive(Debug, Clone, Copy)]
+pub struct Copying<'a> {
+    /// The source registry's client.
+    pub source: &'a Arc<Client>,
+    /// The source repository.
+    pub from: &'a str,
+    /// The target registry's client.
+    pub target: &'a Arc<Client>,
+    /// The target repository.
+    pub repository: &'a str,
+    /// The copied image's digest (the same in both).
+    pub digest: &'a str,
+    /// A scratch directory.
+    pub scratch: &'a Path,
+}
+
+/// Copies the signatures of the copied image from the source to the target; returns how
+/// many were added (0 when the source has none).
+pub async fn copy_signatures(copying: &Copying<'_>) -> anyhow::Result<usize> {
+    let Copying {
+        source,
+        from,
+        target,
+        repository,
+        digest,
+        scratch,
+    } = *copying;
     let tag = signature_tag(digest);
     let Some((_, raw)) = source
         .get_manifest(from, &tag)

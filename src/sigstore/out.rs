@@ -1,7 +1,7 @@
 //! `out`'s part: after the image is pushed, copy the signatures and OCI referrers of a
 //! `pull_repository` source, then sign with `params.sign`.
 
-use super::copy::copy_signatures;
+use super::copy::{copy_signatures, Copying};
 use super::referrers::copy_referrers;
 use super::sign::Signer;
 use super::signature_tag;
@@ -84,32 +84,26 @@ async fn after_push(
         } else {
             Arc::new(settings.client_for(&reference).await?)
         };
-        let copied = copy_signatures(
-            &client,
-            reference.repository(),
+        let copying = Copying {
+            source: &client,
+            from: reference.repository(),
             target,
             repository,
             digest,
             scratch,
-        )
-        .await
-        .with_context(|| format!("copying the signatures of {}@{digest}", reference.name()))?;
+        };
+        let copied = copy_signatures(&copying)
+            .await
+            .with_context(|| format!("copying the signatures of {}@{digest}", reference.name()))?;
         if copied > 0 {
             lines.push(format!(
                 "copied {copied} signature(s) of {}@{digest} to {name}:{tag}",
                 reference.name()
             ));
         }
-        let referrers = copy_referrers(
-            &client,
-            reference.repository(),
-            target,
-            repository,
-            digest,
-            scratch,
-        )
-        .await
-        .with_context(|| format!("copying the referrers of {}@{digest}", reference.name()))?;
+        let referrers = copy_referrers(&copying)
+            .await
+            .with_context(|| format!("copying the referrers of {}@{digest}", reference.name()))?;
         if referrers.copied > 0 {
             let tagged = match referrers.tagged {
                 0 => String::new(),

@@ -11,11 +11,11 @@
 //! indexes again is skipped with a note, as is one listed but missing, or whose `subject`
 //! is not the digest. Referrers of referrers are not copied.
 
+use super::copy::Copying;
 use crate::digest::Digest;
 use crate::image::model::{Blob, Manifest};
 use crate::push::{self, BlobSource, PushPlan};
 use crate::registry::referrers::{descriptor_of, fallback_tag};
-use crate::registry::Client;
 use anyhow::Context as _;
 use serde_json::Value;
 use std::path::Path;
@@ -33,15 +33,16 @@ pub struct Copied {
     pub skipped: Vec<String>,
 }
 
-/// Copies the referrers of `digest` from `from` on `source` to `repository` on `target`.
-pub async fn copy_referrers(
-    source: &Arc<Client>,
-    from: &str,
-    target: &Arc<Client>,
-    repository: &str,
-    digest: &str,
-    scratch: &Path,
-) -> anyhow::Result<Copied> {
+/// Copies the referrers of the copied image from the source to the target.
+pub async fn copy_referrers(copying: &Copying<'_>) -> anyhow::Result<Copied> {
+    let Copying {
+        source,
+        from,
+        target,
+        repository,
+        digest,
+        scratch,
+    } = *copying;
     let listing = source
         .list_referrers(from, digest)
         .await
@@ -55,11 +56,7 @@ pub async fn copy_referrers(
             continue;
         };
         let copy = Copier {
-            source,
-            from,
-            target,
-            repository,
-            subject: digest,
+            job: copying,
             scratch: &dir,
         };
         match copy
@@ -104,13 +101,9 @@ enum Outcome {
     Skipped(String),
 }
 
-/// One copy's where from and where to.
+/// One copy's where from and where to, and where its blobs are written.
 struct Copier<'a> {
-    source: &'a Arc<Client>,
-    from: &'a str,
-    target: &'a Arc<Client>,
-    repository: &'a str,
-    subject: &'a str,
+    job: &'a Copying<'a>,
     scratch: &'a Path,
 }
 
@@ -123,7 +116,7 @@ impl Copier<'_> {
             return Ok(Outcome::Skipped("not JSON".into()));
         };
         let subject = manifest.pointer("/subject/digest").and_then(Value::as_str);
-        if subject != Some(self.subject) {
+        if subject != Some(self.job.digest) {
             return Ok(Outcome::Skipped(format!(
                 "its subject is {}, not this image",
                 subject.unwrap_or("missing")
@@ -192,8 +185,8 @@ impl Copier<'_> {
         // No tags: the blobs and the index's manifests only; the referrer itself is put
         // below, by digest, to learn whether the registry indexed it.
         push::push(
-            Arc::clone(self.target),
-            self.repository,
+            Arc::clone(self.job.target),
+            self.job.repository,
             &plan,
             &[],
             2,
@@ -201,12 +194,13 @@ impl Copier<'_> {
         )
         .await?;
         let answered = self
+            .job
             .target
-            .put_manifest_reporting_subject(self.repository, referrer, &media_type, &raw)
+            .put_manifest_reporting_subject(self.job.repository, referrer, &media_type, &raw)
             .await
-            .with_context(|| format!("pushing manifest {referrer} to {}", self.repository))?;
+            .with_context(|| format!("pushing manifest {referrer} to {}", self.job.repository))?;
         Ok(Outcome::Copied {
-            indexed: answered.as_deref() == Some(self.subject),
+            indexed: answered.as_deref() == Some(self.job.digest),
             descriptor,
         })
     }
@@ -216,10 +210,17 @@ impl Copier<'_> {
         &self,
         digest: &str,
     ) -> anyhow::Result<Option<(crate::registry::Descriptor, Vec<u8>)>> {
-        self.source
-            .get_manifest(self.from, digest)
+        self.job
+            .source
+            .get_manifest(self.job.from, digest)
             .await
-            .with_context(|| format!("reading {}/{}@{digest}", self.source.host(), self.from))
+            .with_context(|| {
+                format!(
+                    "reading {}/{}@{digest}",
+                    self.job.source.host(),
+                    self.job.from
+                )
+            })
     }
 
     /// Adds the config and layers of the image manifest `manifest` to `blobs` (once each),
@@ -260,8 +261,8 @@ impl Copier<'_> {
                     .to_string(),
                 size,
                 source: BlobSource::Remote {
-                    client: Some(Arc::clone(self.source)),
-                    repository: self.from.to_string(),
+                    client: Some(Arc::clone(self.job.source)),
+                    repository: self.job.from.to_string(),
                 },
             });
         }
