@@ -1,6 +1,6 @@
 //! `pull_repository` copies keep their OCI referrers (cosign's `--registry-referrers-mode=
 //! oci-1-1` signatures, SBOMs, attestations: manifests whose `subject` is the image): every
-//! referrer the source lists for the pushed digest ([`Client::list_referrers`]: the referrers
+//! referrer the source lists for the pushed digest ([`Client::list_referrers`](crate::registry::Client::list_referrers): the referrers
 //! API, else the `sha256-<hex>` referrers tag) is copied to the target repository, its blobs
 //! mounted or copied like the image's, its manifest put by digest with the same bytes (so
 //! the same digest, and the same `subject`). When the target's registry does not answer
