@@ -318,20 +318,39 @@ fn read_blocks(
     free: &Receiver<Vec<u8>>,
 ) -> Result<String> {
     let mut hasher = Hasher::sha256();
+    // The first byte of the next block, read to learn whether a full block is the last.
+    let mut carry = None;
     for index in 0.. {
         let Ok(mut data) = free.recv() else {
             break; // the writer failed
         };
         data.clear();
         data.reserve_exact(BLOCK_SIZE);
+        data.extend(carry.take());
         let n = fill(input, &mut data).context("reading the layer")?;
         hasher.update(&data);
-        let last = n < BLOCK_SIZE;
+        if n == BLOCK_SIZE {
+            carry = next_byte(input).context("reading the layer")?;
+        }
+        let last = carry.is_none();
         if jobs.send(Job { index, data, last }).is_err() || last {
             break;
         }
     }
     Ok(hasher.digest())
+}
+
+/// One more byte of `input`, `None` at its end.
+fn next_byte(input: &mut impl Read) -> io::Result<Option<u8>> {
+    let mut byte = [0u8];
+    loop {
+        match input.read(&mut byte) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(byte[0])),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Reads until `buf` holds [`BLOCK_SIZE`] bytes or the input ends; returns how many.
