@@ -4,7 +4,8 @@
 //! the signatures: verifiable where the policy accepts the repository they were signed in
 //! (`source.verify.repositories`, containers/image's `remapIdentity`), refused where not;
 //! and one of an image cosign signed as an OCI 1.1 referrer keeps the referrer (cosign
-//! verifies the copy through the referrers tag distribution 2.8 needs).
+//! verifies the copy through the referrers tag distribution 2.8 needs), and `check` and `in`
+//! verify such a signature, before and after the copy.
 
 use serde_json::json;
 
@@ -186,6 +187,28 @@ fn a_pull_repository_copy_keeps_cosigns_oci_referrers() {
     cosign_verify_referrer(&origin, "src", &digest, &key.public).unwrap_or_else(|e| panic!("{e}"));
     assert!(cosign_verify(&origin, "src", &digest, &key.public).is_err());
 
+    // check and in find cosign's signature among the referrers; another key is refused.
+    let source = verifying(&origin, "src", "v1", &[&key]);
+    let (digests, stderr) = check_digests(&source);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    let fetched = get(&source, &digest, json!({"skip_download": true}));
+    fetched.out.expect_success();
+    assert!(
+        fetched.out.stderr.contains("signature verified"),
+        "{}",
+        fetched.out.stderr
+    );
+    let other = openssl_key(work.path(), "other");
+    let refusing = verifying(&origin, "src", "v1", &[&other]);
+    let (digests, stderr) = check_digests(&refusing);
+    assert!(digests.is_empty(), "{stderr}");
+    assert!(
+        stderr.contains("not signed by any of source.verify.public_keys"),
+        "{stderr}"
+    );
+    let refused = get(&refusing, &digest, json!({"skip_download": true}));
+    assert!(refused.out.expect_failure().contains("no valid signature"));
+
     // Copied to another registry, and to another repository of the same one (mounted).
     for (registry, repository) in [(&copy, "dst"), (&origin, "mounted")] {
         let mut source = source_for(registry, repository);
@@ -220,7 +243,11 @@ fn a_pull_repository_copy_keeps_cosigns_oci_referrers() {
         let verified = cosign_verify_referrer(registry, repository, &digest, &key.public)
             .unwrap_or_else(|e| panic!("{e}\n{}", out.stderr));
         assert!(verified.contains(&digest), "{verified}");
-        let other = openssl_key(work.path(), "other");
         assert!(cosign_verify_referrer(registry, repository, &digest, &other.public).is_err());
+        // And check verifies the copy (its payload names the source repository).
+        let mut source = verifying(registry, repository, "v1", &[&key]);
+        source["verify"]["repositories"] = json!([format!("{}/src", origin.host())]);
+        let (digests, stderr) = check_digests(&source);
+        assert_eq!(digests, vec![digest.clone()], "{stderr}");
     }
 }

@@ -20,11 +20,13 @@
 //!   `--registry-referrers-mode=oci-1-1` signatures, SBOMs, attestations), listed by the
 //!   referrers API or, without one (CNCF distribution 2.8), the `sha256-<hex>` referrers tag.
 //!
+//! - verification ([`verify`]): the `.sig` tag first, then the OCI referrers with cosign's
+//!   signature artifact type (its `oci-1-1` mode), whose `subject` must be the image.
+//!
 //! Not done: keyless (Fulcio certificates, Rekor bundles; such signatures are skipped as
-//! unverifiable without a key), RSA and Ed25519 keys, and verifying signatures stored as OCI
-//! referrers (cosign's `oci-1-1` mode; Sigstore bundles, cosign 3's default; cosign 2 and
-//! `--new-bundle-format=false` use the tag scheme): `check` and `in` read only the tag
-//! scheme, though copies keep referrers.
+//! unverifiable without a key), RSA and Ed25519 keys, and Sigstore bundles (cosign 3's
+//! default; cosign 2 and `--new-bundle-format=false` write the formats above): copies keep
+//! them as referrers, but they are not verified.
 
 pub mod copy;
 pub mod encrypted;

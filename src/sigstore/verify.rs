@@ -1,6 +1,7 @@
-//! `source.verify`: an image is accepted when its `sha256-<hex>.sig` manifest holds a
-//! signature layer whose payload one of the public keys verifies and that names this
-//! repository (or one of `source.verify.repositories`) and this digest. Signature manifests
+//! `source.verify`: an image is accepted when its `sha256-<hex>.sig` manifest, or one of its
+//! OCI referrers with cosign's signature artifact type, holds a signature layer whose payload
+//! one of the public keys verifies and that names this repository (or one of
+//! `source.verify.repositories`) and this digest. Signature manifests
 //! are read within the registry client's manifest bound and at most
 //! [`manifest::MAX_SIGNATURES`] layers; payloads above [`manifest::MAX_PAYLOAD_BYTES`] are
 //! not fetched; every blob is digest-checked.
@@ -10,12 +11,21 @@ use super::manifest::{self, Layer};
 use super::{payload, signature_tag, VerifyOptions};
 use crate::log::Log;
 use crate::reference::Reference;
+use crate::registry::referrers::Listed;
 use crate::registry::{Client, Error};
 use crate::resource::Version;
 use crate::settings::{first_found, Endpoint};
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use futures_util::StreamExt as _;
+use serde_json::Value;
+
+/// The artifact type of a cosign signature stored as an OCI referrer (cosign's
+/// `--registry-referrers-mode=oci-1-1`; `ArtifactType("sig")` in cosign's source).
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+/// The most signature referrers of one digest read before it counts as unsigned.
+pub const MAX_SIGNATURE_REFERRERS: usize = 16;
 
 /// Versions whose signatures `check` reads at once.
 pub const VERIFY_CONCURRENCY: usize = 8;
@@ -74,37 +84,156 @@ impl Verifier {
         Ok(Some(Verifier { keys, names }))
     }
 
-    /// The verdict on `digest` in `repository` on `client`. Registry failures are errors; a
-    /// missing signature tag, or signatures that do not verify, are [`Verdict::Unsigned`].
+    /// The verdict on `digest` in `repository` on `client`: the `.sig` tag first, then the
+    /// OCI referrers. Registry failures are errors; no signature, or signatures that do not
+    /// verify, are [`Verdict::Unsigned`].
     pub async fn verdict(
         &self,
         client: &Client,
         repository: &str,
         digest: &str,
     ) -> anyhow::Result<Verdict> {
+        let mut reasons = Vec::new();
+        for found in [
+            self.in_tag(client, repository, digest).await?,
+            self.in_referrers(client, repository, digest).await?,
+        ] {
+            match found {
+                Ok(key) => return Ok(Verdict::Signed(key)),
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        Ok(Verdict::Unsigned(reasons.join("; ")))
+    }
+
+    /// The signatures under cosign's `sha256-<hex>.sig` tag.
+    async fn in_tag(
+        &self,
+        client: &Client,
+        repository: &str,
+        digest: &str,
+    ) -> anyhow::Result<Result<usize, String>> {
         let tag = signature_tag(digest);
         let Some((_, raw)) = client
             .get_manifest(repository, &tag)
             .await
             .with_context(|| format!("reading the signatures {repository}:{tag}"))?
         else {
-            return Ok(Verdict::Unsigned(format!("no signature tag {tag}")));
+            return Ok(Err(format!("no signature tag {tag}")));
         };
-        let layers = match manifest::layers(&raw) {
+        self.in_manifest(client, repository, digest, &tag, &raw)
+            .await
+    }
+
+    /// The signatures stored as OCI referrers of `digest` (cosign's
+    /// `--registry-referrers-mode=oci-1-1`): each referrer listed with cosign's signature
+    /// artifact type (or none), at most [`MAX_SIGNATURE_REFERRERS`], whose `subject` is
+    /// `digest`.
+    async fn in_referrers(
+        &self,
+        client: &Client,
+        repository: &str,
+        digest: &str,
+    ) -> anyhow::Result<Result<usize, String>> {
+        let listing = match client.list_referrers(repository, digest).await {
+            Ok(listing) => listing,
+            // A listing that is not what the spec says is no signature (reported); a
+            // registry that cannot be read is an error.
+            Err(e @ Error::Protocol { .. }) => return Ok(Err(format!("OCI referrers: {e}"))),
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("reading the OCI referrers of {repository}@{digest}"))
+            }
+        };
+        let candidates: Vec<&str> = listing
+            .descriptors
+            .iter()
+            .filter(|d| {
+                d.get("artifactType")
+                    .and_then(Value::as_str)
+                    .is_none_or(|t| t == SIGNATURE_ARTIFACT_TYPE)
+            })
+            .filter_map(|d| d.get("digest").and_then(Value::as_str))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Err(match listing.listed {
+                Listed::Nothing => "no OCI referrers".to_string(),
+                _ => format!(
+                    "no cosign signature among its {} OCI referrer(s)",
+                    listing.descriptors.len()
+                ),
+            }));
+        }
+        let mut reasons = Vec::new();
+        for referrer in candidates.iter().take(MAX_SIGNATURE_REFERRERS) {
+            let what = format!("referrer {}", short(referrer));
+            let raw = match client.get_manifest(repository, referrer).await {
+                Ok(Some((_, raw))) => raw,
+                Ok(None) => {
+                    reasons.push(format!("{what} is listed but missing"));
+                    continue;
+                }
+                Err(e @ Error::DigestMismatch { .. }) => {
+                    reasons.push(format!("{what}: {e}"));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("reading the OCI referrer {repository}@{referrer}")
+                    })
+                }
+            };
+            let subject = serde_json::from_slice::<Value>(&raw).ok().and_then(|m| {
+                m.get("subject")
+                    .and_then(|s| s.get("digest"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+            if subject.as_deref() != Some(digest) {
+                reasons.push(format!("{what} is not a referrer of {}", short(digest)));
+                continue;
+            }
+            match self
+                .in_manifest(client, repository, digest, &what, &raw)
+                .await?
+            {
+                Ok(key) => return Ok(Ok(key)),
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        if candidates.len() > MAX_SIGNATURE_REFERRERS {
+            reasons.push(format!(
+                "{} more signature referrers not read (at most {MAX_SIGNATURE_REFERRERS} are)",
+                candidates.len() - MAX_SIGNATURE_REFERRERS
+            ));
+        }
+        Ok(Err(reasons.join("; ")))
+    }
+
+    /// The signature layers of one signature manifest (`raw`, called `what` in reasons).
+    async fn in_manifest(
+        &self,
+        client: &Client,
+        repository: &str,
+        digest: &str,
+        what: &str,
+        raw: &[u8],
+    ) -> anyhow::Result<Result<usize, String>> {
+        let layers = match manifest::layers(raw) {
             Ok(layers) => layers,
-            Err(e) => return Ok(Verdict::Unsigned(format!("{tag}: {e:#}"))),
+            Err(e) => return Ok(Err(format!("{what}: {e:#}"))),
         };
         let mut reasons: Vec<String> = Vec::new();
         for layer in layers.iter().filter(|l| l.is_signature()) {
             match self.check_layer(client, repository, digest, layer).await? {
-                Ok(key) => return Ok(Verdict::Signed(key)),
+                Ok(key) => return Ok(Ok(key)),
                 Err(reason) => reasons.push(format!("{}: {reason}", short(&layer.digest))),
             }
         }
         if reasons.is_empty() {
-            reasons.push(format!("{tag} holds no cosign signature layer"));
+            reasons.push(format!("{what} holds no cosign signature layer"));
         }
-        Ok(Verdict::Unsigned(reasons.join("; ")))
+        Ok(Err(reasons.join("; ")))
     }
 
     /// One signature layer: `Ok(Ok(key index))` when valid, `Ok(Err(why not))` otherwise.
