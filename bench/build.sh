@@ -44,7 +44,7 @@
 # and ends (one bash start, a few ms, per call), so its time splits into setup (up to the
 # first buildah call), bud, the push into the OCI layout, and after_buildah (removing the
 # workspace, reading and checking the layout, our upload, the manifest, removing the scratch
-# directory); the upload's own time is the "blobs: ... in N s" line of its stderr.
+# directory); the upload's own time is the "blobs: ... ; N s)" line of its stderr.
 #
 # Prints medians (of --runs, default 5; contenders interleaved in a rotating order) and the
 # ratio ours/manual as JSON; --out FILE also writes it there.
@@ -295,7 +295,7 @@ run_one() { # run_one NAME
       layout=$(awk '$1 == "push" {s += $3 - $2} END {printf "%.3f", s}' "$calls")
       after=$(awk -v e="$t_end" 'END {printf "%.3f", e - $3}' "$calls")
       line="$(grep -E '^blobs: ' "$IR_TMP/ours.log" | tail -n 1)"
-      upload=$(sed -nE 's/.* in ([0-9.]+) s\)$/\1/p' <<<"$line")
+      upload=$(sed -nE 's/.*; ([0-9.]+) s\)$/\1/p' <<<"$line")
       upload=${upload:-0}
       add ours_setup "$setup"
       add ours_bud "$bud"

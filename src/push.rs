@@ -175,8 +175,20 @@ pub async fn push_after(
     }
     drop(reporter);
     let total: u64 = sizes.iter().map(|(_, s)| s).sum();
+    let ahead: u64 = plan
+        .blobs
+        .iter()
+        .filter(|b| uploaded.contains(&b.digest))
+        .map(|b| b.size)
+        .sum();
+    // The time is this step's; blobs uploaded ahead were sent before it began.
+    let before = if ahead > 0 {
+        format!(", {} of it uploaded ahead", progress::mb(ahead))
+    } else {
+        String::new()
+    };
     target.log().line(format_args!(
-        "{} ({} in {:.1} s)",
+        "{} ({}{before}; {:.1} s)",
         report.line(),
         progress::mb(total),
         started.elapsed().as_secs_f64()

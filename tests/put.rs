@@ -154,7 +154,7 @@ pub(crate) fn blob_counts(out: &Output) -> BlobCounts {
     );
     let parse = || -> Option<BlobCounts> {
         let rest = lines[0].strip_prefix("blobs: ")?;
-        // A trailing note such as ` (1.2 MB in 0.3 s)` is allowed.
+        // A trailing note such as ` (1.2 MB; 0.3 s)` is allowed.
         let rest = match rest.split_once(" (") {
             Some((counts, note)) if note.ends_with(')') => counts,
             _ => rest,

@@ -90,10 +90,15 @@ fn zstd_layers_are_read_by_skopeo_and_by_in() {
     );
     let zstd = pushed(&out);
     assert_eq!(blob_counts(&out), BlobCounts::new(3, 0, 0));
-    // Each layer was uploaded as soon as it was compressed.
+    // Each layer was uploaded as soon as it was compressed, and the summary says so.
     assert!(
         out.stderr
             .contains("2 layers uploaded while the image was being made"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("of it uploaded ahead; "),
         "{}",
         out.stderr
     );
