@@ -5,7 +5,8 @@
 //! (`source.verify.repositories`, containers/image's `remapIdentity`), refused where not;
 //! and one of an image cosign signed as an OCI 1.1 referrer keeps the referrer (cosign
 //! verifies the copy through the referrers tag distribution 2.8 needs), and `check` and `in`
-//! verify such a signature, before and after the copy.
+//! verify such a signature, before and after the copy; and cosign 3's default Sigstore
+//! bundles (also referrers) are verified and kept by copies.
 
 use serde_json::json;
 
@@ -250,4 +251,56 @@ fn a_pull_repository_copy_keeps_cosigns_oci_referrers() {
         let (digests, stderr) = check_digests(&source);
         assert_eq!(digests, vec![digest.clone()], "{stderr}");
     }
+}
+
+#[test]
+fn cosign_3s_bundles_are_verified_and_kept_by_copies() {
+    let registry = Registry::start(RegistryConfig::new());
+    let copy = Registry::start(RegistryConfig::new());
+    let image = random_image(3, 2048);
+    let digest = push(&registry, &image, "src:v1");
+    let work = work_dir();
+    let key = cosign_key(work.path(), "cosign", "pw");
+    cosign3_sign(&registry, "src", &digest, &key, work.path());
+    // What cosign 3 wrote: no .sig tag, one referrer holding a Sigstore bundle.
+    assert!(manifest(&registry, "src", &signature_tag(&digest)).is_none());
+    let listed = referrers_tag_index(&registry, "src", &digest).expect("cosign 3's referrers tag");
+    let referrer = listed["manifests"][0]["digest"]
+        .as_str()
+        .expect("a referrer")
+        .to_string();
+    let raw = manifest(&registry, "src", &referrer).expect("the referrer");
+    let referrer_manifest: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
+    assert_eq!(
+        referrer_manifest["layers"][0]["mediaType"],
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "{referrer_manifest}"
+    );
+
+    // check and in accept it with its key, and refuse another key.
+    let source = verifying(&registry, "src", "v1", &[&key]);
+    let (digests, stderr) = check_digests(&source);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}");
+    let fetched = get(&source, &digest, json!({"skip_download": true}));
+    fetched.out.expect_success();
+    let other = openssl_key(work.path(), "other");
+    let refusing = verifying(&registry, "src", "v1", &[&other]);
+    let (digests, stderr) = check_digests(&refusing);
+    assert!(digests.is_empty(), "{stderr}");
+    assert!(stderr.contains("not signed by any"), "{stderr}");
+    let refused = get(&refusing, &digest, json!({"skip_download": true}));
+    assert!(refused.out.expect_failure().contains("no valid signature"));
+
+    // A copy to another registry keeps the bundle, which verifies there (a bundle names
+    // only the digest, so no verify.repositories is needed).
+    let mut target = source_for(&copy, "dst");
+    target["tag"] = json!("v1");
+    let out = put(
+        work.path(),
+        &target,
+        json!({"pull_repository": format!("{}/src", registry.host()), "pull_tag": "v1"}),
+    );
+    assert_eq!(pushed(&out).digest, digest);
+    let (digests, stderr) = check_digests(&verifying(&copy, "dst", "v1", &[&key]));
+    assert_eq!(digests, vec![digest], "{stderr}\n{}", out.stderr);
 }

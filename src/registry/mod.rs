@@ -27,3 +27,5 @@ mod referrers_tests;
 pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_referrers_tests;

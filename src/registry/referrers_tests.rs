@@ -3,32 +3,30 @@
 //! listing takes `/referrers/` when it answers and the referrers tag when it is 404; a copy
 //! to a registry that answers the referrer's `PUT` with `OCI-Subject` leaves the tag alone,
 //! and one to a registry that does not adds to the tag (keeping what it lists, no
-//! duplicates). `source.verify` finds cosign signatures stored as referrers either way.
+//! duplicates). `source.verify` of referrers against the same server is in
+//! `verify_referrers_tests.rs`.
 
 use super::referrers::{fallback_tag, Listed, INDEX_MEDIA_TYPE};
 use super::test_server::{Reply, Request, TestServer};
 use super::Client;
 use crate::sigstore::copy::Copying;
-use crate::sigstore::keys::PrivateKey;
 use crate::sigstore::referrers::{copy_referrers, Copied};
-use crate::sigstore::verify::{Verdict, Verifier};
-use crate::sigstore::VerifyOptions;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+pub(super) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(super) const SIG_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 /// What the fake registry stores: manifests by `repository@reference` (a tag or digest),
 /// with their media type.
-type Store = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
+pub(super) type Store = Arc<Mutex<HashMap<String, (String, Vec<u8>)>>>;
 
 /// A registry keeping manifests in `store`, with every blob present; `api`: it has the
 /// referrers API (lists the stored manifests whose subject is the digest, answers a `PUT`
 /// of a manifest with a subject with `OCI-Subject`), else `/referrers/` is 404.
-fn registry(store: Store, api: bool) -> impl Fn(&Request, &str) -> Reply + Send + Sync {
+pub(super) fn registry(store: Store, api: bool) -> impl Fn(&Request, &str) -> Reply + Send + Sync {
     move |request, _| {
         let path = request.path();
         if path == "/v2/" {
@@ -111,11 +109,11 @@ fn registry(store: Store, api: bool) -> impl Fn(&Request, &str) -> Reply + Send 
     }
 }
 
-fn store() -> Store {
+pub(super) fn store() -> Store {
     Arc::default()
 }
 
-fn put(store: &Store, key: &str, media_type: &str, raw: &[u8]) {
+pub(super) fn put(store: &Store, key: &str, media_type: &str, raw: &[u8]) {
     if let Ok(mut store) = store.lock() {
         store.insert(key.to_string(), (media_type.to_string(), raw.to_vec()));
     }
@@ -125,7 +123,7 @@ fn get(store: &Store, key: &str) -> Option<Vec<u8>> {
     store.lock().ok()?.get(key).map(|(_, raw)| raw.clone())
 }
 
-async fn client(server: &TestServer) -> anyhow::Result<Arc<Client>> {
+pub(super) async fn client(server: &TestServer) -> anyhow::Result<Arc<Client>> {
     Ok(Arc::new(
         Client::new(&server.host(), None, &Default::default()).await?,
     ))
@@ -149,7 +147,7 @@ fn copying<'a>(
 }
 
 /// The image's digest (the subject; the image itself need not be stored).
-fn subject() -> String {
+pub(super) fn subject() -> String {
     format!("sha256:{}", "5".repeat(64))
 }
 
@@ -476,129 +474,5 @@ async fn an_index_referrer_is_copied_with_its_manifests_a_nested_one_is_skipped(
         listed["manifests"][0]["artifactType"],
         "application/example"
     );
-    Ok(())
-}
-
-/// `source.verify` of `subject()` in `app` on `server`, accepting `key`.
-async fn verdict_of(server: &TestServer, key: &str) -> anyhow::Result<Verdict> {
-    let reference = crate::reference::Reference::parse(&format!("{}/app", server.host()))?;
-    let options = VerifyOptions {
-        public_keys: vec![key.to_string()],
-        repositories: vec![],
-    };
-    let verifier = Verifier::from_options(Some(&options), &reference)?
-        .ok_or_else(|| anyhow::anyhow!("no verifier"))?;
-    verifier
-        .verdict(client(server).await?.as_ref(), "app", &subject())
-        .await
-}
-
-/// A P-256 key from `seed`: the private key, and the public key's PEM.
-fn key(seed: u8) -> anyhow::Result<(PrivateKey, String)> {
-    use base64::Engine as _;
-    use p256::pkcs8::EncodePrivateKey as _;
-    let secret = p256::SecretKey::from_slice(&[seed; 32])?;
-    let der = secret.to_pkcs8_der()?;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
-    let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
-    let key = PrivateKey::from_pem(&pem, None)?;
-    let public = key.public_key().to_pem();
-    Ok((key, public))
-}
-
-/// Stores in `app` a cosign `oci-1-1` signature of `signed` (the payload names `name` and
-/// `signed`) by `key`, as a referrer of `subject`; its manifest's digest.
-fn store_signature_referrer(
-    store: &Store,
-    key: &PrivateKey,
-    name: &str,
-    signed: &str,
-    subject: &str,
-) -> String {
-    use base64::Engine as _;
-    let payload = crate::sigstore::payload::build(name, signed);
-    let signature = base64::engine::general_purpose::STANDARD.encode(key.sign(&payload));
-    let payload_digest = crate::digest::sha256(&payload);
-    put(store, &format!("app@{payload_digest}"), "blob", &payload);
-    let layer =
-        crate::sigstore::manifest::Layer::new(&payload_digest, payload.len() as u64, &signature);
-    let raw = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": SIG_TYPE,
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2, "digest": crate::digest::sha256(b"{}")},
-        "layers": [layer.descriptor],
-        "subject": {"mediaType": OCI_MANIFEST, "size": 418, "digest": subject},
-    })
-    .to_string()
-    .into_bytes();
-    let digest = crate::digest::sha256(&raw);
-    put(store, &format!("app@{digest}"), OCI_MANIFEST, &raw);
-    digest
-}
-
-#[tokio::test]
-async fn verify_accepts_a_signature_stored_as_a_referrer_through_the_api() -> anyhow::Result<()> {
-    let store = store();
-    let server = TestServer::start(registry(Arc::clone(&store), true)).await?;
-    let name = format!("{}/app", server.host());
-    let (signer, public) = key(0x42)?;
-    let (_, other_public) = key(0x43)?;
-    assert!(
-        matches!(verdict_of(&server, &public).await?, Verdict::Unsigned(why) if why.contains("no signature tag") && why.contains("no cosign signature among its 0"))
-    );
-    store_signature_referrer(&store, &signer, &name, &subject(), &subject());
-    assert_eq!(verdict_of(&server, &public).await?, Verdict::Signed(0));
-    let Verdict::Unsigned(why) = verdict_of(&server, &other_public).await? else {
-        panic!("another key verified it");
-    };
-    assert!(
-        why.contains("not signed by any of source.verify.public_keys"),
-        "{why}"
-    );
-    Ok(())
-}
-
-#[tokio::test]
-async fn verify_reads_the_referrers_tag_and_checks_subject_and_payload() -> anyhow::Result<()> {
-    let store = store();
-    let server = TestServer::start(registry(Arc::clone(&store), false)).await?;
-    let name = format!("{}/app", server.host());
-    let (signer, public) = key(0x42)?;
-    let other_image = format!("sha256:{}", "6".repeat(64));
-    // Listed in the tag but referring to another image; then one whose payload names
-    // another image; then an SBOM (not fetched).
-    let wrong_subject = store_signature_referrer(&store, &signer, &name, &subject(), &other_image);
-    let wrong_payload = store_signature_referrer(&store, &signer, &name, &other_image, &subject());
-    let sbom = format!("sha256:{}", "8".repeat(64));
-    let descriptor = |digest: &str, artifact_type: &str| json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": 1, "artifactType": artifact_type});
-    let mut listed = vec![
-        descriptor(&wrong_subject, SIG_TYPE),
-        descriptor(&wrong_payload, SIG_TYPE),
-        descriptor(&sbom, "application/spdx+json"),
-    ];
-    let tag = format!("app@{}", fallback_tag(&subject()));
-    let write_tag = |listed: &[Value]| {
-        let index = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": listed});
-        put(&store, &tag, INDEX_MEDIA_TYPE, index.to_string().as_bytes());
-    };
-    write_tag(&listed);
-    let Verdict::Unsigned(why) = verdict_of(&server, &public).await? else {
-        panic!("a signature of another image was accepted");
-    };
-    assert!(why.contains("is not a referrer of"), "{why}");
-    assert!(
-        why.contains(&format!("the payload signs {other_image}")),
-        "{why}"
-    );
-    assert!(
-        !server.lines().iter().any(|l| l.contains(&sbom)),
-        "the SBOM was fetched: {:?}",
-        server.lines()
-    );
-    let good = store_signature_referrer(&store, &signer, &name, &subject(), &subject());
-    listed.push(descriptor(&good, SIG_TYPE));
-    write_tag(&listed);
-    assert_eq!(verdict_of(&server, &public).await?, Verdict::Signed(0));
     Ok(())
 }

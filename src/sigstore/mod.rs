@@ -28,6 +28,7 @@
 //! default; cosign 2 and `--new-bundle-format=false` write the formats above): copies keep
 //! them as referrers, but they are not verified.
 
+pub mod bundle;
 pub mod copy;
 pub mod encrypted;
 pub mod keys;

@@ -8,7 +8,7 @@
 
 use super::keys::PublicKey;
 use super::manifest::{self, Layer};
-use super::{payload, signature_tag, VerifyOptions};
+use super::{bundle, payload, signature_tag, VerifyOptions};
 use crate::log::Log;
 use crate::reference::Reference;
 use crate::registry::referrers::Listed;
@@ -23,6 +23,9 @@ use serde_json::Value;
 /// The artifact type of a cosign signature stored as an OCI referrer (cosign's
 /// `--registry-referrers-mode=oci-1-1`; `ArtifactType("sig")` in cosign's source).
 pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+/// The artifact type of an OCI empty config (`application/vnd.oci.empty.v1+json`).
+const EMPTY_ARTIFACT_TYPE: &str = "application/vnd.oci.empty.v1+json";
 
 /// The most signature referrers of one digest read before it counts as unsigned.
 pub const MAX_SIGNATURE_REFERRERS: usize = 16;
@@ -151,7 +154,7 @@ impl Verifier {
             .filter(|d| {
                 d.get("artifactType")
                     .and_then(Value::as_str)
-                    .is_none_or(|t| t == SIGNATURE_ARTIFACT_TYPE)
+                    .is_none_or(might_be_a_signature)
             })
             .filter_map(|d| d.get("digest").and_then(Value::as_str))
             .collect();
@@ -193,10 +196,14 @@ impl Verifier {
                 reasons.push(format!("{what} is not a referrer of {}", short(digest)));
                 continue;
             }
-            match self
-                .in_manifest(client, repository, digest, &what, &raw)
-                .await?
-            {
+            let found = if holds_a_bundle(&raw) {
+                self.in_bundle(client, repository, digest, &what, &raw)
+                    .await?
+            } else {
+                self.in_manifest(client, repository, digest, &what, &raw)
+                    .await?
+            };
+            match found {
                 Ok(key) => return Ok(Ok(key)),
                 Err(reason) => reasons.push(reason),
             }
@@ -236,6 +243,72 @@ impl Verifier {
         Ok(Err(reasons.join("; ")))
     }
 
+    /// The Sigstore bundle layers of a referrer (`raw`, called `what` in reasons): cosign
+    /// 3's signatures, checked by [`bundle::check`] (key and digest; a bundle names no
+    /// repository).
+    async fn in_bundle(
+        &self,
+        client: &Client,
+        repository: &str,
+        digest: &str,
+        what: &str,
+        raw: &[u8],
+    ) -> anyhow::Result<Result<usize, String>> {
+        let layers = match manifest::layers(raw) {
+            Ok(layers) => layers,
+            Err(e) => return Ok(Err(format!("{what}: {e:#}"))),
+        };
+        let mut reasons: Vec<String> = Vec::new();
+        for layer in layers.iter().filter(|l| bundle::is_bundle(&l.media_type)) {
+            let why = match self.small_blob(client, repository, layer).await? {
+                Ok(raw) => match bundle::check(&raw, digest, &self.keys) {
+                    Ok(key) => return Ok(Ok(key)),
+                    Err(why) => why,
+                },
+                Err(why) => why,
+            };
+            reasons.push(format!("{what}: {}: {why}", short(&layer.digest)));
+        }
+        if reasons.is_empty() {
+            reasons.push(format!("{what} holds no Sigstore bundle layer"));
+        }
+        Ok(Err(reasons.join("; ")))
+    }
+
+    /// A signature's payload blob (cosign's simple-signing payload, or a bundle), at most [`manifest::MAX_PAYLOAD_BYTES`]:
+    /// `Ok(Err(why))` when it is too big, missing or not what its digest says (a bad
+    /// signature; another may still be good); an error when the registry cannot be read.
+    async fn small_blob(
+        &self,
+        client: &Client,
+        repository: &str,
+        layer: &Layer,
+    ) -> anyhow::Result<Result<Vec<u8>, String>> {
+        if layer.size > manifest::MAX_PAYLOAD_BYTES {
+            return Ok(Err(format!(
+                "a payload of {} bytes (more than {} are not read)",
+                layer.size,
+                manifest::MAX_PAYLOAD_BYTES
+            )));
+        }
+        let blob_digest = match crate::digest::Digest::parse(&layer.digest) {
+            Ok(digest) => digest,
+            Err(e) => return Ok(Err(format!("the payload blob: {e}"))),
+        };
+        match client
+            .fetch_small_blob(repository, &blob_digest, layer.size)
+            .await
+        {
+            Ok(blob) => Ok(Ok(blob)),
+            Err(e @ (Error::NotFound { .. } | Error::DigestMismatch { .. })) => {
+                Ok(Err(format!("the payload blob: {e}")))
+            }
+            Err(e) => {
+                Err(e).with_context(|| format!("fetching the signature blob {}", layer.digest))
+            }
+        }
+    }
+
     /// One signature layer: `Ok(Ok(key index))` when valid, `Ok(Err(why not))` otherwise.
     async fn check_layer(
         &self,
@@ -244,13 +317,6 @@ impl Verifier {
         digest: &str,
         layer: &Layer,
     ) -> anyhow::Result<Result<usize, String>> {
-        if layer.size > manifest::MAX_PAYLOAD_BYTES {
-            return Ok(Err(format!(
-                "a payload of {} bytes (more than {} are not read)",
-                layer.size,
-                manifest::MAX_PAYLOAD_BYTES
-            )));
-        }
         let Some(signature) = layer.signature.as_deref() else {
             return Ok(Err("no signature annotation".into()));
         };
@@ -258,24 +324,9 @@ impl Verifier {
         else {
             return Ok(Err("the signature is not base64".into()));
         };
-        // A payload that is missing or not what its digest says is a bad signature (another
-        // may still be good); a failure to reach the registry is an error.
-        let payload_digest = match crate::digest::Digest::parse(&layer.digest) {
-            Ok(digest) => digest,
-            Err(e) => return Ok(Err(format!("the payload blob: {e}"))),
-        };
-        let payload = match client
-            .fetch_small_blob(repository, &payload_digest, layer.size)
-            .await
-        {
+        let payload = match self.small_blob(client, repository, layer).await? {
             Ok(payload) => payload,
-            Err(e @ (Error::NotFound { .. } | Error::DigestMismatch { .. })) => {
-                return Ok(Err(format!("the payload blob: {e}")))
-            }
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("fetching the signature payload {}", layer.digest))
-            }
+            Err(why) => return Ok(Err(why)),
         };
         let Some(key) = self
             .keys
@@ -361,6 +412,28 @@ impl Verifier {
             ),
         }
     }
+}
+
+/// Whether a referrer listed with `artifact_type` may hold a signature: cosign 2's
+/// `oci-1-1` signatures, Sigstore bundles (cosign 3), and the empty config type (cosign 3
+/// lists its bundles so in the referrers tag).
+fn might_be_a_signature(artifact_type: &str) -> bool {
+    artifact_type == SIGNATURE_ARTIFACT_TYPE
+        || artifact_type == EMPTY_ARTIFACT_TYPE
+        || bundle::is_bundle(artifact_type)
+}
+
+/// Whether the referrer manifest `raw` is a Sigstore bundle (its artifact type, else its
+/// first layer's media type).
+fn holds_a_bundle(raw: &[u8]) -> bool {
+    let Ok(manifest) = serde_json::from_slice::<Value>(raw) else {
+        return false;
+    };
+    manifest
+        .get("artifactType")
+        .or_else(|| manifest.pointer("/layers/0/mediaType"))
+        .and_then(Value::as_str)
+        .is_some_and(bundle::is_bundle)
 }
 
 /// `sha256:0123456789ab` for messages.

@@ -127,6 +127,51 @@ pub fn cosign_sign_referrer(registry: &Registry, repository: &str, digest: &str,
     .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", registry.log()));
 }
 
+/// `cosign sign` with cosign 3 (Debian sid's, `ci/trixie-tool cosign3`) in its default
+/// format: a Sigstore bundle (a DSSE envelope over an in-toto statement naming the digest)
+/// stored as an OCI referrer of the image, listed in the referrers tag on distribution 2.8.
+/// Key-only: a signing config with no transparency log, timestamp or Fulcio service (cosign
+/// 3 refuses `--tlog-upload=false`), made in `dir`.
+pub fn cosign3_sign(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    key: &KeyPair,
+    dir: &Path,
+) {
+    let config = dir.join("signing-config.json");
+    trixie_tool(
+        "cosign3",
+        &[
+            "signing-config".into(),
+            "create".into(),
+            "--no-default-fulcio".into(),
+            "--no-default-oidc".into(),
+            "--no-default-rekor".into(),
+            "--no-default-tsa".into(),
+            "--out".into(),
+            config.display().to_string(),
+        ],
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    trixie_tool(
+        "cosign3",
+        &[
+            "sign".into(),
+            "--key".into(),
+            key.private.display().to_string(),
+            "--signing-config".into(),
+            config.display().to_string(),
+            "--allow-http-registry".into(),
+            "--yes".into(),
+            format!("{}/{repository}@{digest}", registry.host()),
+        ],
+        &[("COSIGN_PASSWORD", key.password.as_str())],
+    )
+    .unwrap_or_else(|e| panic!("{e}\nregistry log:\n{}", registry.log()));
+}
+
 /// `cosign verify --experimental-oci11 --key` of `repository@digest`: the signatures
 /// stored as OCI 1.1 referrers (found through the referrers API or tag). Its stdout, or
 /// `Err`.
