@@ -20,13 +20,14 @@
 //!   `--registry-referrers-mode=oci-1-1` signatures, SBOMs, attestations), listed by the
 //!   referrers API or, without one (CNCF distribution 2.8), the `sha256-<hex>` referrers tag.
 //!
-//! - verification ([`verify`]): the `.sig` tag first, then the OCI referrers with cosign's
-//!   signature artifact type (its `oci-1-1` mode), whose `subject` must be the image.
+//! - verification ([`verify`]): the `.sig` tag first, then the OCI referrers whose `subject`
+//!   is the image: cosign 2's `oci-1-1` signatures (the layers above) and cosign 3's
+//!   Sigstore bundles ([`bundle`]: a DSSE envelope over an in-toto statement naming the
+//!   digest).
 //!
 //! Not done: keyless (Fulcio certificates, Rekor bundles; such signatures are skipped as
-//! unverifiable without a key), RSA and Ed25519 keys, and Sigstore bundles (cosign 3's
-//! default; cosign 2 and `--new-bundle-format=false` write the formats above): copies keep
-//! them as referrers, but they are not verified.
+//! unverifiable without a key), RSA and Ed25519 keys, attestations, and signing in the
+//! bundle format.
 
 pub mod bundle;
 pub mod copy;

@@ -1,7 +1,9 @@
 //! `source.verify`: an image is accepted when its `sha256-<hex>.sig` manifest, or one of its
 //! OCI referrers with cosign's signature artifact type, holds a signature layer whose payload
 //! one of the public keys verifies and that names this repository (or one of
-//! `source.verify.repositories`) and this digest. Signature manifests
+//! `source.verify.repositories`) and this digest; or when one of its referrers holds a
+//! Sigstore bundle (cosign 3) that one of the keys verifies for this digest
+//! ([`super::bundle`]). Signature manifests
 //! are read within the registry client's manifest bound and at most
 //! [`manifest::MAX_SIGNATURES`] layers; payloads above [`manifest::MAX_PAYLOAD_BYTES`] are
 //! not fetched; every blob is digest-checked.
