@@ -302,5 +302,30 @@ fn cosign_3s_bundles_are_verified_and_kept_by_copies() {
     );
     assert_eq!(pushed(&out).digest, digest);
     let (digests, stderr) = check_digests(&verifying(&copy, "dst", "v1", &[&key]));
-    assert_eq!(digests, vec![digest], "{stderr}\n{}", out.stderr);
+    assert_eq!(digests, vec![digest.clone()], "{stderr}\n{}", out.stderr);
+    cosign3_verify(&copy, "dst", &digest, &key.public).unwrap_or_else(|e| panic!("{e}"));
+
+    // cosign 3 with its default flags verifies what out signs (the .sig format), on an
+    // image with no bundle to find first.
+    let plain = push(&copy, &random_image(4, 2048), "plain:v1");
+    std::fs::copy(&key.private, work.path().join("signing.key")).expect("copy");
+    let mut ours = source_for(&copy, "ours");
+    ours["tag"] = json!("v1");
+    let signed = put(
+        work.path(),
+        &ours,
+        json!({
+            "pull_repository": format!("{}/plain", copy.host()),
+            "pull_tag": "v1",
+            "sign": {"key": "signing.key", "password": key.password},
+        }),
+    );
+    assert_eq!(pushed(&signed).digest, plain);
+    let verified = cosign3_verify(&copy, "ours", &plain, &key.public)
+        .unwrap_or_else(|e| panic!("{e}\n{}", signed.stderr));
+    assert!(
+        verified.contains("cosign container image signature"),
+        "{verified}"
+    );
+    assert!(cosign3_verify(&copy, "ours", &plain, &other.public).is_err());
 }

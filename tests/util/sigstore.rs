@@ -240,6 +240,28 @@ fn cosign_verify_with(
     cosign(&args, env)
 }
 
+/// `cosign verify --key` with cosign 3 and its default flags (it reads Sigstore bundles and
+/// `.sig` signatures), no transparency log: its stdout, or `Err`.
+pub fn cosign3_verify(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    public: &Path,
+) -> Result<String, String> {
+    trixie_tool(
+        "cosign3",
+        &[
+            "verify".into(),
+            "--key".into(),
+            public.display().to_string(),
+            "--insecure-ignore-tlog=true".into(),
+            "--allow-http-registry".into(),
+            format!("{}/{repository}@{digest}", registry.host()),
+        ],
+        &[],
+    )
+}
+
 /// A key pair on disk.
 pub struct KeyPair {
     /// The private key file.
