@@ -198,14 +198,10 @@ impl Verifier {
                 reasons.push(format!("{what} is not a referrer of {}", short(digest)));
                 continue;
             }
-            let found = if holds_a_bundle(&raw) {
-                self.in_bundle(client, repository, digest, &what, &raw)
-                    .await?
-            } else {
-                self.in_manifest(client, repository, digest, &what, &raw)
-                    .await?
-            };
-            match found {
+            match self
+                .in_manifest(client, repository, digest, &what, &raw)
+                .await?
+            {
                 Ok(key) => return Ok(Ok(key)),
                 Err(reason) => reasons.push(reason),
             }
@@ -219,7 +215,8 @@ impl Verifier {
         Ok(Err(reasons.join("; ")))
     }
 
-    /// The signature layers of one signature manifest (`raw`, called `what` in reasons).
+    /// The signature layers of one signature manifest (`raw`, called `what` in reasons):
+    /// cosign's simple-signing layers and Sigstore bundles.
     async fn in_manifest(
         &self,
         client: &Client,
@@ -233,8 +230,15 @@ impl Verifier {
             Err(e) => return Ok(Err(format!("{what}: {e:#}"))),
         };
         let mut reasons: Vec<String> = Vec::new();
-        for layer in layers.iter().filter(|l| l.is_signature()) {
-            match self.check_layer(client, repository, digest, layer).await? {
+        for layer in &layers {
+            let checked = if layer.is_signature() {
+                self.check_layer(client, repository, digest, layer).await?
+            } else if bundle::is_bundle(&layer.media_type) {
+                self.check_bundle(client, repository, digest, layer).await?
+            } else {
+                continue;
+            };
+            match checked {
                 Ok(key) => return Ok(Ok(key)),
                 Err(reason) => reasons.push(format!("{}: {reason}", short(&layer.digest))),
             }
@@ -245,39 +249,24 @@ impl Verifier {
         Ok(Err(reasons.join("; ")))
     }
 
-    /// The Sigstore bundle layers of a referrer (`raw`, called `what` in reasons): cosign
-    /// 3's signatures, checked by [`bundle::check`] (key and digest; a bundle names no
-    /// repository).
-    async fn in_bundle(
+    /// A Sigstore bundle layer (cosign 3): `Ok(Ok(key index))` when [`bundle::check`]
+    /// accepts it (key and digest; a bundle names no repository), `Ok(Err(why not))`
+    /// otherwise.
+    async fn check_bundle(
         &self,
         client: &Client,
         repository: &str,
         digest: &str,
-        what: &str,
-        raw: &[u8],
+        layer: &Layer,
     ) -> anyhow::Result<Result<usize, String>> {
-        let layers = match manifest::layers(raw) {
-            Ok(layers) => layers,
-            Err(e) => return Ok(Err(format!("{what}: {e:#}"))),
-        };
-        let mut reasons: Vec<String> = Vec::new();
-        for layer in layers.iter().filter(|l| bundle::is_bundle(&l.media_type)) {
-            let why = match self.small_blob(client, repository, layer).await? {
-                Ok(raw) => match bundle::check(&raw, digest, &self.keys) {
-                    Ok(key) => return Ok(Ok(key)),
-                    Err(why) => why,
-                },
-                Err(why) => why,
-            };
-            reasons.push(format!("{what}: {}: {why}", short(&layer.digest)));
-        }
-        if reasons.is_empty() {
-            reasons.push(format!("{what} holds no Sigstore bundle layer"));
-        }
-        Ok(Err(reasons.join("; ")))
+        Ok(match self.small_blob(client, repository, layer).await? {
+            Ok(raw) => bundle::check(&raw, digest, &self.keys),
+            Err(why) => Err(why),
+        })
     }
 
-    /// A signature's payload blob (cosign's simple-signing payload, or a bundle), at most [`manifest::MAX_PAYLOAD_BYTES`]:
+    /// A signature's payload blob (cosign's simple-signing payload, or a bundle), at most
+    /// [`manifest::MAX_PAYLOAD_BYTES`]:
     /// `Ok(Err(why))` when it is too big, missing or not what its digest says (a bad
     /// signature; another may still be good); an error when the registry cannot be read.
     async fn small_blob(
@@ -423,19 +412,6 @@ fn might_be_a_signature(artifact_type: &str) -> bool {
     artifact_type == SIGNATURE_ARTIFACT_TYPE
         || artifact_type == EMPTY_ARTIFACT_TYPE
         || bundle::is_bundle(artifact_type)
-}
-
-/// Whether the referrer manifest `raw` is a Sigstore bundle (its artifact type, else its
-/// first layer's media type).
-fn holds_a_bundle(raw: &[u8]) -> bool {
-    let Ok(manifest) = serde_json::from_slice::<Value>(raw) else {
-        return false;
-    };
-    manifest
-        .get("artifactType")
-        .or_else(|| manifest.pointer("/layers/0/mediaType"))
-        .and_then(Value::as_str)
-        .is_some_and(bundle::is_bundle)
 }
 
 /// `sha256:0123456789ab` for messages.
