@@ -7,7 +7,8 @@
 //! keeps the same index under the tag [`fallback_tag`] (`sha256-<hex>`), which whoever
 //! pushes a referrer there updates ([`Client::add_to_referrers_tag`]). As go-containerregistry
 //! (cosign's client) does, a 404, 400 or 406, or a 200 that is not an image index, means
-//! "no API": the tag is read instead.
+//! "no API": the tag is read instead; so does any other client error but 429 (405 or 403
+//! from a registry or proxy that does not know the path), where go-containerregistry fails.
 
 use super::auth::repository_scope;
 use super::client::{header_str, Client, Request};
@@ -186,7 +187,7 @@ impl Client {
             if pages > MAX_PAGES {
                 return Err(protocol(format!("the listing of {what} does not end")));
             }
-            let response = self
+            let sent = self
                 .send_with(Request {
                     method: Method::GET,
                     url: &url,
@@ -197,18 +198,26 @@ impl Client {
                     body: &|| None,
                     idempotent: true,
                 })
-                .await?;
+                .await;
+            let response = match sent {
+                // A 403 for the listing alone (a proxy that refuses paths it does not
+                // know): the tag says; if the repository is denied, reading it says so.
+                Err(Error::Denied { .. }) if pages == 1 => {
+                    return self.referrers_from_tag(repository, digest).await
+                }
+                other => other?,
+            };
             let status = response.status();
             let api = status == StatusCode::OK
                 && is_index(header_str(response.headers(), "content-type"));
             if !api && pages == 1 {
-                let no_api = [
-                    StatusCode::OK,
-                    StatusCode::NOT_FOUND,
-                    StatusCode::BAD_REQUEST,
-                    StatusCode::NOT_ACCEPTABLE,
-                ];
-                if !no_api.contains(&status) {
+                // go-containerregistry falls back on 404, 400 and 406 and fails on any other
+                // status; registries and proxies without the API also answer 405 and the
+                // like for a path they do not know, and the tag is as good a source for
+                // them, so every client error but 429 falls back here.
+                let no_api = status == StatusCode::OK
+                    || (status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS);
+                if !no_api {
                     return Err(self.status_error("GET", response).await);
                 }
                 return self.referrers_from_tag(repository, digest).await;

@@ -243,20 +243,32 @@ async fn the_listing_falls_back_to_the_tag_on_404() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn an_api_answer_that_is_not_an_index_falls_back_and_an_error_fails() -> anyhow::Result<()> {
+async fn a_non_index_answer_or_a_client_error_falls_back_and_401_fails() -> anyhow::Result<()> {
     let server = TestServer::start(|request: &Request, _: &str| match request.path() {
         "/v2/" => Reply::status(200),
         p if p.contains("/referrers/") && p.starts_with("/v2/html/") => Reply::status(200)
             .header("content-type", "text/html")
             .body("<html/>"),
+        p if p.contains("/referrers/") && p.starts_with("/v2/proxy/") => Reply::status(405),
+        p if p.contains("/referrers/") && p.starts_with("/v2/forbidden/") => Reply::status(403),
         p if p.contains("/referrers/") => Reply::status(401),
         _ => Reply::status(404),
     })
     .await?;
     let client = client(&server).await?;
-    let referrers = client.list_referrers("html", &subject()).await?;
-    assert_eq!(referrers.listed, Listed::Nothing);
-    assert!(asked_for_tag(&server, &subject()));
+    for repository in ["html", "proxy", "forbidden"] {
+        let referrers = client.list_referrers(repository, &subject()).await?;
+        assert_eq!(referrers.listed, Listed::Nothing, "{repository}");
+        let tag = format!(
+            "GET /v2/{repository}/manifests/{}",
+            fallback_tag(&subject())
+        );
+        assert!(
+            server.lines().contains(&tag),
+            "{repository}: {:?}",
+            server.lines()
+        );
+    }
     assert!(client.list_referrers("denied", &subject()).await.is_err());
     Ok(())
 }
