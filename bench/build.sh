@@ -83,7 +83,7 @@ done
 
 ir_require docker-registry skopeo umoci jq curl sha256sum
 ((build)) && ir_build_release
-out_bin="$IR_ROOT/target/release/out"
+out_bin="$(ir_bin_dir)/out"
 [[ -x "$out_bin" ]] || ir_die "$out_bin missing: run cargo build --release"
 # The buildah the resource image ships (trixie's 1.39), run by ci/buildah from the root that
 # ci/setup prepares, unless IMAGE_RESOURCE_BUILDAH names another; both contenders use it.

@@ -33,7 +33,7 @@ done
 
 ir_require docker-registry skopeo umoci jq curl pigz tar sha256sum bc
 ((build)) && ir_build_release
-in_bin="$IR_ROOT/target/release/in"
+in_bin="$(ir_bin_dir)/in"
 ir_init
 ir_start_registry
 

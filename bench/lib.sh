@@ -17,7 +17,11 @@
 #   ir_check_request REPO TAG     the JSON request for `check` (compact, one line)
 #   ir_build_release              cargo build --release (cargo decides what is stale);
 #                                 skipped when IR_CHECK_BIN names another check executable
-#   ir_check_bin                  the check executable: $IR_CHECK_BIN or target/release/check
+#                                 or IR_BIN_DIR another directory of executables
+#   ir_bin_dir                    the directory of check, in and out: $IR_BIN_DIR or
+#                                 target/release (ci/test's smoke runs use the debug
+#                                 build its tests made: they check the scripts, not times)
+#   ir_check_bin                  the check executable: $IR_CHECK_BIN or $(ir_bin_dir)/check
 #   ir_make_big_image LAYOUT TAG RANDOM_MB QUICK
 #                                 the benchmark image: layers of real files from /usr and
 #                                 RANDOM_MB of random data (QUICK=1: a small one); sets
@@ -197,13 +201,21 @@ ir_check_request() {
     '{source: {repository: $repository, tag: $tag}}'
 }
 
+ir_bin_dir() {
+  printf '%s\n' "${IR_BIN_DIR:-$IR_ROOT/target/release}"
+}
+
 ir_check_bin() {
-  printf '%s\n' "${IR_CHECK_BIN:-$IR_ROOT/target/release/check}"
+  printf '%s\n' "${IR_CHECK_BIN:-$(ir_bin_dir)/check}"
 }
 
 ir_build_release() {
   if [[ -n "${IR_CHECK_BIN:-}" ]]; then
     ir_log "IR_CHECK_BIN=$IR_CHECK_BIN: not building"
+    return 0
+  fi
+  if [[ -n "${IR_BIN_DIR:-}" ]]; then
+    ir_log "IR_BIN_DIR=$IR_BIN_DIR: not building"
     return 0
   fi
   ir_log "cargo build --release"

@@ -38,7 +38,7 @@ done
 
 ir_require docker-registry skopeo jq curl pigz tar sha256sum bc
 ((build)) && ir_build_release
-bin="$IR_ROOT/target/release"
+bin="$(ir_bin_dir)"
 ir_init
 policy="$IR_TMP/policy.json"
 printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$policy"

@@ -130,10 +130,10 @@ impl Verifier {
             .await
     }
 
-    /// The signatures stored as OCI referrers of `digest` (cosign's
-    /// `--registry-referrers-mode=oci-1-1`): each referrer listed with cosign's signature
-    /// artifact type (or none), at most [`MAX_SIGNATURE_REFERRERS`], whose `subject` is
-    /// `digest`.
+    /// The signatures stored as OCI referrers of `digest`: cosign 2's
+    /// `--registry-referrers-mode=oci-1-1` signatures and cosign 3's Sigstore bundles. Each
+    /// referrer listed with a type that may hold one (see `might_be_a_signature`), at most
+    /// [`MAX_SIGNATURE_REFERRERS`], is read; its `subject` must be `digest`.
     async fn in_referrers(
         &self,
         client: &Client,
