@@ -46,7 +46,7 @@ pub(crate) fn verifying(
 
 /// `out` copying `from:tag` (same registry) to `repository:tag`, signed with `key` (given
 /// as a path relative to the work dir, or as PEM text with `inline`).
-fn put_signed(
+pub(crate) fn put_signed(
     registry: &Registry,
     from: &str,
     repository: &str,

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::get::{get, source_for};
 use crate::put::{pushed, put, work_dir};
-use crate::sign::{check_digests, verifying};
+use crate::sign::{check_digests, put_signed, verifying};
 use crate::util::sigstore::*;
 use crate::util::*;
 
@@ -148,18 +148,7 @@ fn cosign_verifies_ours_and_we_verify_cosigns() {
     get(&source, &digest, json!({"skip_download": true})).response();
 
     // We sign with cosign's own key file; cosign verifies it (and refuses another key).
-    std::fs::copy(&key.private, work.path().join("cosign-signing.key")).expect("copy");
-    let mut source = source_for(&registry, "ours");
-    source["tag"] = json!("v1");
-    let out = put(
-        work.path(),
-        &source,
-        json!({
-            "pull_repository": format!("{}/base", registry.host()),
-            "pull_tag": "v1",
-            "sign": {"key": "cosign-signing.key", "password": key.password},
-        }),
-    );
+    let out = put_signed(&registry, "base", "ours", "v1", &key, work.path(), false);
     assert_eq!(pushed(&out).digest, digest);
     let verified =
         cosign_verify(&registry, "ours", &digest, &key.public).unwrap_or_else(|e| panic!("{e}"));
@@ -308,18 +297,7 @@ fn cosign_3s_bundles_are_verified_and_kept_by_copies() {
     // cosign 3 with its default flags verifies what out signs (the .sig format), on an
     // image with no bundle to find first.
     let plain = push(&copy, &random_image(4, 2048), "plain:v1");
-    std::fs::copy(&key.private, work.path().join("signing.key")).expect("copy");
-    let mut ours = source_for(&copy, "ours");
-    ours["tag"] = json!("v1");
-    let signed = put(
-        work.path(),
-        &ours,
-        json!({
-            "pull_repository": format!("{}/plain", copy.host()),
-            "pull_tag": "v1",
-            "sign": {"key": "signing.key", "password": key.password},
-        }),
-    );
+    let signed = put_signed(&copy, "plain", "ours", "v1", &key, work.path(), false);
     assert_eq!(pushed(&signed).digest, plain);
     let verified = cosign3_verify(&copy, "ours", &plain, &key.public)
         .unwrap_or_else(|e| panic!("{e}\n{}", signed.stderr));
