@@ -354,33 +354,11 @@ impl Client {
                 return Err(too_large());
             }
             let headers = response.headers().clone();
-            match self.read_body(response, limit, what).await {
+            match self.transport.read_body(response, limit, what).await {
                 Ok(Some(body)) => return Ok(Some((headers, body))),
                 Ok(None) => return Err(too_large()),
                 Err(e) if e.is_temporary() && retry.again(what, &e, None).await => {}
                 Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Reads a response body into memory; `None` as soon as it passes `limit` bytes.
-    pub(crate) async fn read_body(
-        &self,
-        mut response: reqwest::Response,
-        limit: u64,
-        what: &str,
-    ) -> Result<Option<Vec<u8>>, Error> {
-        let mut body = Vec::with_capacity(limit.min(1 << 20) as usize);
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > limit {
-                        return Ok(None);
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(Some(body)),
-                Err(e) => return Err(self.transport.body_error(e, &format!("reading {what}"))),
             }
         }
     }

@@ -235,6 +235,7 @@ impl Client {
                 })
                 .transpose()?;
             let body = self
+                .transport()
                 .read_body(response, MAX_PAGE_BYTES, &what)
                 .await?
                 .ok_or_else(|| Error::TooLarge {

@@ -289,24 +289,17 @@ async fn read_small(
     transport: &super::transport::Transport,
     request: reqwest::Request,
 ) -> Result<SmallAnswer, super::Error> {
-    let mut response = transport.send(request).await?;
+    let response = transport.send(request).await?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| transport.body_error(e, "reading the answer"))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > SMALL_ANSWER_LIMIT {
-            return Err(super::Error::TooLarge {
-                registry: transport.host().to_string(),
-                what: "an answer".into(),
-                limit: SMALL_ANSWER_LIMIT,
-            });
-        }
-    }
+    let body = transport
+        .read_body(response, SMALL_ANSWER_LIMIT, "the answer")
+        .await?
+        .ok_or_else(|| super::Error::TooLarge {
+            registry: transport.host().to_string(),
+            what: "an answer".into(),
+            limit: SMALL_ANSWER_LIMIT,
+        })?;
     Ok(SmallAnswer {
         status,
         headers,

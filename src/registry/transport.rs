@@ -254,6 +254,29 @@ impl Transport {
         }
     }
 
+    /// The body of `response` read whole (`what`: what it is, for errors), or `None` when it
+    /// holds more than `limit` bytes (reading stops there).
+    pub async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let mut body = Vec::with_capacity(limit.min(1 << 20) as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > limit {
+                        return Ok(None);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(Some(body)),
+                Err(e) => return Err(self.body_error(e, &format!("reading {what}"))),
+            }
+        }
+    }
+
     /// The underlying client, for building requests.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
